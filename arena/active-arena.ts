@@ -1,0 +1,361 @@
+// The active arena of one (kind, writer): the only arena that takes appends.
+//
+// Appends are framed into a memory buffer and written to the file in large
+// pieces; sync() makes everything appended before it durable with group
+// commit, so any number of callers awaiting at once share one fdatasync.
+// The index (key → record ordinal) lives in memory and is rebuilt by
+// scanning at open, which is also where a torn tail is found and cut off.
+
+import { BazilError, ErrorCodes } from '../errors/index.js';
+import type { ArenaFile, FileSystem } from './file-system.js';
+import {
+  type ArenaHeader, FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, MAX_DATA_END,
+  decodeHeader, encodeFrame, encodeHeader, frameLength, readPayloadLength, tryParseFrame, validateRecord,
+} from './format.js';
+import { KeyTable } from './key-table.js';
+import { checksumMatches } from './checksum.js';
+
+export interface ArenaRecord {
+  type: number;
+  key: Uint8Array;
+  payload: Uint8Array;
+}
+
+export interface SequencedRecord extends ArenaRecord {
+  seq: bigint;
+}
+
+export const DEFAULT_FLUSH_BYTES = 1024 * 1024;
+const SCAN_CHUNK = 8 * 1024 * 1024;
+
+export interface OpenedActive {
+  arena: ActiveArena;
+  /** Bytes of torn or corrupt tail cut off during recovery. */
+  truncatedBytes: number;
+}
+
+export class ActiveArena {
+  private offsets: Uint32Array<ArrayBuffer>;
+  private countValue = 0;
+  private readonly index: KeyTable;
+  /** Bytes handed to the file so far (records below this offset are in the file). */
+  private writtenEnd: number;
+  /** Bytes made durable by a completed sync. */
+  private durableEnd: number;
+  private pending: Buffer;
+  private pendingLength = 0;
+  private inflight: Promise<void> | null = null;
+  private failed: unknown = null;
+  private closed = false;
+  private retired = false;
+  /** Settles when the writer's previous arena is sealed durably; no record here is acknowledged before. */
+  predecessor: Promise<unknown> | null = null;
+  /** Whether the file's directory entry is durable; a new file needs a directory sync once. */
+  private entryDurable: boolean;
+
+  private constructor(
+    private readonly fs: FileSystem,
+    private file: ArenaFile,
+    readonly header: ArenaHeader,
+    readonly headerBytes: Buffer,
+    dataEnd: number,
+    offsets: Uint32Array<ArrayBuffer>,
+    count: number,
+    index: KeyTable,
+    entryDurable: boolean,
+    flushBytes: number,
+  ) {
+    this.offsets = offsets;
+    this.countValue = count;
+    this.index = index;
+    this.writtenEnd = dataEnd;
+    this.durableEnd = entryDurable ? dataEnd : 0;
+    this.entryDurable = entryDurable;
+    this.pending = Buffer.allocUnsafe(flushBytes);
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  /** Creates a new active arena file holding only its header. */
+  static create(fs: FileSystem, path: string, header: ArenaHeader, flushBytes = DEFAULT_FLUSH_BYTES): ActiveArena {
+    const headerBytes = encodeHeader({ ...header, lastSeq: null });
+    const file = fs.open(path, 'create');
+    try {
+      file.write(headerBytes, 0, HEADER_LENGTH, 0);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+    return new ActiveArena(fs, file, { ...header, lastSeq: null }, headerBytes, HEADER_LENGTH, new Uint32Array(1024), 0, new KeyTable(), false, flushBytes);
+  }
+
+  /**
+   * Opens an existing active arena, scanning every record to rebuild the
+   * index. The first frame that is short or fails its checksum marks the
+   * end: the arena is truncated there, since nothing past a torn record was
+   * ever acknowledged by sync().
+   */
+  static open(fs: FileSystem, path: string, flushBytes = DEFAULT_FLUSH_BYTES): OpenedActive {
+    const file = fs.open(path, 'rw');
+    try {
+      const size = file.size();
+      const headerBytes = Buffer.alloc(HEADER_LENGTH);
+      if (size < HEADER_LENGTH) {
+        throw new BazilError(ErrorCodes.CORRUPT_ARENA, `${path}: active arena shorter than its header`, { path, offset: 0 });
+      }
+      file.read(headerBytes, 0, HEADER_LENGTH, 0);
+      const header = decodeHeader(headerBytes, path);
+      // A crash during sealing may have written the last sequence number in
+      // place; an active arena has none, so the header is re-encoded open.
+      header.lastSeq = null;
+      const cleanHeader = encodeHeader(header);
+      let offsets = new Uint32Array(1024);
+      let count = 0;
+      const index = new KeyTable();
+      let at = HEADER_LENGTH;
+      let buf = Buffer.allocUnsafe(SCAN_CHUNK);
+      let bufStart = HEADER_LENGTH;
+      let bufLen = file.read(buf, 0, Math.min(buf.length, size - HEADER_LENGTH), HEADER_LENGTH);
+      for (;;) {
+        let rel = at - bufStart;
+        if (bufLen - rel < FRAME_OVERHEAD || bufLen - rel < frameLength(readPayloadLength(buf, rel))) {
+          // Refill so the next whole frame is in the buffer, growing it for a large record.
+          if (at >= size) break;
+          const need = bufLen - rel >= 4 ? frameLength(readPayloadLength(buf, rel)) : FRAME_OVERHEAD;
+          if (need > size - at) break;
+          if (need > buf.length) buf = Buffer.allocUnsafe(need);
+          bufStart = at;
+          bufLen = file.read(buf, 0, Math.min(buf.length, size - at), at);
+          rel = 0;
+        }
+        const frame = tryParseFrame(buf, rel, bufLen);
+        if (frame === null) break;
+        if (count === offsets.length) offsets = grow(offsets);
+        offsets[count] = at;
+        index.insert(frame.key, 0, count);
+        count++;
+        at += frame.length;
+      }
+      const truncatedBytes = size - at;
+      if (truncatedBytes > 0) file.truncate(at);
+      if (!headerBytes.equals(cleanHeader)) file.write(cleanHeader, 0, HEADER_LENGTH, 0);
+      const arena = new ActiveArena(fs, file, header, cleanHeader, at, offsets, count, index, true, flushBytes);
+      // Whatever recovery cut or rewrote is not durable yet; the next sync covers it.
+      if (truncatedBytes > 0 || !headerBytes.equals(cleanHeader)) arena.durableEnd = 0;
+      return { arena, truncatedBytes };
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  get count(): number {
+    return this.countValue;
+  }
+
+  /** Length of the arena's records, including what is still buffered. */
+  get dataEnd(): number {
+    return this.writtenEnd + this.pendingLength;
+  }
+
+  get nextSeq(): bigint {
+    return this.header.firstSeq + BigInt(this.countValue);
+  }
+
+  /** Appends a record and returns its sequence number; durable after sync(). */
+  append(type: number, key: Uint8Array, payload: Uint8Array): bigint {
+    this.checkUsable();
+    validateRecord(type, key, payload);
+    if (this.findOrdinal(key, 0) >= 0) {
+      throw new BazilError(ErrorCodes.DUPLICATE_KEY, `key ${Buffer.from(key).toString('hex')} is already in arena ${this.path}`, { path: this.path });
+    }
+    const len = frameLength(payload.length);
+    const at = this.dataEnd;
+    if (at + len > MAX_DATA_END) {
+      throw new BazilError(ErrorCodes.RECORD_TOO_LARGE, `${this.path}: record does not fit below 4 GiB; seal first`, { path: this.path });
+    }
+    if (len > this.pending.length - this.pendingLength) this.flush();
+    if (len > this.pending.length) {
+      const big = Buffer.allocUnsafe(len);
+      encodeFrame(big, 0, type, key, payload);
+      this.writeOut(big, len);
+    } else {
+      encodeFrame(this.pending, this.pendingLength, type, key, payload);
+      this.pendingLength += len;
+    }
+    if (this.countValue === this.offsets.length) this.offsets = grow(this.offsets);
+    this.offsets[this.countValue] = at;
+    this.index.insert(key, 0, this.countValue);
+    return this.header.firstSeq + BigInt(this.countValue++);
+  }
+
+  /** Hands buffered records to the file (the page cache), without waiting for the device. */
+  flush(): void {
+    if (this.pendingLength === 0) return;
+    this.writeOut(this.pending, this.pendingLength);
+    this.pendingLength = 0;
+  }
+
+  private writeOut(buf: Buffer, len: number): void {
+    try {
+      this.file.write(buf, 0, len, this.writtenEnd);
+    } catch (err) {
+      // After a failed write the file's tail is unknown; refuse further use
+      // rather than risk acknowledging records that are not there.
+      this.failed = err;
+      throw err;
+    }
+    this.writtenEnd += len;
+  }
+
+  /**
+   * Resolves once every record appended before the call is durable. Calls
+   * made while an fdatasync is in flight wait for it and then share the next
+   * one, so N concurrent callers cost about two syncs, not N.
+   */
+  async sync(): Promise<void> {
+    this.checkUsable();
+    this.flush();
+    const target = this.writtenEnd;
+    while (this.durableEnd < target) {
+      if (this.inflight === null) {
+        const upto = this.writtenEnd;
+        this.inflight = this.syncOnce(upto).finally(() => {
+          this.inflight = null;
+        });
+      }
+      await this.inflight;
+      if (this.failed !== null) throw this.failed;
+    }
+  }
+
+  private async syncOnce(upto: number): Promise<void> {
+    try {
+      if (this.predecessor !== null) await this.predecessor;
+      await this.file.sync();
+      if (!this.entryDurable) {
+        await this.fs.syncDir(dirOf(this.path));
+        this.entryDurable = true;
+      }
+    } catch (err) {
+      // fsyncgate: after a failed fsync the kernel may have dropped the dirty
+      // pages, so a retry could falsely succeed. The arena stops here and is
+      // reopened (and rescanned) by its owner.
+      this.failed = err;
+      throw err;
+    }
+    if (upto > this.durableEnd) this.durableEnd = upto;
+  }
+
+  has(key: Uint8Array): boolean {
+    return this.findOrdinal(key, 0) >= 0;
+  }
+
+  get(key: Uint8Array): ArenaRecord | undefined {
+    const i = this.findOrdinal(key, 0);
+    return i < 0 ? undefined : this.recordAt(i);
+  }
+
+  /** Ordinal of the record with `key[off, off+32)`, or -1. */
+  findOrdinal(key: Uint8Array, off: number): number {
+    this.index.start(key, off);
+    for (let c = this.index.next(); c >= 0; c = this.index.next()) {
+      if (this.keyEquals(c, key, off)) return c;
+    }
+    return -1;
+  }
+
+  private keyEquals(ordinal: number, key: Uint8Array, off: number): boolean {
+    const head = this.readBytes(this.offsets[ordinal] + 5, 32);
+    for (let i = 0; i < 32; i++) if (head[i] !== key[off + i]) return false;
+    return true;
+  }
+
+  private readBytes(at: number, len: number): Uint8Array {
+    if (at >= this.writtenEnd) {
+      const rel = at - this.writtenEnd;
+      return this.pending.subarray(rel, rel + len);
+    }
+    const out = Buffer.allocUnsafe(len);
+    const n = this.file.read(out, 0, len, at);
+    if (n !== len) {
+      throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${this.path}: short read at offset ${at}`, { path: this.path, offset: at });
+    }
+    return out;
+  }
+
+  frameEnd(ordinal: number): number {
+    return ordinal + 1 < this.countValue ? this.offsets[ordinal + 1] : this.dataEnd;
+  }
+
+  frameOffset(ordinal: number): number {
+    return this.offsets[ordinal];
+  }
+
+  /** The record at `ordinal`, checksum verified. */
+  recordAt(ordinal: number): ArenaRecord {
+    this.checkOpen();
+    const at = this.offsets[ordinal];
+    const len = this.frameEnd(ordinal) - at;
+    const b = this.readBytes(at, len);
+    const payloadEnd = len - 8;
+    if (readPayloadLength(b, 0) !== payloadEnd - FRAME_HEAD_LENGTH || !checksumMatches(b, 0, payloadEnd, payloadEnd)) {
+      throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${this.path}: record at offset ${at} fails its checksum`, { path: this.path, offset: at });
+    }
+    return { type: b[4], key: b.subarray(5, FRAME_HEAD_LENGTH), payload: b.subarray(FRAME_HEAD_LENGTH, payloadEnd) };
+  }
+
+  *records(fromOrdinal = 0, toOrdinal = this.countValue): Generator<SequencedRecord> {
+    for (let i = Math.max(0, fromOrdinal); i < Math.min(toOrdinal, this.countValue); i++) {
+      yield { ...this.recordAt(i), seq: this.header.firstSeq + BigInt(i) };
+    }
+  }
+
+  /** The underlying file, for sealing; only after flush(). */
+  fileForSealing(): ArenaFile {
+    this.checkUsable();
+    this.flush();
+    return this.file;
+  }
+
+  /** Frame offsets of every record, in append order. */
+  frameOffsets(): Uint32Array {
+    return this.offsets.subarray(0, this.countValue);
+  }
+
+  /** Stops appends: the arena is being sealed. Reads go on until close(). */
+  retire(): void {
+    this.retired = true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.file.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BazilError(ErrorCodes.CLOSED, `${this.path}: arena is closed`, { path: this.path });
+  }
+
+  private checkUsable(): void {
+    this.checkOpen();
+    if (this.retired) throw new BazilError(ErrorCodes.CLOSED, `${this.path}: arena is being sealed`, { path: this.path });
+    if (this.failed !== null) {
+      throw new BazilError(ErrorCodes.IO, `${this.path}: an earlier write or sync failed; reopen the arena set to recover`, { path: this.path }, this.failed);
+    }
+  }
+}
+
+function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
+  const b = new Uint32Array(a.length * 2);
+  b.set(a);
+  return b;
+}
+
+export function dirOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? (i === 0 ? '/' : '.') : path.slice(0, i);
+}

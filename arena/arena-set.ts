@@ -1,0 +1,764 @@
+// ArenaSet: every arena in one directory, behind one lookup.
+//
+// Files in the directory:
+//   <kind>.<writer hex>.<first seq>.active   an active arena (takes appends)
+//   <identity hex>.arena                     a sealed arena
+//   <identity hex>.dead                      punched slots of a sealed arena
+//   compaction.journal                       arenas to retire, while a compaction finishes
+//   LOCK                                     the owning process's pid
+//
+// A key is found through the locator, an in-memory table from key hashes to
+// arena numbers, so a lookup costs the same with one arena or a thousand.
+
+import { BazilError, ErrorCodes, isBazilError } from '../errors/index.js';
+import type { FileSystem, FileStat } from './file-system.js';
+import { ActiveArena, DEFAULT_FLUSH_BYTES, type ArenaRecord, type SequencedRecord, dirOf } from './active-arena.js';
+import { SealedArena, deadPathOf, type VerifyProblem } from './sealed-arena.js';
+import { prepareSeal, sealedName } from './seal.js';
+import { KeyTable } from './key-table.js';
+import { HEADER_LENGTH, ID_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
+import { writeFileDurably } from './dead-set.js';
+
+export const DEFAULT_SEAL_BYTES = 64 * 1024 * 1024;
+const ZERO_ID = Buffer.alloc(ID_LENGTH);
+const JOURNAL = 'compaction.journal';
+const LOCK = 'LOCK';
+
+export interface ArenaSetOptions {
+  fs: FileSystem;
+  /** This process's writer id (32 bytes): appends go to its streams. */
+  writer: Uint8Array;
+  /** Seal an active arena once its records reach this many bytes. */
+  sealBytes?: number;
+  /** Buffer appends up to this many bytes before writing them out. */
+  flushBytes?: number;
+  /** Where recovery and maintenance messages go. */
+  log?: (message: string) => void;
+}
+
+interface Entry {
+  number: number;
+  active: ActiveArena | null;
+  sealed: SealedArena | null;
+  kind: string;
+  writer: string;
+  firstSeq: bigint;
+}
+
+export type KeyState = 'live' | 'deleted' | 'absent';
+
+export interface ArenaSetStats {
+  sealedArenas: number;
+  activeArenas: number;
+  records: number;
+  liveRecords: number;
+  deadRecords: number;
+  /** Sum of file lengths. */
+  fileBytes: number;
+  /** Bytes actually allocated on disk (st_blocks × 512), which hole punching lowers. */
+  diskBytes: number;
+  locatorBytes: number;
+}
+
+export interface ArenaProblem extends VerifyProblem {
+  path: string;
+}
+
+export interface PunchResult {
+  punched: number;
+  /** Keys not punched: absent, already deleted, or still in an active arena. */
+  skipped: number;
+  arenas: number;
+}
+
+export interface CompactionResult {
+  retired: string[];
+  copied: number;
+  reclaimedBytes: number;
+}
+
+const lockedHere = new Set<string>();
+
+export class ArenaSet {
+  private readonly entries: (Entry | null)[] = [];
+  private readonly locator = new KeyTable(1024);
+  private readonly activeByStream = new Map<string, Entry>();
+  private readonly pendingSeals = new Set<Promise<void>>();
+  private readonly writerHex: string;
+  private readonly sealBytes: number;
+  private readonly flushBytes: number;
+  private readonly log: (message: string) => void;
+  private closed = false;
+  private sealFailure: unknown = null;
+
+  private constructor(readonly dir: string, private readonly fs: FileSystem, options: ArenaSetOptions) {
+    this.writerHex = toHex(options.writer);
+    this.sealBytes = options.sealBytes ?? DEFAULT_SEAL_BYTES;
+    this.flushBytes = options.flushBytes ?? DEFAULT_FLUSH_BYTES;
+    this.log = options.log ?? (() => {});
+  }
+
+  /**
+   * Opens (creating if needed) the arena set in `dir`: finishes an
+   * interrupted compaction, removes temporary files, opens sealed arenas,
+   * recovers active ones (cutting torn tails) and builds the locator.
+   */
+  static async open(dir: string, options: ArenaSetOptions): Promise<ArenaSet> {
+    if (!(options.writer instanceof Uint8Array) || options.writer.length !== ID_LENGTH) {
+      throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'writer id must be 32 bytes');
+    }
+    const fs = options.fs;
+    fs.mkdirp(dir);
+    const set = new ArenaSet(dir, fs, options);
+    set.lock();
+    try {
+      await set.load();
+    } catch (err) {
+      set.closeAll();
+      throw err;
+    }
+    return set;
+  }
+
+  private lock(): void {
+    const path = `${this.dir}/${LOCK}`;
+    if (lockedHere.has(path)) {
+      throw new BazilError(ErrorCodes.LOCKED, `${this.dir} is already open in this process`, { path: this.dir });
+    }
+    if (this.fs.exists(path)) {
+      const f = this.fs.open(path, 'r');
+      const b = Buffer.alloc(32);
+      const n = f.read(b, 0, 32, 0);
+      f.close();
+      const pid = Number.parseInt(b.subarray(0, n).toString('latin1'), 10);
+      if (Number.isInteger(pid) && pid !== process.pid && processAlive(pid)) {
+        throw new BazilError(ErrorCodes.LOCKED, `${this.dir} is in use by process ${pid}`, { path: this.dir, pid });
+      }
+      this.fs.unlink(path);
+    }
+    const f = this.fs.open(path, 'create');
+    const pid = Buffer.from(String(process.pid), 'latin1');
+    f.write(pid, 0, pid.length, 0);
+    f.close();
+    lockedHere.add(path);
+  }
+
+  private async load(): Promise<void> {
+    const names = this.fs.readdir(this.dir);
+    if (names.includes(JOURNAL)) await this.finishCompaction();
+    const actives: ActiveArena[] = [];
+    for (const name of this.fs.readdir(this.dir).sort()) {
+      const path = `${this.dir}/${name}`;
+      if (name.endsWith('.tmp')) {
+        this.fs.unlink(path);
+      } else if (name.endsWith('.arena')) {
+        const sealed = SealedArena.open(this.fs, path);
+        if (sealedName(sealed.identity) !== name) {
+          sealed.close();
+          throw new BazilError(ErrorCodes.IDENTITY_MISMATCH, `${path}: footer identity ${toHex(sealed.identity)} does not match the file name`, { path });
+        }
+        this.addSealed(sealed);
+      } else if (name.endsWith('.active')) {
+        if (this.fs.stat(path).size < HEADER_LENGTH) {
+          // Creation wrote the header in one piece before any record, so a
+          // shorter file never held an acknowledged record.
+          this.log(`${path}: removing an active arena whose creation was cut short`);
+          this.fs.unlink(path);
+          continue;
+        }
+        const { arena, truncatedBytes } = ActiveArena.open(this.fs, path, this.flushBytes);
+        if (truncatedBytes > 0) this.log(`${path}: cut ${truncatedBytes} bytes of torn tail after ${arena.count} records`);
+        actives.push(arena);
+      }
+    }
+    actives.sort((a, b) => streamOf(a.header.kind, toHex(a.header.writer)).localeCompare(streamOf(b.header.kind, toHex(b.header.writer))) || cmp(a.header.firstSeq, b.header.firstSeq));
+    for (let i = 0; i < actives.length; i++) {
+      const a = actives[i];
+      const stream = streamOf(a.header.kind, toHex(a.header.writer));
+      const last = this.lastSealed(a.header.kind, toHex(a.header.writer));
+      const expectSeq = last === null ? 1n : last.sealed!.footer.lastSeq + 1n;
+      const expectPrev = last === null ? ZERO_ID : last.sealed!.identity;
+      if (a.header.firstSeq !== expectSeq || !a.header.prev.equals(expectPrev)) {
+        // Its predecessor never became durable, so none of its records was
+        // ever acknowledged: set it aside rather than break the chain.
+        this.log(`${a.path}: does not follow the writer's last sealed arena; moved aside as .orphan`);
+        a.close();
+        this.fs.rename(a.path, `${a.path}.orphan`);
+        continue;
+      }
+      const more = i + 1 < actives.length && streamOf(actives[i + 1].header.kind, toHex(actives[i + 1].header.writer)) === stream;
+      if (a.count === 0) {
+        a.close();
+        if (more) {
+          this.fs.unlink(a.path);
+          continue;
+        }
+        // Keep an empty active arena: its file is there and will take appends.
+        const reopened = ActiveArena.open(this.fs, a.path, this.flushBytes).arena;
+        this.activeByStream.set(stream, this.addActive(reopened));
+        continue;
+      }
+      const entry = this.addActive(a);
+      if (more || a.dataEnd >= this.sealBytes) {
+        await this.seal(entry);
+      } else {
+        this.activeByStream.set(stream, entry);
+      }
+    }
+    await this.fs.syncDir(this.dir);
+  }
+
+  private addSealed(sealed: SealedArena): Entry {
+    const entry: Entry = {
+      number: this.entries.length, active: null, sealed,
+      kind: sealed.kind, writer: toHex(sealed.header.writer), firstSeq: sealed.header.firstSeq,
+    };
+    this.entries.push(entry);
+    for (let i = 0; i < sealed.count; i++) this.locator.insert(sealed.keyAt(i), 0, entry.number);
+    return entry;
+  }
+
+  private addActive(active: ActiveArena): Entry {
+    const entry: Entry = {
+      number: this.entries.length, active, sealed: null,
+      kind: active.header.kind, writer: toHex(active.header.writer), firstSeq: active.header.firstSeq,
+    };
+    this.entries.push(entry);
+    for (let i = 0; i < active.count; i++) this.locator.insert(active.recordAt(i).key, 0, entry.number);
+    return entry;
+  }
+
+  /** The sealed arena with the highest sequence numbers of a stream, if any. */
+  private lastSealed(kind: string, writer: string): Entry | null {
+    let best: Entry | null = null;
+    for (const e of this.entries) {
+      if (e?.sealed && e.kind === kind && e.writer === writer && (best === null || e.firstSeq > best.firstSeq)) best = e;
+    }
+    return best;
+  }
+
+  private activeFor(kind: string): Entry {
+    const stream = streamOf(kind, this.writerHex);
+    const existing = this.activeByStream.get(stream);
+    if (existing) return existing;
+    validateKind(kind);
+    // The newest arena of the stream may still be sealing; it is in entries as active.
+    let prevEntry: Entry | null = null;
+    for (const e of this.entries) {
+      if (e && e.kind === kind && e.writer === this.writerHex && (prevEntry === null || e.firstSeq > prevEntry.firstSeq)) prevEntry = e;
+    }
+    let firstSeq = 1n;
+    let prev: Buffer = ZERO_ID;
+    let predecessor: Promise<unknown> | null = null;
+    if (prevEntry?.sealed) {
+      firstSeq = prevEntry.sealed.footer.lastSeq + 1n;
+      prev = prevEntry.sealed.identity;
+    } else if (prevEntry?.active) {
+      const sealing = this.sealing.get(prevEntry.number);
+      if (!sealing) throw new BazilError(ErrorCodes.IO, `stream ${stream} has an active arena that is not sealing`);
+      firstSeq = prevEntry.active.nextSeq;
+      prev = sealing.identity;
+      predecessor = sealing.done;
+    }
+    const writer = Buffer.from(this.writerHex, 'hex');
+    const path = `${this.dir}/${kind}.${this.writerHex}.${firstSeq}.active`;
+    const active = ActiveArena.create(this.fs, path, { version: 1, kind, writer, firstSeq, lastSeq: null, prev }, this.flushBytes);
+    active.predecessor = predecessor;
+    const entry = this.addActive(active);
+    this.activeByStream.set(stream, entry);
+    return entry;
+  }
+
+  private readonly sealing = new Map<number, { identity: Buffer; done: Promise<void> }>();
+
+  /** Appends a record to this writer's stream of `kind`; returns its sequence number. Durable after sync(). */
+  append(kind: string, type: number, key: Uint8Array, payload: Uint8Array): bigint {
+    this.checkOpen();
+    const entry = this.activeFor(kind);
+    const active = entry.active!;
+    const seq = active.append(type, key, payload);
+    this.locator.insert(key, 0, entry.number);
+    if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
+    return seq;
+  }
+
+  /**
+   * Seals the arena of `entry` (in the background when called from
+   * append): its stream's next append starts a new active arena at once,
+   * whose records are acknowledged only after this seal is durable.
+   */
+  private seal(entry: Entry): Promise<void> {
+    const active = entry.active!;
+    const stream = streamOf(entry.kind, entry.writer);
+    if (this.activeByStream.get(stream) === entry) this.activeByStream.delete(stream);
+    const prepared = prepareSeal(this.fs, active);
+    const done = (async (): Promise<void> => {
+      await prepared.commit();
+      const sealed = SealedArena.open(this.fs, prepared.path);
+      entry.sealed = sealed;
+      entry.active = null;
+      active.close();
+    })();
+    const tracked = done.catch((err: unknown) => {
+      this.sealFailure = err;
+      throw err;
+    }).finally(() => {
+      this.sealing.delete(entry.number);
+      this.pendingSeals.delete(tracked);
+    });
+    this.sealing.set(entry.number, { identity: prepared.identity, done: tracked });
+    this.pendingSeals.add(tracked);
+    return tracked;
+  }
+
+  /** Seals the active arenas of `kind` (or every kind) now, if they hold records. */
+  async sealNow(kind?: string): Promise<string[]> {
+    this.checkOpen();
+    const sealedPaths: string[] = [];
+    const waits: Promise<void>[] = [];
+    for (const entry of [...this.activeByStream.values()]) {
+      if (kind !== undefined && entry.kind !== kind) continue;
+      if (entry.active!.count === 0) continue;
+      waits.push(this.seal(entry).then(() => { sealedPaths.push(entry.sealed!.path); }));
+    }
+    await Promise.all([...waits, ...this.pendingSeals]);
+    return sealedPaths;
+  }
+
+  /**
+   * Resolves once every record appended before the call is durable,
+   * including arenas being sealed. Concurrent callers share fsyncs.
+   */
+  async sync(): Promise<void> {
+    this.checkOpen();
+    const waits: Promise<unknown>[] = [...this.pendingSeals];
+    for (const entry of this.activeByStream.values()) waits.push(entry.active!.sync());
+    await Promise.all(waits);
+    if (this.sealFailure !== null) {
+      throw new BazilError(ErrorCodes.IO, 'sealing an arena failed; reopen the arena set to recover', { dir: this.dir }, this.sealFailure);
+    }
+  }
+
+  /** Whether `key` is stored and live. */
+  has(key: Uint8Array): boolean {
+    return this.state(key) === 'live';
+  }
+
+  state(key: Uint8Array): KeyState {
+    let deleted = false;
+    for (const e of this.candidates(key)) {
+      if (e.active) {
+        if (e.active.findOrdinal(key, 0) >= 0) return 'live';
+      } else if (e.sealed) {
+        const slot = e.sealed.findSlot(key, 0);
+        if (slot >= 0) {
+          if (!e.sealed.dead.has(slot)) return 'live';
+          deleted = true;
+        }
+      }
+    }
+    return deleted ? 'deleted' : 'absent';
+  }
+
+  private candidates(key: Uint8Array): Entry[] {
+    checkKey(key);
+    const out: Entry[] = [];
+    this.locator.start(key, 0);
+    for (let n = this.locator.next(); n >= 0; n = this.locator.next()) {
+      const e = this.entries[n];
+      if (e && !out.includes(e)) out.push(e);
+    }
+    return out;
+  }
+
+  /**
+   * The record stored under `key`, checksum verified; undefined when
+   * absent. Throws BAZIL_DELETED when its only copies were punched.
+   */
+  get(key: Uint8Array): ArenaRecord | undefined {
+    this.checkOpen();
+    const r = this.lookup(key);
+    if (r === 'deleted') {
+      throw new BazilError(ErrorCodes.DELETED, `key ${toHex(key)} was deleted`, { key: toHex(key) });
+    }
+    return r;
+  }
+
+  private lookup(key: Uint8Array): ArenaRecord | undefined | 'deleted' {
+    checkKey(key);
+    this.locator.start(key, 0);
+    const first = this.locator.next();
+    if (first < 0) return undefined;
+    let second = this.locator.next();
+    if (second < 0) return this.lookupIn(this.entries[first], key) ?? undefined;
+    // Several arenas may hold the key (a copy made by compaction, or a
+    // hash collision): gather them before reading, since reading may probe.
+    const numbers = [first];
+    for (; second >= 0; second = this.locator.next()) numbers.push(second);
+    let deleted = false;
+    for (const n of numbers) {
+      const r = this.lookupIn(this.entries[n], key);
+      if (r === 'deleted') deleted = true;
+      else if (r !== null) return r;
+    }
+    return deleted ? 'deleted' : undefined;
+  }
+
+  /** The live record in one arena, 'deleted' if punched there, null if not there. */
+  private lookupIn(e: Entry | null, key: Uint8Array): ArenaRecord | 'deleted' | null {
+    if (!e) return null;
+    if (e.active) {
+      const i = e.active.findOrdinal(key, 0);
+      return i < 0 ? null : e.active.recordAt(i);
+    }
+    const sealed = e.sealed!;
+    const slot = sealed.findSlot(key, 0);
+    if (slot < 0) return null;
+    return sealed.dead.has(slot) ? 'deleted' : sealed.recordAtSlot(slot);
+  }
+
+  /** Batched get: one entry per key, undefined for absent or deleted keys. */
+  getMany(keys: readonly Uint8Array[]): (ArenaRecord | undefined)[] {
+    this.checkOpen();
+    const out = new Array<ArenaRecord | undefined>(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const r = this.lookup(keys[i]);
+      out[i] = r === 'deleted' ? undefined : r;
+    }
+    return out;
+  }
+
+  /** The writers that have arenas of `kind`. */
+  writers(kind: string): Buffer[] {
+    const seen = new Set<string>();
+    for (const e of this.entries) if (e && e.kind === kind) seen.add(e.writer);
+    return [...seen].sort().map((h) => Buffer.from(h, 'hex'));
+  }
+
+  /**
+   * A writer's records of `kind` in append order, from sequence `fromSeq`
+   * up to `toSeq` inclusive. Punched records are skipped.
+   */
+  *records(kind: string, writer: Uint8Array, fromSeq = 1n, toSeq?: bigint): Generator<SequencedRecord> {
+    this.checkOpen();
+    const w = toHex(writer);
+    const mine = this.entries.filter((e): e is Entry => e !== null && e.kind === kind && e.writer === w)
+      .sort((a, b) => cmp(a.firstSeq, b.firstSeq));
+    for (const e of mine) {
+      if (e.sealed) {
+        if (e.sealed.footer.lastSeq < fromSeq) continue;
+        if (toSeq !== undefined && e.firstSeq > toSeq) return;
+        yield* e.sealed.records(fromSeq, toSeq);
+      } else if (e.active) {
+        if (toSeq !== undefined && e.firstSeq > toSeq) return;
+        const from = fromSeq > e.firstSeq ? Number(fromSeq - e.firstSeq) : 0;
+        const to = toSeq === undefined ? e.active.count : Number(toSeq - e.firstSeq) + 1;
+        yield* e.active.records(from, to);
+      }
+    }
+  }
+
+  /** The next sequence number this writer's stream of `kind` will assign. */
+  nextSeq(kind: string): bigint {
+    let next = 1n;
+    for (const e of this.entries) {
+      if (!e || e.kind !== kind || e.writer !== this.writerHex) continue;
+      const end = e.sealed ? e.sealed.footer.lastSeq + 1n : e.active!.nextSeq;
+      if (end > next) next = end;
+    }
+    return next;
+  }
+
+  /**
+   * Frees the space of dead records: marks them in each arena's deleted
+   * list (made durable first), then punches holes over them, merging
+   * neighbouring dead records so whole blocks are released.
+   */
+  async punch(keys: readonly Uint8Array[]): Promise<PunchResult> {
+    this.checkOpen();
+    const bySealed = new Map<Entry, number[]>();
+    let skipped = 0;
+    for (const key of keys) {
+      let found = false;
+      for (const e of this.candidates(key)) {
+        if (!e.sealed) continue;
+        const slot = e.sealed.findSlot(key, 0);
+        if (slot < 0 || e.sealed.dead.has(slot)) continue;
+        let list = bySealed.get(e);
+        if (!list) bySealed.set(e, (list = []));
+        list.push(slot);
+        found = true;
+      }
+      if (!found) skipped++;
+    }
+    let punched = 0;
+    for (const [e, slots] of bySealed) {
+      const arena = e.sealed!;
+      const spans = slots.map((s) => arena.frameSpan(s));
+      const added = await arena.dead.addAndPersist(this.fs, deadPathOf(arena.path), slots);
+      punched += added.length;
+      spans.sort((a, b) => a.offset - b.offset);
+      // Sealed arenas are opened read-only; punching needs a writable descriptor.
+      const file = this.fs.open(arena.path, 'rw');
+      try {
+      let start = -1;
+      let end = -1;
+      for (const s of spans) {
+        if (s.offset === end) {
+          end += s.length;
+          continue;
+        }
+        if (start >= 0) file.punchHole(start, end - start);
+        start = s.offset;
+        end = s.offset + s.length;
+      }
+      if (start >= 0) file.punchHole(start, end - start);
+      await file.sync();
+      } finally {
+        file.close();
+      }
+    }
+    return { punched, skipped, arenas: bySealed.size };
+  }
+
+  /**
+   * Copies the live records of sealed arenas whose live fraction is below
+   * `maxLiveness` into a new arena of this writer, then retires the old
+   * arenas together: a journal naming them is made durable before any is
+   * removed, and open() finishes the removal after a crash.
+   */
+  async compact(options: { maxLiveness?: number; kind?: string } = {}): Promise<CompactionResult> {
+    this.checkOpen();
+    const maxLiveness = options.maxLiveness ?? 0.5;
+    const victims = this.entries.filter((e): e is Entry =>
+      e !== null && e.sealed !== null && (options.kind === undefined || e.kind === options.kind) &&
+      e.sealed.liveCount / e.sealed.count < maxLiveness);
+    if (victims.length === 0) return { retired: [], copied: 0, reclaimedBytes: 0 };
+    const victimSet = new Set(victims);
+    let copied = 0;
+    const kinds = new Set<string>();
+    for (const v of victims) {
+      const arena = v.sealed!;
+      for (let i = 0; i < arena.count; i++) {
+        const key = arena.keyAt(i);
+        const slot = arena.slotOfOrdinal(i);
+        if (arena.dead.has(slot)) continue;
+        // A live copy outside the victims (an earlier compaction that was interrupted, say) already keeps it.
+        if (this.candidates(key).some((e) => !victimSet.has(e) && (e.active ? e.active.has(key) : e.sealed!.has(key)))) continue;
+        const rec = arena.recordAtOffset(arena.frameSpan(slot).offset);
+        const entry = this.activeFor(v.kind);
+        entry.active!.append(rec.type, rec.key, rec.payload);
+        this.locator.insert(rec.key, 0, entry.number);
+        kinds.add(v.kind);
+        copied++;
+      }
+    }
+    for (const kind of kinds) await this.sealNow(kind);
+    await this.sync();
+    let reclaimedBytes = 0;
+    for (const v of victims) reclaimedBytes += this.stat(v.sealed!.path).blocks * 512;
+    const names = victims.map((v) => sealedName(v.sealed!.identity));
+    await writeFileDurably(this.fs, `${this.dir}/${JOURNAL}`, Buffer.from(JSON.stringify({ retire: names })));
+    for (const v of victims) {
+      const arena = v.sealed!;
+      for (let i = 0; i < arena.count; i++) this.locator.remove(arena.keyAt(i), 0, v.number);
+      arena.close();
+      this.entries[v.number] = null;
+    }
+    await this.finishCompaction();
+    return { retired: names, copied, reclaimedBytes };
+  }
+
+  private async finishCompaction(): Promise<void> {
+    const journalPath = `${this.dir}/${JOURNAL}`;
+    const f = this.fs.open(journalPath, 'r');
+    let text: string;
+    try {
+      const b = Buffer.alloc(f.size());
+      f.read(b, 0, b.length, 0);
+      text = b.toString('utf8');
+    } finally {
+      f.close();
+    }
+    let names: unknown;
+    try {
+      names = (JSON.parse(text) as { retire?: unknown }).retire;
+    } catch (err) {
+      throw new BazilError(ErrorCodes.CORRUPT_ARENA, `${journalPath}: unreadable compaction journal`, { path: journalPath }, err);
+    }
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string' && /^[0-9a-f]{64}\.arena$/.test(n))) {
+      throw new BazilError(ErrorCodes.CORRUPT_ARENA, `${journalPath}: malformed compaction journal`, { path: journalPath });
+    }
+    for (const name of names as string[]) {
+      for (const p of [`${this.dir}/${name}`, deadPathOf(`${this.dir}/${name}`)]) {
+        if (this.fs.exists(p)) this.fs.unlink(p);
+      }
+    }
+    await this.fs.syncDir(this.dir);
+    this.fs.unlink(journalPath);
+    await this.fs.syncDir(this.dir);
+  }
+
+  /**
+   * Takes a sealed arena made elsewhere (a peer's): verifies it whole,
+   * then copies it in unchanged under its identity. An arena already held
+   * is accepted as is; one that claims sequence numbers of a writer that a
+   * different held arena already covers is refused.
+   */
+  async adopt(sourcePath: string): Promise<{ identity: Buffer; path: string; added: boolean }> {
+    this.checkOpen();
+    const source = SealedArena.open(this.fs, sourcePath, { ignoreDead: true });
+    try {
+      const problems = source.verify();
+      if (problems.length > 0) {
+        const p = problems[0];
+        throw new BazilError(p.code === ErrorCodes.IDENTITY_MISMATCH ? ErrorCodes.IDENTITY_MISMATCH : ErrorCodes.CORRUPT_ARENA,
+          `${sourcePath}: refused: ${p.message} (offset ${p.offset}${problems.length > 1 ? `, and ${problems.length - 1} more problems` : ''})`,
+          { path: sourcePath, offset: p.offset });
+      }
+      const name = sealedName(source.identity);
+      const path = `${this.dir}/${name}`;
+      const held = this.entries.find((e) => e?.sealed?.identity.equals(source.identity));
+      if (held) return { identity: source.identity, path, added: false };
+      const w = toHex(source.header.writer);
+      for (const e of this.entries) {
+        if (!e || e.kind !== source.kind || e.writer !== w) continue;
+        const last = e.sealed ? e.sealed.footer.lastSeq : e.active!.nextSeq - 1n;
+        if (e.firstSeq <= source.footer.lastSeq && source.header.firstSeq <= last) {
+          throw new BazilError(ErrorCodes.CONFLICT, `${sourcePath}: sequence numbers ${source.header.firstSeq}..${source.footer.lastSeq} of writer ${w} overlap an arena already held`, { path: sourcePath, writer: w });
+        }
+      }
+      const tmp = `${path}.tmp`;
+      if (this.fs.exists(tmp)) this.fs.unlink(tmp);
+      const out = this.fs.open(tmp, 'create');
+      try {
+        const src = source.fileHandle();
+        const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+        for (let at = 0; at < source.fileSize;) {
+          const n = src.read(buf, 0, Math.min(buf.length, source.fileSize - at), at);
+          if (n <= 0) throw new BazilError(ErrorCodes.IO, `${sourcePath}: file shrank while adopting`, { path: sourcePath });
+          out.write(buf, 0, n, at);
+          at += n;
+        }
+        await out.sync();
+      } finally {
+        out.close();
+      }
+      this.fs.rename(tmp, path);
+      await this.fs.syncDir(this.dir);
+      this.addSealed(SealedArena.open(this.fs, path));
+      return { identity: source.identity, path, added: true };
+    } finally {
+      source.close();
+    }
+  }
+
+  /** Checks every arena; problems are listed with file and offset. */
+  verify(): ArenaProblem[] {
+    this.checkOpen();
+    const problems: ArenaProblem[] = [];
+    for (const e of this.entries) {
+      if (!e) continue;
+      if (e.sealed) {
+        for (const p of e.sealed.verify()) problems.push({ ...p, path: e.sealed.path });
+      } else if (e.active) {
+        const a = e.active;
+        for (let i = 0; i < a.count; i++) {
+          try {
+            a.recordAt(i);
+          } catch (err) {
+            if (!isBazilError(err)) throw err;
+            problems.push({ code: err.code, message: err.message, offset: a.frameOffset(i), path: a.path });
+          }
+        }
+      }
+    }
+    return problems;
+  }
+
+  /** Paths of the sealed arenas, in no particular order. */
+  sealedPaths(): string[] {
+    return this.entries.filter((e): e is Entry => e?.sealed != null).map((e) => e.sealed!.path);
+  }
+
+  stats(): ArenaSetStats {
+    const s: ArenaSetStats = { sealedArenas: 0, activeArenas: 0, records: 0, liveRecords: 0, deadRecords: 0, fileBytes: 0, diskBytes: 0, locatorBytes: this.locator.byteLength };
+    for (const e of this.entries) {
+      if (!e) continue;
+      const path = e.sealed ? e.sealed.path : e.active!.path;
+      const st = this.stat(path);
+      s.fileBytes += st.size;
+      s.diskBytes += st.blocks * 512;
+      if (e.sealed) {
+        s.sealedArenas++;
+        s.records += e.sealed.count;
+        s.deadRecords += e.sealed.dead.count;
+        s.liveRecords += e.sealed.liveCount;
+      } else {
+        s.activeArenas++;
+        s.records += e.active!.count;
+        s.liveRecords += e.active!.count;
+      }
+    }
+    return s;
+  }
+
+  private stat(path: string): FileStat {
+    return this.fs.stat(path);
+  }
+
+  /** Waits for background seals, syncs, and closes every arena. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.sync();
+    } finally {
+      this.closeAll();
+    }
+  }
+
+  private closeAll(): void {
+    this.closed = true;
+    for (const e of this.entries) {
+      e?.active?.close();
+      e?.sealed?.close();
+    }
+    const lockPath = `${this.dir}/${LOCK}`;
+    if (lockedHere.delete(lockPath)) {
+      try {
+        this.fs.unlink(lockPath);
+      } catch {
+        // A lock file that cannot be removed is stale at the next open.
+      }
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BazilError(ErrorCodes.CLOSED, `arena set ${this.dir} is closed`, { path: this.dir });
+  }
+}
+
+function streamOf(kind: string, writerHex: string): string {
+  return `${kind}.${writerHex}`;
+}
+
+function cmp(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function checkKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_LENGTH) {
+    throw new BazilError(ErrorCodes.BAD_ARGUMENT, `keys are ${KEY_LENGTH} bytes`);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export { dirOf };

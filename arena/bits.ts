@@ -1,0 +1,206 @@
+// Bit-level building blocks for the arena's succinct structures: a bit
+// writer, fixed-width reads, select over a bit vector, and Elias-Fano.
+//
+// Bit vectors are arrays of 32-bit words, bit i living in word i >>> 5 at
+// position i & 31 (least significant first), so a serialized vector is simply
+// its words in little-endian order. Everything works in 32-bit integer
+// arithmetic because that is what V8 keeps unboxed on hot paths.
+
+export function popcount32(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/** Index of the lowest set bit; `x` must not be zero. */
+export function ctz32(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+/** Reads `width` (0..31) bits starting at bit `pos`. */
+export function readBits(words: Uint32Array, pos: number, width: number): number {
+  const w = pos >>> 5;
+  const shift = pos & 31;
+  let v = words[w]! >>> shift;
+  // Only touch the next word when the value straddles it: the last value of
+  // a vector never does, so reads stay inside exactly-sized (mapped) views.
+  if (shift + width > 32) v |= words[w + 1]! << (32 - shift);
+  return v & ((1 << width) - 1);
+}
+
+export function wordsFor(bits: number): number {
+  return Math.ceil(bits / 32);
+}
+
+/** Appends bits to a growable word array; unwritten bits stay zero. */
+export class BitWriter {
+  private words: Uint32Array;
+  private length = 0;
+
+  constructor(expectedBits = 1024) {
+    this.words = new Uint32Array(Math.max(2, wordsFor(expectedBits) + 1));
+  }
+
+  get bitLength(): number {
+    return this.length;
+  }
+
+  /** Appends the low `width` (0..31) bits of `value`. */
+  write(value: number, width: number): void {
+    if (width === 0) return;
+    this.reserve(width);
+    const v = value & ((1 << width) - 1);
+    const w = this.length >>> 5;
+    const shift = this.length & 31;
+    this.words[w]! |= v << shift;
+    if (shift + width > 32) this.words[w + 1]! |= v >>> (32 - shift);
+    this.length += width;
+  }
+
+  /** Appends `zeros` zero bits and then a one: a unary code. */
+  writeUnary(zeros: number): void {
+    this.reserve(zeros + 1);
+    this.length += zeros;
+    this.words[this.length >>> 5]! |= 1 << (this.length & 31);
+    this.length += 1;
+  }
+
+  /** The written bits, in exactly `wordsFor(bitLength)` words. */
+  finish(): Uint32Array {
+    return this.words.slice(0, wordsFor(this.length));
+  }
+
+  private reserve(bits: number): void {
+    const need = wordsFor(this.length + bits) + 1;
+    if (need <= this.words.length) return;
+    const grown = new Uint32Array(Math.max(need, this.words.length * 2));
+    grown.set(this.words);
+    this.words = grown;
+  }
+}
+
+const SAMPLE_SHIFT = 6;
+
+/**
+ * Select over a bit vector: the position of the j-th one. It keeps the
+ * position of every 64th one, rebuilt from the vector when loaded (one pass
+ * of popcounts), so the samples cost memory but never file space.
+ */
+export class SelectIndex {
+  readonly words: Uint32Array;
+  private readonly samples: Uint32Array;
+
+  private constructor(words: Uint32Array, samples: Uint32Array) {
+    this.words = words;
+    this.samples = samples;
+  }
+
+  /**
+   * Indexes `words`, which must hold exactly `ones` set bits, the last of
+   * them at `bitLength - 1` (vectors are written tight). Returns undefined
+   * when they do not, which is how loaders detect damage: every select the
+   * index then answers stays inside the vector.
+   */
+  static build(words: Uint32Array, bitLength: number, ones: number): SelectIndex | undefined {
+    if (wordsFor(bitLength) !== words.length || ones > bitLength) return undefined;
+    if (ones === 0) return bitLength === 0 ? new SelectIndex(words, new Uint32Array(0)) : undefined;
+    const samples = new Uint32Array(((ones - 1) >>> SAMPLE_SHIFT) + 1);
+    const mask = (1 << SAMPLE_SHIFT) - 1;
+    let seen = 0;
+    let last = -1;
+    for (let w = 0; w < words.length; w++) {
+      let word = words[w]!;
+      if (word === 0) continue;
+      const c = popcount32(word);
+      if (seen + c > ones) return undefined;
+      // Only words that contain a sampled one need a bit-by-bit walk.
+      const next = (seen + mask) & ~mask;
+      if (next < seen + c) {
+        for (let k = seen; word !== 0; k++) {
+          if ((k & mask) === 0) samples[k >>> SAMPLE_SHIFT] = w * 32 + ctz32(word);
+          word &= word - 1;
+        }
+      }
+      seen += c;
+      last = w * 32 + 31 - Math.clz32(words[w]!);
+    }
+    if (seen !== ones || last !== bitLength - 1) return undefined;
+    return new SelectIndex(words, samples);
+  }
+
+  /** Position of the j-th one (0-based); j must be below the count of ones. */
+  select(j: number): number {
+    const words = this.words;
+    const p = this.samples[j >>> SAMPLE_SHIFT]!;
+    let rank = j & ((1 << SAMPLE_SHIFT) - 1);
+    if (rank === 0) return p;
+    let w = p >>> 5;
+    // Keep only the ones after the sample.
+    let word = words[w]! & ~((2 << (p & 31)) - 1);
+    let c = popcount32(word);
+    while (c < rank) {
+      rank -= c;
+      word = words[++w]!;
+      c = popcount32(word);
+    }
+    for (; rank > 1; rank--) word &= word - 1;
+    return w * 32 + ctz32(word);
+  }
+
+  /** Position of the first one at or after `pos`; one must exist. */
+  nextOne(pos: number): number {
+    const words = this.words;
+    let w = pos >>> 5;
+    let word = words[w]! & (-1 << (pos & 31));
+    while (word === 0) word = words[++w]!;
+    return w * 32 + ctz32(word);
+  }
+}
+
+/** The parts of an Elias-Fano sequence, as stored. */
+export interface EliasFanoParts {
+  lowWidth: number;
+  lows: Uint32Array;
+  highBits: number;
+  highs: Uint32Array;
+}
+
+/**
+ * Elias-Fano coding of a non-decreasing sequence below `universe`: each value
+ * keeps its low bits verbatim and its high part in unary, about
+ * 2 + log2(universe / count) bits per value.
+ */
+export function encodeEliasFano(values: ArrayLike<number>, count: number, universe: number): EliasFanoParts {
+  const lowWidth = count === 0 ? 0 : Math.min(31, Math.max(0, Math.floor(Math.log2(universe / count))));
+  const lows = new BitWriter(count * lowWidth);
+  const highs = new BitWriter(count * 2 + 64);
+  let prevHigh = 0;
+  for (let j = 0; j < count; j++) {
+    const v = values[j]!;
+    lows.write(v, lowWidth);
+    const high = Math.floor(v / 2 ** lowWidth);
+    highs.writeUnary(high - prevHigh);
+    prevHigh = high;
+  }
+  return { lowWidth, lows: lows.finish(), highBits: highs.bitLength, highs: highs.finish() };
+}
+
+export class EliasFano {
+  private constructor(
+    private readonly lowWidth: number,
+    private readonly lows: Uint32Array,
+    private readonly highs: SelectIndex,
+  ) {}
+
+  /** Returns undefined when the parts are inconsistent with `count`. */
+  static load(parts: EliasFanoParts, count: number): EliasFano | undefined {
+    if (parts.lowWidth > 31 || parts.lows.length !== wordsFor(count * parts.lowWidth)) return undefined;
+    const highs = SelectIndex.build(parts.highs, parts.highBits, count);
+    return highs === undefined ? undefined : new EliasFano(parts.lowWidth, parts.lows, highs);
+  }
+
+  get(j: number): number {
+    const high = this.highs.select(j) - j;
+    return high * 2 ** this.lowWidth + readBits(this.lows, j * this.lowWidth, this.lowWidth);
+  }
+}

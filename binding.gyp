@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "bazil_native",
+      "sources": ["native/bazil_native.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wshadow", "-Wconversion", "-Wno-sign-conversion"],
+      "configurations": {
+        "Release": {
+          "cflags!": ["-O3"],
+          "cflags": ["-O2"]
+        }
+      }
+    }
+  ]
+}

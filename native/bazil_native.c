@@ -1,0 +1,252 @@
+// Bazil's native addon: the two system calls the arena engine needs and
+// Node's fs module does not offer.
+//
+// punchHole frees the blocks of dead records inside a sealed arena while the
+// arena keeps its size and every live record keeps its offset. mapFile maps a
+// sealed (immutable) arena read-only, so lookups read the page cache without
+// a copy or a system call per read.
+//
+// Written against plain Node-API (C, NAPI_VERSION 8) so one build serves
+// every Node release from 20 on without recompiling.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <node_api.h>
+
+// Number.MAX_SAFE_INTEGER: every JS number up to it is an exact integer, and
+// the sum of two of them still fits an off_t, so no range check can overflow.
+#define MAX_SAFE_INTEGER 9007199254740991.0
+
+// Evaluates a Node-API call; on failure makes sure an exception is pending
+// (Node-API leaves one in most cases, not all) and returns NULL to JS.
+#define NAPI_CALL(env, call)                                                   \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      throw_last_napi_error(env);                                              \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+static void throw_last_napi_error(napi_env env) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
+  const napi_extended_error_info* info = NULL;
+  napi_get_last_error_info(env, &info);
+  const char* message = info != NULL && info->error_message != NULL
+                            ? info->error_message
+                            : "Node-API call failed";
+  napi_throw_error(env, NULL, message);
+}
+
+// The symbolic name of an errno value, as Node's fs errors spell it in
+// `code`. Only the values the calls below can return are listed; anything
+// else gets Node's own fallback, 'UNKNOWN', and still carries its number.
+static const char* errno_name(int err) {
+  switch (err) {
+    case EACCES: return "EACCES";
+    case EAGAIN: return "EAGAIN";
+    case EBADF: return "EBADF";
+    case EFBIG: return "EFBIG";
+    case EINTR: return "EINTR";
+    case EINVAL: return "EINVAL";
+    case EIO: return "EIO";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENODEV: return "ENODEV";
+    case ENOMEM: return "ENOMEM";
+    case ENOSPC: return "ENOSPC";
+    case ENOSYS: return "ENOSYS";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
+    case ENOTSUP: return "ENOTSUP";
+#endif
+    case EOVERFLOW: return "EOVERFLOW";
+    case EPERM: return "EPERM";
+    case EROFS: return "EROFS";
+    case ESPIPE: return "ESPIPE";
+    case ETXTBSY: return "ETXTBSY";
+    default: return "UNKNOWN";
+  }
+}
+
+// Throws an Error shaped like the ones Node's fs module throws, so callers
+// map both kinds the same way: message "EBADF: Bad file descriptor,
+// fallocate", `code` the errno name, `errno` the negated errno value (as in
+// Node's fs errors) and `syscall` the failing call.
+static napi_value throw_errno(napi_env env, int err, const char* syscall) {
+  const char* name = errno_name(err);
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s, %s", name, strerror(err), syscall);
+
+  napi_value code_value, message_value, error, errno_value, syscall_value;
+  NAPI_CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_value));
+  NAPI_CALL(env, napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value));
+  NAPI_CALL(env, napi_create_error(env, code_value, message_value, &error));
+  NAPI_CALL(env, napi_create_int32(env, -err, &errno_value));
+  NAPI_CALL(env, napi_set_named_property(env, error, "errno", errno_value));
+  NAPI_CALL(env, napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value));
+  NAPI_CALL(env, napi_set_named_property(env, error, "syscall", syscall_value));
+  napi_throw(env, error);
+  return NULL;
+}
+
+// Reads argument `value` as an integer in [0, max]. Throws a TypeError for a
+// non-number and a RangeError for NaN, fractions, negatives and values past
+// `max`, with the codes Node's own validators use. Returns false after
+// throwing.
+static bool get_index(napi_env env, napi_value value, const char* name, double max,
+                      int64_t* out) {
+  char message[160];
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
+  }
+  if (type != napi_number) {
+    snprintf(message, sizeof message, "The \"%s\" argument must be of type number", name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+    return false;
+  }
+  // napi_get_value_int64 alone would truncate 1.5 to 1 and NaN to 0, so the
+  // checks run on the double and the conversion happens only after them.
+  double number;
+  if (napi_get_value_double(env, value, &number) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
+  }
+  if (!isfinite(number) || number != floor(number) || number < 0 || number > max) {
+    snprintf(message, sizeof message,
+             "The value of \"%s\" is out of range. It must be an integer >= 0 and <= %.0f. "
+             "Received %g",
+             name, max, number);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+    return false;
+  }
+  if (napi_get_value_int64(env, value, out) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
+  }
+  return true;
+}
+
+static bool get_args(napi_env env, napi_callback_info info, size_t expected,
+                     napi_value* argv) {
+  size_t argc = expected;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
+  }
+  if (argc < expected) {
+    char message[64];
+    snprintf(message, sizeof message, "Expected %zu arguments, received %zu", expected, argc);
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", message);
+    return false;
+  }
+  return true;
+}
+
+// punchHole(fd, offset, length): deallocates [offset, offset + length) and
+// keeps the file size. The range reads back as zeros; partial blocks at
+// either end are zeroed rather than freed. A zero length does nothing.
+static napi_value punch_hole(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t fd, offset, length;
+  if (!get_args(env, info, 3, argv) ||
+      !get_index(env, argv[0], "fd", INT32_MAX, &fd) ||
+      !get_index(env, argv[1], "offset", MAX_SAFE_INTEGER, &offset) ||
+      !get_index(env, argv[2], "length", MAX_SAFE_INTEGER, &length)) {
+    return NULL;
+  }
+  if (length == 0) return NULL;
+#ifdef __linux__
+  int rc;
+  // The file system may be interrupted by a signal partway through a large
+  // range; punching the same range again is harmless.
+  do {
+    rc = fallocate((int)fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                   (off_t)length);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return throw_errno(env, errno, "fallocate");
+  return NULL;
+#else
+  return throw_errno(env, EOPNOTSUPP, "fallocate");
+#endif
+}
+
+static void unmap_finalizer(napi_env env, void* data, void* hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+// mapFile(fd, length): a read-only shared map of the file's first `length`
+// bytes as an external ArrayBuffer, unmapped when the buffer is collected.
+// The map outlives the descriptor, so the caller may close fd at once.
+static napi_value map_file(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd, length;
+  if (!get_args(env, info, 2, argv) ||
+      !get_index(env, argv[0], "fd", INT32_MAX, &fd) ||
+      !get_index(env, argv[1], "length", MAX_SAFE_INTEGER, &length)) {
+    return NULL;
+  }
+
+  napi_value result;
+  if (length == 0) {
+    // mmap rejects a zero length, and there is nothing to map anyway.
+    NAPI_CALL(env, napi_create_arraybuffer(env, 0, NULL, &result));
+    return result;
+  }
+  if ((uint64_t)length > SIZE_MAX) return throw_errno(env, ENOMEM, "mmap");
+
+  // Touching a mapped page past the end of the file raises SIGBUS and kills
+  // the process, so a map longer than the file is refused here instead.
+  struct stat st;
+  if (fstat((int)fd, &st) != 0) return throw_errno(env, errno, "fstat");
+  if (length > (int64_t)st.st_size) {
+    char message[160];
+    snprintf(message, sizeof message,
+             "The value of \"length\" is out of range. It must be <= the file size %lld. "
+             "Received %lld",
+             (long long)st.st_size, (long long)length);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+    return NULL;
+  }
+
+  size_t size = (size_t)length;
+  void* addr = mmap(NULL, size, PROT_READ, MAP_SHARED, (int)fd, 0);
+  if (addr == MAP_FAILED) return throw_errno(env, errno, "mmap");
+  // Sealed arenas are read by key through a hash index, so read-ahead past
+  // the record would only evict useful pages. The advice is best effort.
+  madvise(addr, size, MADV_RANDOM);
+
+  napi_status status = napi_create_external_arraybuffer(
+      env, addr, size, unmap_finalizer, (void*)(uintptr_t)size, &result);
+  if (status != napi_ok) {
+    munmap(addr, size);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"punchHole", NULL, punch_hole, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports,
+                                        sizeof properties / sizeof properties[0],
+                                        properties));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

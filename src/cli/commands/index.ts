@@ -1,0 +1,11 @@
+// Every command group of the `bazil` command. A group is a file in this
+// directory exporting `register(program)`, which adds its commands with
+// `program.command(...)` (so they inherit the program's error handling and
+// output); list it here to enable it.
+
+import type { Command } from 'commander';
+import { register as version } from './version.js';
+
+export type RegisterCommands = (program: Command) => void;
+
+export const commandGroups: readonly RegisterCommands[] = [version];
