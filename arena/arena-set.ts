@@ -77,7 +77,17 @@ export interface CompactionResult {
   reclaimedBytes: number;
 }
 
-const lockedHere = new Set<string>();
+// Directories held open in this process, per file layer: the LOCK file's pid
+// cannot tell two opens in one process apart. Keyed by the layer so a test
+// that simulates a crash through a fault-injecting layer can reopen through
+// the real one.
+const lockedHere = new WeakMap<FileSystem, Set<string>>();
+
+function heldBy(fs: FileSystem): Set<string> {
+  let s = lockedHere.get(fs);
+  if (!s) lockedHere.set(fs, (s = new Set()));
+  return s;
+}
 
 export class ArenaSet {
   private readonly entries: (Entry | null)[] = [];
@@ -122,7 +132,7 @@ export class ArenaSet {
 
   private lock(): void {
     const path = `${this.dir}/${LOCK}`;
-    if (lockedHere.has(path)) {
+    if (heldBy(this.fs).has(path)) {
       throw new BazilError(ErrorCodes.LOCKED, `${this.dir} is already open in this process`, { path: this.dir });
     }
     if (this.fs.exists(path)) {
@@ -140,7 +150,7 @@ export class ArenaSet {
     const pid = Buffer.from(String(process.pid), 'latin1');
     f.write(pid, 0, pid.length, 0);
     f.close();
-    lockedHere.add(path);
+    heldBy(this.fs).add(path);
   }
 
   private async load(): Promise<void> {
@@ -724,7 +734,7 @@ export class ArenaSet {
       e?.sealed?.close();
     }
     const lockPath = `${this.dir}/${LOCK}`;
-    if (lockedHere.delete(lockPath)) {
+    if (heldBy(this.fs).delete(lockPath)) {
       try {
         this.fs.unlink(lockPath);
       } catch {

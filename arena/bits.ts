@@ -80,6 +80,7 @@ export class BitWriter {
 }
 
 const SAMPLE_SHIFT = 6;
+const SAMPLE_MASK = (1 << SAMPLE_SHIFT) - 1;
 
 /**
  * Select over a bit vector: the position of the j-th one. It keeps the
@@ -105,7 +106,7 @@ export class SelectIndex {
     if (wordsFor(bitLength) !== words.length || ones > bitLength) return undefined;
     if (ones === 0) return bitLength === 0 ? new SelectIndex(words, new Uint32Array(0)) : undefined;
     const samples = new Uint32Array(((ones - 1) >>> SAMPLE_SHIFT) + 1);
-    const mask = (1 << SAMPLE_SHIFT) - 1;
+    const mask = SAMPLE_MASK;
     let seen = 0;
     let last = -1;
     for (let w = 0; w < words.length; w++) {
@@ -130,21 +131,19 @@ export class SelectIndex {
 
   /** Position of the j-th one (0-based); j must be below the count of ones. */
   select(j: number): number {
-    const words = this.words;
     const p = this.samples[j >>> SAMPLE_SHIFT]!;
-    let rank = j & ((1 << SAMPLE_SHIFT) - 1);
-    if (rank === 0) return p;
-    let w = p >>> 5;
-    // Keep only the ones after the sample.
-    let word = words[w]! & ~((2 << (p & 31)) - 1);
-    let c = popcount32(word);
-    while (c < rank) {
-      rank -= c;
-      word = words[++w]!;
-      c = popcount32(word);
-    }
-    for (; rank > 1; rank--) word &= word - 1;
-    return w * 32 + ctz32(word);
+    const rank = j & SAMPLE_MASK;
+    return rank === 0 ? p : this.skipOnes(p, rank);
+  }
+
+  /**
+   * The number of zeros between the (i-1)-th and the i-th one (counting from
+   * the start for i = 0): the i-th value when the vector is a sequence of
+   * unary codes, each a run of zeros closed by a one.
+   */
+  zerosBefore(i: number): number {
+    const start = i === 0 ? 0 : this.select(i - 1) + 1;
+    return this.nextOne(start) - start;
   }
 
   /** Position of the first one at or after `pos`; one must exist. */
@@ -155,6 +154,49 @@ export class SelectIndex {
     while (word === 0) word = words[++w]!;
     return w * 32 + ctz32(word);
   }
+
+  /** Position of the `rank`-th one (1-based) after the one at `p`. */
+  private skipOnes(p: number, rank: number): number {
+    const words = this.words;
+    let w = p >>> 5;
+    let word = words[w]! & (-2 << (p & 31));
+    let c = popcount32(word);
+    while (c < rank) {
+      rank -= c;
+      word = words[++w]!;
+      c = popcount32(word);
+    }
+    return w * 32 + selectInWord(word, rank - 1);
+  }
+}
+
+const POPCOUNT8 = new Uint8Array(256);
+// SELECT8[byte * 8 + r]: position of the r-th (0-based) set bit of byte.
+const SELECT8 = new Uint8Array(256 * 8);
+for (let b = 0; b < 256; b++) {
+  let r = 0;
+  for (let bit = 0; bit < 8; bit++) {
+    if ((b >>> bit) & 1) SELECT8[b * 8 + r++] = bit;
+  }
+  POPCOUNT8[b] = r;
+}
+
+/** Position of the r-th (0-based) set bit of x, which has more than r set bits. */
+function selectInWord(x: number, r: number): number {
+  let pos = 0;
+  const low16 = POPCOUNT8[x & 0xff]! + POPCOUNT8[(x >>> 8) & 0xff]!;
+  if (r >= low16) {
+    r -= low16;
+    x >>>= 16;
+    pos = 16;
+  }
+  const low8 = POPCOUNT8[x & 0xff]!;
+  if (r >= low8) {
+    r -= low8;
+    x >>>= 8;
+    pos += 8;
+  }
+  return pos + SELECT8[((x & 0xff) << 3) | r]!;
 }
 
 /** The parts of an Elias-Fano sequence, as stored. */

@@ -286,9 +286,7 @@ export class Mph {
     const r = bucket >>> this.regionShift;
     const width = this.widths[r]!;
     const lo = readBits(this.pilotLows, this.lowBase[r]! + (bucket & this.regionMask) * width, width);
-    const highs = this.pilotHighs;
-    const prev = bucket === 0 ? -1 : highs.select(bucket - 1);
-    const hi = highs.nextOne(prev + 1) - prev - 1;
+    const hi = this.pilotHighs.zerosBefore(bucket);
     const slot = slotOf(hashOut[1]!, pilotHash((hi << width) | lo), this.scale);
     return slot < n ? slot : this.remap.get(slot - n);
   }
