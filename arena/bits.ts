@@ -79,34 +79,35 @@ export class BitWriter {
   }
 }
 
-const SAMPLE_SHIFT = 6;
+const SAMPLE_SHIFT = 5;
 const SAMPLE_MASK = (1 << SAMPLE_SHIFT) - 1;
 
 /**
- * Select over a bit vector: the position of the j-th one. It keeps the
- * position of every 64th one, rebuilt from the vector when loaded (one pass
- * of popcounts), so the samples cost memory but never file space.
+ * Select over a bit vector of concatenated unary codes (runs of zeros, each
+ * closed by a one). It keeps where every 32nd code starts, rebuilt from the
+ * vector when loaded (one pass of popcounts), so the samples cost memory,
+ * about one bit per code, but never file space.
  */
 export class SelectIndex {
   readonly words: Uint32Array;
-  private readonly samples: Uint32Array;
+  private readonly starts: Uint32Array;
 
-  private constructor(words: Uint32Array, samples: Uint32Array) {
+  private constructor(words: Uint32Array, starts: Uint32Array) {
     this.words = words;
-    this.samples = samples;
+    this.starts = starts;
   }
 
   /**
    * Indexes `words`, which must hold exactly `ones` set bits, the last of
    * them at `bitLength - 1` (vectors are written tight). Returns undefined
-   * when they do not, which is how loaders detect damage: every select the
-   * index then answers stays inside the vector.
+   * when they do not, which is how loaders detect damage: every answer the
+   * index then gives stays inside the vector.
    */
   static build(words: Uint32Array, bitLength: number, ones: number): SelectIndex | undefined {
     if (wordsFor(bitLength) !== words.length || ones > bitLength) return undefined;
     if (ones === 0) return bitLength === 0 ? new SelectIndex(words, new Uint32Array(0)) : undefined;
-    const samples = new Uint32Array(((ones - 1) >>> SAMPLE_SHIFT) + 1);
-    const mask = SAMPLE_MASK;
+    // starts[k] is where code 32k begins: just past the (32k - 1)-th one.
+    const starts = new Uint32Array(((ones - 1) >>> SAMPLE_SHIFT) + 1);
     let seen = 0;
     let last = -1;
     for (let w = 0; w < words.length; w++) {
@@ -114,11 +115,13 @@ export class SelectIndex {
       if (word === 0) continue;
       const c = popcount32(word);
       if (seen + c > ones) return undefined;
-      // Only words that contain a sampled one need a bit-by-bit walk.
-      const next = (seen + mask) & ~mask;
+      // Only a word holding a one whose successor code is sampled needs a
+      // bit-by-bit walk: one number k with k + 1 a multiple of 32.
+      const next = ((seen + SAMPLE_MASK + 1) & ~SAMPLE_MASK) - 1;
       if (next < seen + c) {
         for (let k = seen; word !== 0; k++) {
-          if ((k & mask) === 0) samples[k >>> SAMPLE_SHIFT] = w * 32 + ctz32(word);
+          const at = w * 32 + ctz32(word);
+          if (((k + 1) & SAMPLE_MASK) === 0 && k + 1 < ones) starts[(k + 1) >>> SAMPLE_SHIFT] = at + 1;
           word &= word - 1;
         }
       }
@@ -126,40 +129,16 @@ export class SelectIndex {
       last = w * 32 + 31 - Math.clz32(words[w]!);
     }
     if (seen !== ones || last !== bitLength - 1) return undefined;
-    return new SelectIndex(words, samples);
+    return new SelectIndex(words, starts);
   }
 
   /** Position of the j-th one (0-based); j must be below the count of ones. */
   select(j: number): number {
-    const p = this.samples[j >>> SAMPLE_SHIFT]!;
-    const rank = j & SAMPLE_MASK;
-    return rank === 0 ? p : this.skipOnes(p, rank);
-  }
-
-  /**
-   * The number of zeros between the (i-1)-th and the i-th one (counting from
-   * the start for i = 0): the i-th value when the vector is a sequence of
-   * unary codes, each a run of zeros closed by a one.
-   */
-  zerosBefore(i: number): number {
-    const start = i === 0 ? 0 : this.select(i - 1) + 1;
-    return this.nextOne(start) - start;
-  }
-
-  /** Position of the first one at or after `pos`; one must exist. */
-  nextOne(pos: number): number {
     const words = this.words;
-    let w = pos >>> 5;
-    let word = words[w]! & (-1 << (pos & 31));
-    while (word === 0) word = words[++w]!;
-    return w * 32 + ctz32(word);
-  }
-
-  /** Position of the `rank`-th one (1-based) after the one at `p`. */
-  private skipOnes(p: number, rank: number): number {
-    const words = this.words;
+    const p = this.starts[j >>> SAMPLE_SHIFT]!;
+    let rank = (j & SAMPLE_MASK) + 1;
     let w = p >>> 5;
-    let word = words[w]! & (-2 << (p & 31));
+    let word = words[w]! & (-1 << (p & 31));
     let c = popcount32(word);
     while (c < rank) {
       rank -= c;
@@ -167,6 +146,36 @@ export class SelectIndex {
       c = popcount32(word);
     }
     return w * 32 + selectInWord(word, rank - 1);
+  }
+
+  /**
+   * The number of zeros between the (i-1)-th and the i-th one (from the
+   * start for i = 0): the i-th code's value.
+   */
+  zerosBefore(i: number): number {
+    const words = this.words;
+    const p = this.starts[i >>> SAMPLE_SHIFT]!;
+    let w = p >>> 5;
+    let base = p & 31;
+    let word = words[w]! & (-1 << base);
+    let skip = i & SAMPLE_MASK;
+    if (skip !== 0) {
+      let c = popcount32(word);
+      while (c < skip) {
+        skip -= c;
+        word = words[++w]!;
+        c = popcount32(word);
+      }
+      const q = selectInWord(word, skip - 1);
+      word &= -2 << q;
+      base = q + 1;
+    }
+    let zeros = -base;
+    while (word === 0) {
+      word = words[++w]!;
+      zeros += 32;
+    }
+    return zeros + ctz32(word);
   }
 }
 
@@ -181,21 +190,24 @@ for (let b = 0; b < 256; b++) {
   POPCOUNT8[b] = r;
 }
 
-/** Position of the r-th (0-based) set bit of x, which has more than r set bits. */
+/**
+ * Position of the r-th (0-based) set bit of x, which has more than r set
+ * bits. Branch-free: which half, then which byte, is chosen with masks,
+ * because the choice is unpredictable and a mispredicted branch costs more
+ * than the whole computation.
+ */
 function selectInWord(x: number, r: number): number {
-  let pos = 0;
   const low16 = POPCOUNT8[x & 0xff]! + POPCOUNT8[(x >>> 8) & 0xff]!;
-  if (r >= low16) {
-    r -= low16;
-    x >>>= 16;
-    pos = 16;
-  }
+  let upper = (low16 - r - 1) >> 31; // -1 when the bit is in the upper half
+  r -= low16 & upper;
+  let pos = 16 & upper;
+  x >>>= pos;
   const low8 = POPCOUNT8[x & 0xff]!;
-  if (r >= low8) {
-    r -= low8;
-    x >>>= 8;
-    pos += 8;
-  }
+  upper = (low8 - r - 1) >> 31;
+  r -= low8 & upper;
+  const shift = 8 & upper;
+  x >>>= shift;
+  pos += shift;
   return pos + SELECT8[((x & 0xff) << 3) | r]!;
 }
 

@@ -1,5 +1,6 @@
 // Loader for the small native addon (native/bazil_native.c): hole punching
-// and read-only memory maps, which Node's fs module does not offer.
+// and read-only memory maps, which Node's fs module does not offer, and the
+// XXH3 record checksum without hash-wasm's per-call overhead.
 //
 // The addon is optional: loadNative() returns null when it is not built, and
 // callers fall back to what plain fs offers (pread instead of a map; no
@@ -29,6 +30,10 @@ export interface NativeBindings {
    * Other failures throw like punchHole.
    */
   mapFile(fd: number, length: number): ArrayBuffer;
+  /** XXH3-64 of src[start, end) into dst[at, at + 8), canonical (big-endian) order. */
+  xxh3Into(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void;
+  /** Whether buf[at, at + 8) is the canonical XXH3-64 of buf[start, end). */
+  xxh3Matches(buf: Uint8Array, start: number, end: number, at: number): boolean;
 }
 
 const ADDON_PATH = join('build', 'Release', 'bazil_native.node');
@@ -52,7 +57,7 @@ function load(): NativeBindings | null {
   if (path === null) return null;
   try {
     const addon: unknown = createRequire(import.meta.url)(path);
-    if (!isBindings(addon)) throw new Error('the module does not export punchHole and mapFile');
+    if (!isBindings(addon)) throw new Error('the module does not export every expected function (rebuild it: npm run build:native)');
     return addon;
   } catch (err) {
     // A build that exists but does not load (another architecture, a copy
@@ -83,5 +88,6 @@ function findAddon(): string | null {
 function isBindings(value: unknown): value is NativeBindings {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v['punchHole'] === 'function' && typeof v['mapFile'] === 'function';
+  return typeof v['punchHole'] === 'function' && typeof v['mapFile'] === 'function' &&
+    typeof v['xxh3Into'] === 'function' && typeof v['xxh3Matches'] === 'function';
 }

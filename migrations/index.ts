@@ -17,3 +17,16 @@ export const ARENA_SET_FORMAT = 'bazil-arena-set';
 
 /** Arena-set upgrades; none yet, so an arena set is at version 1 (its layout at creation). */
 export const arenaSetMigrations: Migration[] = [];
+
+import { ArenaSet, type ArenaSetOptions } from '../arena/arena-set.js';
+import { migrate } from './runner.js';
+
+/**
+ * Opens an arena set the way every caller should: its directory's format
+ * record is checked and any pending migration applied first. The arena
+ * engine itself stays free of the migration framework (arena/ stands alone).
+ */
+export async function openArenaSet(dir: string, options: ArenaSetOptions): Promise<ArenaSet> {
+  await migrate(dir, ARENA_SET_FORMAT, arenaSetMigrations, { create: true, log: options.log });
+  return ArenaSet.open(dir, options);
+}

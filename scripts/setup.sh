@@ -14,6 +14,7 @@ APT_PACKAGES=(
   make
   g++
   python3
+  libxxhash-dev
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
