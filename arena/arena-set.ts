@@ -300,8 +300,15 @@ export class ArenaSet {
   private seal(entry: Entry): Promise<void> {
     const active = entry.active!;
     const stream = streamOf(entry.kind, entry.writer);
+    let prepared: ReturnType<typeof prepareSeal>;
+    try {
+      prepared = prepareSeal(this.fs, active);
+    } catch (err) {
+      // The arena keeps taking appends if it can; sync() reports the failure.
+      this.sealFailure = err;
+      return Promise.reject(err);
+    }
     if (this.activeByStream.get(stream) === entry) this.activeByStream.delete(stream);
-    const prepared = prepareSeal(this.fs, active);
     const done = (async (): Promise<void> => {
       await prepared.commit();
       const sealed = SealedArena.open(this.fs, prepared.path);

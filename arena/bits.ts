@@ -1,5 +1,6 @@
 // Bit-level building blocks for the arena's succinct structures: a bit
-// writer, fixed-width reads, select over a bit vector, and Elias-Fano.
+// writer, fixed-width reads, select, level-ordered unary codes and
+// Elias-Fano.
 //
 // Bit vectors are arrays of 32-bit words, bit i living in word i >>> 5 at
 // position i & 31 (least significant first), so a serialized vector is simply
@@ -27,6 +28,21 @@ export function readBits(words: Uint32Array, pos: number, width: number): number
   if (shift + width > 32) v |= words[w + 1]! << (32 - shift);
   return v & ((1 << width) - 1);
 }
+
+/**
+ * readBits without a branch, for hot paths: it always reads the word after
+ * the value, so `words` must extend at least one word past the last value.
+ */
+export function readBitsPadded(words: Uint32Array, pos: number, width: number): number {
+  const w = pos >>> 5;
+  const shift = pos & 31;
+  // Shifting by 1 and then by 31 - shift stays below 32 even when shift is 0.
+  const v = (words[w]! >>> shift) | ((words[w + 1]! << 1) << (31 - shift));
+  return v & ((1 << width) - 1);
+}
+
+/** The longest bit vector whose positions fit the int32 arithmetic of hot paths. */
+export const MAX_BITS = 2 ** 31 - 64;
 
 export function wordsFor(bits: number): number {
   return Math.ceil(bits / 32);
@@ -83,13 +99,13 @@ const SAMPLE_SHIFT = 5;
 const SAMPLE_MASK = (1 << SAMPLE_SHIFT) - 1;
 
 /**
- * Select over a bit vector of concatenated unary codes (runs of zeros, each
- * closed by a one). It keeps where every 32nd code starts, rebuilt from the
+ * Select over a bit vector: the position of the j-th one. For every 32nd
+ * one it keeps the position just past the one before it, rebuilt from the
  * vector when loaded (one pass of popcounts), so the samples cost memory,
- * about one bit per code, but never file space.
+ * about one bit per one, but never file space.
  */
 export class SelectIndex {
-  readonly words: Uint32Array;
+  private readonly words: Uint32Array;
   private readonly starts: Uint32Array;
 
   private constructor(words: Uint32Array, starts: Uint32Array) {
@@ -106,7 +122,7 @@ export class SelectIndex {
   static build(words: Uint32Array, bitLength: number, ones: number): SelectIndex | undefined {
     if (wordsFor(bitLength) !== words.length || ones > bitLength) return undefined;
     if (ones === 0) return bitLength === 0 ? new SelectIndex(words, new Uint32Array(0)) : undefined;
-    // starts[k] is where code 32k begins: just past the (32k - 1)-th one.
+    // starts[k] is just past the (32k - 1)-th one (0 for k = 0).
     const starts = new Uint32Array(((ones - 1) >>> SAMPLE_SHIFT) + 1);
     let seen = 0;
     let last = -1;
@@ -115,8 +131,8 @@ export class SelectIndex {
       if (word === 0) continue;
       const c = popcount32(word);
       if (seen + c > ones) return undefined;
-      // Only a word holding a one whose successor code is sampled needs a
-      // bit-by-bit walk: one number k with k + 1 a multiple of 32.
+      // Only a word holding the (32k - 1)-th one for some k needs a
+      // bit-by-bit walk.
       const next = ((seen + SAMPLE_MASK + 1) & ~SAMPLE_MASK) - 1;
       if (next < seen + c) {
         for (let k = seen; word !== 0; k++) {
@@ -146,36 +162,6 @@ export class SelectIndex {
       c = popcount32(word);
     }
     return w * 32 + selectInWord(word, rank - 1);
-  }
-
-  /**
-   * The number of zeros between the (i-1)-th and the i-th one (from the
-   * start for i = 0): the i-th code's value.
-   */
-  zerosBefore(i: number): number {
-    const words = this.words;
-    const p = this.starts[i >>> SAMPLE_SHIFT]!;
-    let w = p >>> 5;
-    let base = p & 31;
-    let word = words[w]! & (-1 << base);
-    let skip = i & SAMPLE_MASK;
-    if (skip !== 0) {
-      let c = popcount32(word);
-      while (c < skip) {
-        skip -= c;
-        word = words[++w]!;
-        c = popcount32(word);
-      }
-      const q = selectInWord(word, skip - 1);
-      word &= -2 << q;
-      base = q + 1;
-    }
-    let zeros = -base;
-    while (word === 0) {
-      word = words[++w]!;
-      zeros += 32;
-    }
-    return zeros + ctz32(word);
   }
 }
 
@@ -211,6 +197,90 @@ function selectInWord(x: number, r: number): number {
   return pos + SELECT8[((x & 0xff) << 3) | r]!;
 }
 
+/**
+ * Decodes `count` unary codes (each a run of zeros closed by a one) from a
+ * vector written tight: exactly `count` ones, the last of them at
+ * `bitLength - 1`. Returns undefined when the vector is anything else.
+ */
+export function decodeUnary(words: Uint32Array, bitLength: number, count: number): Uint32Array | undefined {
+  if (wordsFor(bitLength) !== words.length || count > bitLength) return undefined;
+  const values = new Uint32Array(count);
+  let k = 0;
+  let last = -1;
+  for (let w = 0; w < words.length; w++) {
+    for (let word = words[w]!; word !== 0; word &= word - 1) {
+      if (k === count) return undefined;
+      const pos = w * 32 + ctz32(word);
+      values[k++] = pos - last - 1;
+      last = pos;
+    }
+  }
+  return k === count && last === bitLength - 1 ? values : undefined;
+}
+
+/**
+ * Small non-negative integers held as unary codes transposed by level, for
+ * reading in memory: level 0 has one bit per value, set when the value is at
+ * least 1; level k has one bit for each value of at least k, in order, set
+ * when it is at least k + 1. That is exactly as many bits as plain unary
+ * codes, but a value is read with one rank per level instead of a select,
+ * and most values stop at level 0.
+ */
+export class UnaryLevels {
+  private constructor(
+    // Word w of the levels at [2w], the count of ones before it at [2w + 1]:
+    // one cache line serves both.
+    private readonly ranked: Uint32Array,
+    private readonly levelStart: Int32Array,
+    private readonly levelRank: Int32Array,
+  ) {}
+
+  /**
+   * Takes over `values` (it is overwritten). Positions are int32, so the
+   * codes (value + 1 bits each) may take at most MAX_BITS; callers check.
+   */
+  static fromValues(values: Uint32Array): UnaryLevels {
+    let bitLength = 0;
+    for (let i = 0; i < values.length; i++) bitLength += values[i]! + 1;
+    const words = wordsFor(bitLength);
+    const ranked = new Uint32Array(2 * words + 2);
+    const starts: number[] = [];
+    let level = values;
+    let pos = 0;
+    for (let k = 0; level.length > 0; k++) {
+      starts.push(pos);
+      let next = 0;
+      for (let i = 0; i < level.length; i++, pos++) {
+        if (level[i]! > k) {
+          ranked[2 * (pos >>> 5)]! |= 1 << (pos & 31);
+          level[next++] = level[i]!;
+        }
+      }
+      level = level.subarray(0, next);
+    }
+    let ones = 0;
+    for (let w = 0; w < words; w++) {
+      ranked[2 * w + 1] = ones;
+      ones += popcount32(ranked[2 * w]!);
+    }
+    const rankAt = (p: number): number =>
+      ranked[2 * (p >>> 5) + 1]! + popcount32(ranked[2 * (p >>> 5)]! & ((1 << (p & 31)) - 1));
+    return new UnaryLevels(ranked, Int32Array.from(starts), Int32Array.from(starts, rankAt));
+  }
+
+  get(i: number): number {
+    const ranked = this.ranked;
+    for (let value = 0; ; value++) {
+      const pos = this.levelStart[value]! + i;
+      const w = pos >>> 5;
+      const bit = 1 << (pos & 31);
+      const word = ranked[2 * w]!;
+      if ((word & bit) === 0) return value;
+      i = ranked[2 * w + 1]! + popcount32(word & (bit - 1)) - this.levelRank[value]!;
+    }
+  }
+}
+
 /** The parts of an Elias-Fano sequence, as stored. */
 export interface EliasFanoParts {
   lowWidth: number;
@@ -225,7 +295,9 @@ export interface EliasFanoParts {
  * 2 + log2(universe / count) bits per value.
  */
 export function encodeEliasFano(values: ArrayLike<number>, count: number, universe: number): EliasFanoParts {
-  const lowWidth = count === 0 ? 0 : Math.min(31, Math.max(0, Math.floor(Math.log2(universe / count))));
+  // floor(log2(universe / count)) in integers, so every engine agrees.
+  let lowWidth = 0;
+  while (count > 0 && lowWidth < 31 && count * 2 ** (lowWidth + 1) <= universe) lowWidth++;
   const lows = new BitWriter(count * lowWidth);
   const highs = new BitWriter(count * 2 + 64);
   let prevHigh = 0;

@@ -176,6 +176,15 @@ export class SealedArena {
 
   /** Reads and checks the frame at `at`. */
   recordAtOffset(at: number): ArenaRecord {
+    const m = this.map;
+    if (m !== null) {
+      // The hot path of every sealed get: no copies, two views.
+      const len = (m[at] | (m[at + 1] << 8) | (m[at + 2] << 16) | (m[at + 3] << 24)) >>> 0;
+      const payloadEnd = at + FRAME_HEAD_LENGTH + len;
+      if (payloadEnd + 8 > this.footer.dataEnd) throw this.corruptRecord(at, 'frame runs past the records');
+      if (!checksumMatches(m, at, payloadEnd, payloadEnd)) throw this.corruptRecord(at, 'checksum mismatch');
+      return { type: m[at + 4], key: m.subarray(at + 5, at + FRAME_HEAD_LENGTH), payload: m.subarray(at + FRAME_HEAD_LENGTH, payloadEnd) };
+    }
     const head = this.read(at, 4);
     const len = readPayloadLength(head, 0);
     const frameEnd = at + FRAME_OVERHEAD + len;

@@ -22,6 +22,8 @@ import { randomBytes, createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, fstatSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ClassicLevel } from 'classic-level';
 import { ArenaSet, DEFAULT_SEAL_BYTES } from '../arena/arena-set.js';
 import { nodeFileSystem } from '../arena/node-fs.js';
@@ -91,8 +93,9 @@ interface Data {
   /** All keys, back to back: the MPH builds from this. */
   keyBytes: Buffer;
   keys: Buffer[];
-  hex: string[];
-  values: Buffer[];
+  /** Values are 1 KiB windows of this pool, at valueAt[i]. */
+  pool: Buffer;
+  valueAt: Uint32Array;
   /** A random permutation of 0..n-1: the order of lookups. */
   order: Uint32Array;
   absentKeys: Buffer[];
@@ -101,20 +104,14 @@ interface Data {
 function makeData(n: number, absent: number): Data {
   const keyBytes = randomBytes(n * KEY_LENGTH);
   const keys = new Array<Buffer>(n);
-  const hex = new Array<string>(n);
-  for (let i = 0; i < n; i++) {
-    keys[i] = keyBytes.subarray(i * KEY_LENGTH, (i + 1) * KEY_LENGTH);
-    hex[i] = keys[i]!.toString('hex');
-  }
+  for (let i = 0; i < n; i++) keys[i] = keyBytes.subarray(i * KEY_LENGTH, (i + 1) * KEY_LENGTH);
   // Values are 1 KiB windows at pseudo-random offsets of an 8 MiB random
-  // pool: distinct per key without holding 1 GiB in memory.
+  // pool: distinct per key without holding 1 GiB in memory. Their views are
+  // made when used, so the heap does not carry a million long-lived objects
+  // that every full collection during a timed run would have to trace.
   const pool = randomBytes(8 * MIB);
-  const values = new Array<Buffer>(n);
-  for (let i = 0; i < n; i++) {
-    const off = Math.imul(i + 1, 0x9e3779b1) >>> 0;
-    const at = off % (pool.length - VALUE_LENGTH);
-    values[i] = pool.subarray(at, at + VALUE_LENGTH);
-  }
+  const valueAt = new Uint32Array(n);
+  for (let i = 0; i < n; i++) valueAt[i] = (Math.imul(i + 1, 0x9e3779b1) >>> 0) % (pool.length - VALUE_LENGTH);
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   const rnd = randomBytes(4 * n);
@@ -127,12 +124,30 @@ function makeData(n: number, absent: number): Data {
   const absentBytes = randomBytes(absent * KEY_LENGTH);
   const absentKeys = new Array<Buffer>(absent);
   for (let i = 0; i < absent; i++) absentKeys[i] = absentBytes.subarray(i * KEY_LENGTH, (i + 1) * KEY_LENGTH);
-  return { n, keyBytes, keys, hex, values, order, absentKeys };
+  return { n, keyBytes, keys, pool, valueAt, order, absentKeys };
+}
+
+function valueOf(d: Data, i: number): Buffer {
+  const at = d.valueAt[i]!;
+  return d.pool.subarray(at, at + VALUE_LENGTH);
+}
+
+/** Hex strings of all keys and a Map from them to the values: the Map baseline, built only while measured. */
+function hexKeys(d: Data): string[] {
+  const hex = new Array<string>(d.n);
+  for (let i = 0; i < d.n; i++) hex[i] = d.keys[i]!.toString('hex');
+  return hex;
+}
+
+function buildMap(d: Data, hex: readonly string[]): Map<string, Buffer> {
+  const m = new Map<string, Buffer>();
+  for (let i = 0; i < d.n; i++) m.set(hex[i]!, valueOf(d, i));
+  return m;
 }
 
 interface Batch {
   keys: Buffer[];
-  /** Index into Data.values of each key, or -1 for an absent key. */
+  /** Index of each key's value, or -1 for an absent key. */
   idx: Int32Array;
 }
 
@@ -173,7 +188,8 @@ function checkPayload(payload: Uint8Array | undefined, d: Data, idx: number, j: 
   if (payload === undefined || payload.length !== VALUE_LENGTH) {
     throw new BenchFailure(`${what}: key ${idx} returned ${payload === undefined ? 'nothing' : `${payload.length} bytes`}`);
   }
-  if ((j & 63) === 0 && Buffer.compare(payload, d.values[idx]!) !== 0) {
+  const at = d.valueAt[idx]!;
+  if ((j & 63) === 0 && d.pool.compare(payload, 0, VALUE_LENGTH, at, at + VALUE_LENGTH) !== 0) {
     throw new BenchFailure(`${what}: key ${idx} returned a wrong payload`);
   }
 }
@@ -188,12 +204,42 @@ function now(): number {
   return performance.now() / 1000;
 }
 
+// A full collection before each timed measurement, so none pays for the
+// garbage of the one before it (classic-level's getMany leaves a gigabyte of
+// value buffers behind, for instance). The flag is set at run time because
+// the bench runner starts node without flags.
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
+function settle(): void {
+  collect();
+  collect();
+}
+
 let sink = 0;
 
 // ---------------------------------------------------------------- MPH
 
-function mphRound(d: Data, s: Samples, map: { current: Map<string, Buffer> | null }): void {
+function evalInOrder(mph: Mph, keys: Uint8Array, n: number): number {
+  let x = 0;
+  for (let i = 0; i < n; i++) x ^= mph.lookup(keys, i * KEY_LENGTH);
+  return x;
+}
+
+function evalShuffled(mph: Mph, keys: Uint8Array, order: Uint32Array, n: number): number {
+  let x = 0;
+  for (let i = 0; i < n; i++) x ^= mph.lookup(keys, order[i]! * KEY_LENGTH);
+  return x;
+}
+
+function mapInOrder(m: Map<string, Buffer>, hex: readonly string[], n: number): number {
+  let x = 0;
+  for (let i = 0; i < n; i++) x ^= m.get(hex[i]!)!.length;
+  return x;
+}
+
+function mphRound(d: Data, s: Samples): void {
   const n = d.n;
+  settle();
   let t = now();
   const mph = Mph.build(d.keyBytes, n, KEY_LENGTH);
   s.add('mph_build_ns_per_key', ((now() - t) * 1e9) / n);
@@ -209,26 +255,30 @@ function mphRound(d: Data, s: Samples, map: { current: Map<string, Buffer> | nul
   }
 
   // Evaluation: keys in storage order (the key bytes stream through the
-  // cache), then in shuffled order (each key a likely cache miss).
-  let x = 0;
+  // cache), then in shuffled order (each key a likely cache miss). A tenth
+  // of the keys first, untimed, so the loops run optimized.
+  const warm = Math.max(1, n >>> 3);
+  // Small sizes repeat the pass so each timing covers >= 1M lookups.
+  const reps = Math.max(1, Math.ceil(1_000_000 / n));
+  let x = evalInOrder(mph, d.keyBytes, warm) ^ evalShuffled(mph, d.keyBytes, d.order, warm);
+  settle();
   t = now();
-  for (let i = 0; i < n; i++) x ^= mph.lookup(d.keyBytes, i * KEY_LENGTH);
-  s.add('mph_eval_ns', ((now() - t) * 1e9) / n);
-  const order = d.order;
+  for (let r = 0; r < reps; r++) x ^= evalInOrder(mph, d.keyBytes, n);
+  s.add('mph_eval_ns', ((now() - t) * 1e9) / (n * reps));
   t = now();
-  for (let i = 0; i < n; i++) x ^= mph.lookup(d.keyBytes, order[i]! * KEY_LENGTH);
-  s.add('mph_eval_shuffled_ns', ((now() - t) * 1e9) / n);
+  for (let r = 0; r < reps; r++) x ^= evalShuffled(mph, d.keyBytes, d.order, n);
+  s.add('mph_eval_shuffled_ns', ((now() - t) * 1e9) / (n * reps));
 
   // Baseline: a Map from hex keys to values, built and queried the same way.
-  map.current = null;
+  const hex = hexKeys(d);
+  settle();
   t = now();
-  const m = new Map<string, Buffer>();
-  for (let i = 0; i < n; i++) m.set(d.hex[i]!, d.values[i]!);
+  const m = buildMap(d, hex);
   s.add('map_build_ns_per_key', ((now() - t) * 1e9) / n);
+  x ^= mapInOrder(m, hex, warm);
   t = now();
-  for (let i = 0; i < n; i++) x ^= m.get(d.hex[i]!)!.length;
-  s.add('map_get_ns', ((now() - t) * 1e9) / n);
-  map.current = m;
+  for (let r = 0; r < reps; r++) x ^= mapInOrder(m, hex, n);
+  s.add('map_get_ns', ((now() - t) * 1e9) / (n * reps));
   sink ^= x;
 }
 
@@ -238,7 +288,8 @@ async function diskRun(dir: string, bytes: number, s: Samples, chunk: Buffer): P
   const path = join(dir, 'disk-rate.bin');
   const fd = openSync(path, 'wx');
   try {
-    const t = now();
+    settle();
+  const t = now();
     for (let at = 0; at < bytes; at += chunk.length) {
       const len = Math.min(chunk.length, bytes - at);
       let done = 0;
@@ -262,14 +313,15 @@ async function openSet(dir: string, sealBytes?: number): Promise<ArenaSet> {
  */
 async function appendAll(dir: string, d: Data, syncEvery: number | null, sealBytes?: number): Promise<{ set: ArenaSet; seconds: number }> {
   const set = await openSet(dir, sealBytes);
-  const { keys, values, n } = d;
+  const { keys, n } = d;
+  settle();
   const t = now();
   if (syncEvery === null) {
-    for (let i = 0; i < n; i++) set.append(KIND, RECORD_TYPE, keys[i]!, values[i]!);
+    for (let i = 0; i < n; i++) set.append(KIND, RECORD_TYPE, keys[i]!, valueOf(d, i));
   } else {
     let since = 0;
     for (let i = 0; i < n; i++) {
-      set.append(KIND, RECORD_TYPE, keys[i]!, values[i]!);
+      set.append(KIND, RECORD_TYPE, keys[i]!, valueOf(d, i));
       since += RECORD_BYTES;
       if (since >= syncEvery) {
         await set.sync();
@@ -324,6 +376,7 @@ function indexSizes(dir: string): IndexSizes {
 
 function sealedGetMany(set: ArenaSet, batches: readonly Batch[], d: Data, present: boolean, what: string): number {
   const total = countOf(batches);
+  settle();
   const t = now();
   for (const b of batches) {
     const out = set.getMany(b.keys);
@@ -340,6 +393,7 @@ type Level = ClassicLevel<Buffer, Buffer>;
 
 async function levelGetMany(db: Level, batches: readonly Batch[], d: Data, present: boolean): Promise<number> {
   const total = countOf(batches);
+  settle();
   const t = now();
   for (const b of batches) {
     const out = await db.getMany(b.keys);
@@ -353,6 +407,7 @@ async function levelGetMany(db: Level, batches: readonly Batch[], d: Data, prese
 }
 
 async function levelGet(db: Level, d: Data, sample: number): Promise<number> {
+  settle();
   const t = now();
   for (let j = 0; j < sample; j++) {
     const i = d.order[j]!;
@@ -362,6 +417,7 @@ async function levelGet(db: Level, d: Data, sample: number): Promise<number> {
 }
 
 function levelGetSync(db: Level, d: Data, sample: number): number {
+  settle();
   const t = now();
   for (let j = 0; j < sample; j++) {
     const i = d.order[j]!;
@@ -371,12 +427,13 @@ function levelGetSync(db: Level, d: Data, sample: number): number {
 }
 
 /** Map.get in shuffled order; `fromBuffer` converts each Buffer key to hex as part of the lookup. */
-function mapGet(m: Map<string, Buffer>, d: Data, fromBuffer: boolean): number {
+function mapGet(m: Map<string, Buffer>, hex: readonly string[], d: Data, fromBuffer: boolean): number {
   const n = d.n;
+  settle();
   const t = now();
   for (let j = 0; j < n; j++) {
     const i = d.order[j]!;
-    const v = m.get(fromBuffer ? d.keys[i]!.toString('hex') : d.hex[i]!);
+    const v = m.get(fromBuffer ? d.keys[i]!.toString('hex') : hex[i]!);
     checkPayload(v, d, i, j, 'Map.get');
   }
   return n / (now() - t);
@@ -405,13 +462,12 @@ async function main(): Promise<void> {
     log(`generating ${fmtInt(n)} keys and values`);
     const d = makeData(n, opt.absent);
     const recordBytes = n * RECORD_BYTES;
-    const map: { current: Map<string, Buffer> | null } = { current: null };
 
     // ------------------------------------------------ MPH
     if (opt.phases.has('mph')) {
       for (let r = 0; r < opt.runs; r++) {
         log(`MPH round ${r + 1}/${opt.runs}`);
-        mphRound(d, s, map);
+        mphRound(d, s);
       }
     }
 
@@ -476,7 +532,7 @@ async function main(): Promise<void> {
       t = now();
       for (let at = 0; at < n; at += 1000) {
         const ops: { type: 'put'; key: Buffer; value: Buffer }[] = [];
-        for (let i = at; i < Math.min(n, at + 1000); i++) ops.push({ type: 'put', key: d.keys[i]!, value: d.values[i]! });
+        for (let i = at; i < Math.min(n, at + 1000); i++) ops.push({ type: 'put', key: d.keys[i]!, value: valueOf(d, i) });
         await db.batch(ops);
       }
       extra['level_put_mb_s'] = recordBytes / 1e6 / (now() - t);
@@ -485,17 +541,13 @@ async function main(): Promise<void> {
       await db.compactRange(Buffer.alloc(KEY_LENGTH, 0), Buffer.alloc(KEY_LENGTH, 0xff));
       extra['level_compact_s'] = now() - t;
 
-      if (map.current === null) {
-        const m = new Map<string, Buffer>();
-        for (let i = 0; i < n; i++) m.set(d.hex[i]!, d.values[i]!);
-        map.current = m;
-      }
-      const m = map.current;
 
       log('reopening the arena sets');
+      settle();
       t = now();
       const set16 = await openSet(set16Dir);
       extra['open_ms'] = (now() - t) * 1000;
+      settle();
       t = now();
       const setMany = await openSet(dirMany);
       extra['open_many_arenas_ms'] = (now() - t) * 1000;
@@ -524,8 +576,11 @@ async function main(): Promise<void> {
         s.add('level_getmany_absent_ops_s', await levelGetMany(db, absent, d, false));
         s.add('level_get_ops_s', await levelGet(db, d, opt.levelGetSample));
         s.add('level_getsync_ops_s', levelGetSync(db, d, opt.levelGetSample));
-        s.add('map_get_ops_s', mapGet(m, d, false));
-        s.add('map_get_hex_ops_s', mapGet(m, d, true));
+        // The Map lives only while it is measured.
+        const hex = hexKeys(d);
+        const m = buildMap(d, hex);
+        s.add('map_get_ops_s', mapGet(m, hex, d, false));
+        s.add('map_get_hex_ops_s', mapGet(m, hex, d, true));
       }
       await set16.close();
       await setMany.close();
