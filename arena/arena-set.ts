@@ -247,15 +247,15 @@ export class ArenaSet {
     return best;
   }
 
-  private activeFor(kind: string): Entry {
-    const stream = streamOf(kind, this.writerHex);
+  private activeFor(kind: string, writerHex = this.writerHex): Entry {
+    const stream = streamOf(kind, writerHex);
     const existing = this.activeByStream.get(stream);
     if (existing) return existing;
     validateKind(kind);
     // The newest arena of the stream may still be sealing; it is in entries as active.
     let prevEntry: Entry | null = null;
     for (const e of this.entries) {
-      if (e && e.kind === kind && e.writer === this.writerHex && (prevEntry === null || e.firstSeq > prevEntry.firstSeq)) prevEntry = e;
+      if (e && e.kind === kind && e.writer === writerHex && (prevEntry === null || e.firstSeq > prevEntry.firstSeq)) prevEntry = e;
     }
     let firstSeq = 1n;
     let prev: Buffer = ZERO_ID;
@@ -270,8 +270,8 @@ export class ArenaSet {
       prev = sealing.identity;
       predecessor = sealing.done;
     }
-    const writer = Buffer.from(this.writerHex, 'hex');
-    const path = `${this.dir}/${kind}.${this.writerHex}.${firstSeq}.active`;
+    const writer = Buffer.from(writerHex, 'hex');
+    const path = `${this.dir}/${kind}.${writerHex}.${firstSeq}.active`;
     const active = ActiveArena.create(this.fs, path, { version: 1, kind, writer, firstSeq, lastSeq: null, prev }, this.flushBytes);
     active.predecessor = predecessor;
     const entry = this.addActive(active);
@@ -290,6 +290,40 @@ export class ArenaSet {
     this.locator.insert(key, 0, entry.number);
     if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
     return seq;
+  }
+
+  /**
+   * Appends a record to another writer's stream of `kind` (records that
+   * arrive from a peer one by one rather than as sealed arenas). `seq` must
+   * be the stream's next sequence number, so a stream never has gaps or
+   * forks; a record already held at `seq` with the same key is a no-op.
+   */
+  appendAt(kind: string, writer: Uint8Array, seq: bigint, type: number, key: Uint8Array, payload: Uint8Array): void {
+    this.checkOpen();
+    if (!(writer instanceof Uint8Array) || writer.length !== ID_LENGTH) {
+      throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'writer id must be 32 bytes');
+    }
+    const writerHex = toHex(writer);
+    const next = this.nextSeq(kind, writer);
+    if (seq < next) {
+      const held = this.recordAt(kind, writer, seq);
+      if (held && Buffer.from(held.key).equals(key)) return;
+      throw new BazilError(ErrorCodes.CONFLICT, `writer ${writerHex} already has a different record at sequence ${seq} of ${kind}`, { writer: writerHex, seq: Number(seq) });
+    }
+    if (seq > next) {
+      throw new BazilError(ErrorCodes.BAD_ARGUMENT, `writer ${writerHex}'s ${kind} stream continues at ${next}, not ${seq}`, { writer: writerHex, seq: Number(seq), next: Number(next) });
+    }
+    const entry = this.activeFor(kind, writerHex);
+    const active = entry.active!;
+    active.append(type, key, payload);
+    this.locator.insert(key, 0, entry.number);
+    if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
+  }
+
+  /** The record at `seq` of a writer's stream, if held and live. */
+  recordAt(kind: string, writer: Uint8Array, seq: bigint): SequencedRecord | undefined {
+    for (const r of this.records(kind, writer, seq, seq)) return r;
+    return undefined;
   }
 
   /**
@@ -475,11 +509,12 @@ export class ArenaSet {
     }
   }
 
-  /** The next sequence number this writer's stream of `kind` will assign. */
-  nextSeq(kind: string): bigint {
+  /** The next sequence number of a writer's stream of `kind` (this set's own writer by default). */
+  nextSeq(kind: string, writer?: Uint8Array): bigint {
+    const writerHex = writer === undefined ? this.writerHex : toHex(writer);
     let next = 1n;
     for (const e of this.entries) {
-      if (!e || e.kind !== kind || e.writer !== this.writerHex) continue;
+      if (!e || e.kind !== kind || e.writer !== writerHex) continue;
       const end = e.sealed ? e.sealed.footer.lastSeq + 1n : e.active!.nextSeq;
       if (end > next) next = end;
     }

@@ -349,3 +349,26 @@ test('an empty or short active file left by a crash at creation is handled', asy
     await assert.rejects(() => openSet(dir), (e) => isBazilError(e, ErrorCodes.CORRUPT_ARENA));
   });
 });
+
+test('appendAt continues another writer\'s stream without gaps or forks', async () => {
+  await withTempDir(async (dir) => {
+    const peer = keyOf(5, 'peer writer');
+    const set = await openSet(dir, { sealBytes: 4096 });
+    for (let seq = 1; seq <= 60; seq++) set.appendAt('log', peer, BigInt(seq), 1, keyOf(seq, 'p'), payloadOf(seq, 200));
+    assert.equal(set.nextSeq('log', peer), 61n);
+    assert.equal(set.nextSeq('log'), 1n);
+    // Replaying a record already held is a no-op; a different one at that place is a fork.
+    set.appendAt('log', peer, 7n, 1, keyOf(7, 'p'), payloadOf(7, 200));
+    assert.throws(() => set.appendAt('log', peer, 7n, 1, keyOf(7, 'other'), payloadOf(7)), (e) => isBazilError(e, ErrorCodes.CONFLICT));
+    assert.throws(() => set.appendAt('log', peer, 63n, 1, keyOf(63, 'p'), payloadOf(63)), (e) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
+    await set.close();
+    const again = await openSet(dir, { sealBytes: 4096 });
+    const seqs = [...again.records('log', peer)].map((r) => Number(r.seq));
+    assert.deepEqual(seqs, Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.ok(again.stats().sealedArenas >= 2);
+    again.appendAt('log', peer, 61n, 1, keyOf(61, 'p'), payloadOf(61));
+    assert.deepEqual(Buffer.from(again.recordAt('log', peer, 61n)!.payload), payloadOf(61));
+    assert.deepEqual(again.verify(), []);
+    await again.close();
+  });
+});
