@@ -267,6 +267,12 @@ export class ActiveArena {
     return -1;
   }
 
+  /** Whether the record at `ordinal` has `key[off, off+32)`. */
+  keyMatchesAt(ordinal: number, key: Uint8Array, off: number): boolean {
+    if (ordinal >= this.countValue) return false;
+    return this.keyEquals(ordinal, key, off);
+  }
+
   private keyEquals(ordinal: number, key: Uint8Array, off: number): boolean {
     const head = this.readBytes(this.offsets[ordinal] + 5, 32);
     for (let i = 0; i < 32; i++) if (head[i] !== key[off + i]) return false;

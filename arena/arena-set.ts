@@ -16,7 +16,7 @@ import { ActiveArena, DEFAULT_FLUSH_BYTES, type ArenaRecord, type SequencedRecor
 import { SealedArena, deadPathOf, type VerifyProblem } from './sealed-arena.js';
 import { prepareSeal, sealedName } from './seal.js';
 import { KeyTable } from './key-table.js';
-import { HEADER_LENGTH, ID_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
+import { HEADER_LENGTH, ID_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
 import { writeFileDurably } from './dead-set.js';
 
 export const DEFAULT_SEAL_BYTES = 64 * 1024 * 1024;
@@ -224,7 +224,9 @@ export class ArenaSet {
       kind: sealed.kind, writer: toHex(sealed.header.writer), firstSeq: sealed.header.firstSeq,
     };
     this.entries.push(entry);
-    for (let i = 0; i < sealed.count; i++) this.locator.insert(sealed.keyAt(i), 0, entry.number);
+    const keytab = sealed.keyTable();
+    this.locator.reserve(this.locator.size + sealed.count);
+    for (let i = 0; i < sealed.count; i++) this.locator.insert(keytab, i * KEYTAB_ENTRY_LENGTH, entry.number, i);
     return entry;
   }
 
@@ -234,7 +236,7 @@ export class ArenaSet {
       kind: active.header.kind, writer: toHex(active.header.writer), firstSeq: active.header.firstSeq,
     };
     this.entries.push(entry);
-    for (let i = 0; i < active.count; i++) this.locator.insert(active.recordAt(i).key, 0, entry.number);
+    for (let i = 0; i < active.count; i++) this.locator.insert(active.recordAt(i).key, 0, entry.number, i);
     return entry;
   }
 
@@ -287,7 +289,7 @@ export class ArenaSet {
     const entry = this.activeFor(kind);
     const active = entry.active!;
     const seq = active.append(type, key, payload);
-    this.locator.insert(key, 0, entry.number);
+    this.locator.insert(key, 0, entry.number, active.count - 1);
     if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
     return seq;
   }
@@ -316,7 +318,7 @@ export class ArenaSet {
     const entry = this.activeFor(kind, writerHex);
     const active = entry.active!;
     active.append(type, key, payload);
-    this.locator.insert(key, 0, entry.number);
+    this.locator.insert(key, 0, entry.number, active.count - 1);
     if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
   }
 
@@ -346,6 +348,7 @@ export class ArenaSet {
     const done = (async (): Promise<void> => {
       await prepared.commit();
       const sealed = SealedArena.open(this.fs, prepared.path);
+      sealed.setOffsetsByOrdinal(active.frameOffsets().slice());
       entry.sealed = sealed;
       entry.active = null;
       active.close();
@@ -396,28 +399,68 @@ export class ArenaSet {
   }
 
   state(key: Uint8Array): KeyState {
-    let deleted = false;
-    for (const e of this.candidates(key)) {
-      if (e.active) {
-        if (e.active.findOrdinal(key, 0) >= 0) return 'live';
-      } else if (e.sealed) {
-        const slot = e.sealed.findSlot(key, 0);
-        if (slot >= 0) {
-          if (!e.sealed.dead.has(slot)) return 'live';
-          deleted = true;
-        }
-      }
-    }
-    return deleted ? 'deleted' : 'absent';
+    checkKey(key);
+    const found = this.locate(key);
+    return found === LIVE ? 'live' : found === DELETED ? 'deleted' : 'absent';
   }
 
-  private candidates(key: Uint8Array): Entry[] {
+  // Where locate() found the live record; valid until the next locate().
+  private hitEntry: Entry | null = null;
+  private hitOrdinal = 0;
+
+  /**
+   * Finds `key` through the locator, which remembers each key's arena and
+   * record ordinal: a hit costs one table probe and one key comparison,
+   * with no perfect-hash evaluation. Sets hitEntry/hitOrdinal when LIVE.
+   */
+  private locate(key: Uint8Array): number {
+    const loc = this.locator;
+    loc.start(key, 0);
+    const first = loc.next();
+    if (first < 0) return ABSENT;
+    const firstOrdinal = loc.aux;
+    const second = loc.next();
+    if (second < 0) return this.check(this.entries[first], key, firstOrdinal);
+    // Several arenas may hold the key (a copy made by compaction, or a
+    // hash collision): gather the candidates before checking any.
+    const found = [first, firstOrdinal, second, loc.aux];
+    for (let n = loc.next(); n >= 0; n = loc.next()) found.push(n, loc.aux);
+    let deleted = false;
+    for (let i = 0; i < found.length; i += 2) {
+      const r = this.check(this.entries[found[i]], key, found[i + 1]);
+      if (r === LIVE) return LIVE;
+      if (r === DELETED) deleted = true;
+    }
+    return deleted ? DELETED : ABSENT;
+  }
+
+  private check(e: Entry | null, key: Uint8Array, ordinal: number): number {
+    if (!e) return ABSENT;
+    if (e.active) {
+      if (!e.active.keyMatchesAt(ordinal, key, 0)) return ABSENT;
+    } else {
+      const sealed = e.sealed!;
+      if (!sealed.keyMatchesAt(ordinal, key, 0)) return ABSENT;
+      if (sealed.isDeadOrdinal(ordinal)) return DELETED;
+    }
+    this.hitEntry = e;
+    this.hitOrdinal = ordinal;
+    return LIVE;
+  }
+
+  /** Every arena that holds `key` (live or punched), with the record's ordinal there. */
+  private holders(key: Uint8Array): { entry: Entry; ordinal: number }[] {
     checkKey(key);
-    const out: Entry[] = [];
+    const out: { entry: Entry; ordinal: number }[] = [];
+    const pairs: number[] = [];
     this.locator.start(key, 0);
-    for (let n = this.locator.next(); n >= 0; n = this.locator.next()) {
-      const e = this.entries[n];
-      if (e && !out.includes(e)) out.push(e);
+    for (let n = this.locator.next(); n >= 0; n = this.locator.next()) pairs.push(n, this.locator.aux);
+    for (let i = 0; i < pairs.length; i += 2) {
+      const entry = this.entries[pairs[i]];
+      const ordinal = pairs[i + 1];
+      if (!entry) continue;
+      const here = entry.active ? entry.active.keyMatchesAt(ordinal, key, 0) : entry.sealed!.keyMatchesAt(ordinal, key, 0);
+      if (here) out.push({ entry, ordinal });
     }
     return out;
   }
@@ -428,44 +471,18 @@ export class ArenaSet {
    */
   get(key: Uint8Array): ArenaRecord | undefined {
     this.checkOpen();
-    const r = this.lookup(key);
-    if (r === 'deleted') {
+    checkKey(key);
+    const r = this.locate(key);
+    if (r === LIVE) return this.hitRecord();
+    if (r === DELETED) {
       throw new BazilError(ErrorCodes.DELETED, `key ${toHex(key)} was deleted`, { key: toHex(key) });
     }
-    return r;
+    return undefined;
   }
 
-  private lookup(key: Uint8Array): ArenaRecord | undefined | 'deleted' {
-    checkKey(key);
-    this.locator.start(key, 0);
-    const first = this.locator.next();
-    if (first < 0) return undefined;
-    let second = this.locator.next();
-    if (second < 0) return this.lookupIn(this.entries[first], key) ?? undefined;
-    // Several arenas may hold the key (a copy made by compaction, or a
-    // hash collision): gather them before reading, since reading may probe.
-    const numbers = [first];
-    for (; second >= 0; second = this.locator.next()) numbers.push(second);
-    let deleted = false;
-    for (const n of numbers) {
-      const r = this.lookupIn(this.entries[n], key);
-      if (r === 'deleted') deleted = true;
-      else if (r !== null) return r;
-    }
-    return deleted ? 'deleted' : undefined;
-  }
-
-  /** The live record in one arena, 'deleted' if punched there, null if not there. */
-  private lookupIn(e: Entry | null, key: Uint8Array): ArenaRecord | 'deleted' | null {
-    if (!e) return null;
-    if (e.active) {
-      const i = e.active.findOrdinal(key, 0);
-      return i < 0 ? null : e.active.recordAt(i);
-    }
-    const sealed = e.sealed!;
-    const slot = sealed.findSlot(key, 0);
-    if (slot < 0) return null;
-    return sealed.dead.has(slot) ? 'deleted' : sealed.recordAtSlot(slot);
+  private hitRecord(): ArenaRecord {
+    const e = this.hitEntry!;
+    return e.active ? e.active.recordAt(this.hitOrdinal) : e.sealed!.recordAtOrdinal(this.hitOrdinal);
   }
 
   /** Batched get: one entry per key, undefined for absent or deleted keys. */
@@ -473,8 +490,9 @@ export class ArenaSet {
     this.checkOpen();
     const out = new Array<ArenaRecord | undefined>(keys.length);
     for (let i = 0; i < keys.length; i++) {
-      const r = this.lookup(keys[i]);
-      out[i] = r === 'deleted' ? undefined : r;
+      const key = keys[i];
+      checkKey(key);
+      out[i] = this.locate(key) === LIVE ? this.hitRecord() : undefined;
     }
     return out;
   }
@@ -528,44 +546,41 @@ export class ArenaSet {
    */
   async punch(keys: readonly Uint8Array[]): Promise<PunchResult> {
     this.checkOpen();
-    const bySealed = new Map<Entry, number[]>();
+    const bySealed = new Map<Entry, Set<number>>();
     let skipped = 0;
     for (const key of keys) {
       let found = false;
-      for (const e of this.candidates(key)) {
-        if (!e.sealed) continue;
-        const slot = e.sealed.findSlot(key, 0);
-        if (slot < 0 || e.sealed.dead.has(slot)) continue;
-        let list = bySealed.get(e);
-        if (!list) bySealed.set(e, (list = []));
-        list.push(slot);
+      for (const { entry, ordinal } of this.holders(key)) {
+        if (!entry.sealed || entry.sealed.isDeadOrdinal(ordinal)) continue;
+        let set = bySealed.get(entry);
+        if (!set) bySealed.set(entry, (set = new Set()));
+        set.add(ordinal);
         found = true;
       }
       if (!found) skipped++;
     }
     let punched = 0;
-    for (const [e, slots] of bySealed) {
+    for (const [e, ordinals] of bySealed) {
       const arena = e.sealed!;
-      const spans = slots.map((s) => arena.frameSpan(s));
-      const added = await arena.dead.addAndPersist(this.fs, deadPathOf(arena.path), slots);
+      const spans = [...ordinals].sort((x, y) => x - y).map((o) => arena.spanOfOrdinal(o));
+      const added = await arena.markDead(this.fs, [...ordinals].map((o) => arena.slotOfOrdinal(o)));
       punched += added.length;
-      spans.sort((a, b) => a.offset - b.offset);
       // Sealed arenas are opened read-only; punching needs a writable descriptor.
       const file = this.fs.open(arena.path, 'rw');
       try {
-      let start = -1;
-      let end = -1;
-      for (const s of spans) {
-        if (s.offset === end) {
-          end += s.length;
-          continue;
+        let start = -1;
+        let end = -1;
+        for (const span of spans) {
+          if (span.offset === end) {
+            end += span.length;
+            continue;
+          }
+          if (start >= 0) file.punchHole(start, end - start);
+          start = span.offset;
+          end = span.offset + span.length;
         }
         if (start >= 0) file.punchHole(start, end - start);
-        start = s.offset;
-        end = s.offset + s.length;
-      }
-      if (start >= 0) file.punchHole(start, end - start);
-      await file.sync();
+        await file.sync();
       } finally {
         file.close();
       }
@@ -592,15 +607,15 @@ export class ArenaSet {
     for (const v of victims) {
       const arena = v.sealed!;
       for (let i = 0; i < arena.count; i++) {
+        if (arena.isDeadOrdinal(i)) continue;
         const key = arena.keyAt(i);
-        const slot = arena.slotOfOrdinal(i);
-        if (arena.dead.has(slot)) continue;
         // A live copy outside the victims (an earlier compaction that was interrupted, say) already keeps it.
-        if (this.candidates(key).some((e) => !victimSet.has(e) && (e.active ? e.active.has(key) : e.sealed!.has(key)))) continue;
-        const rec = arena.recordAtOffset(arena.frameSpan(slot).offset);
+        if (this.holders(key).some(({ entry, ordinal }) => !victimSet.has(entry) && !(entry.sealed?.isDeadOrdinal(ordinal) ?? false))) continue;
+        const rec = arena.recordAtOrdinal(i);
         const entry = this.activeFor(v.kind);
-        entry.active!.append(rec.type, rec.key, rec.payload);
-        this.locator.insert(rec.key, 0, entry.number);
+        const active = entry.active!;
+        active.append(rec.type, rec.key, rec.payload);
+        this.locator.insert(rec.key, 0, entry.number, active.count - 1);
         kinds.add(v.kind);
         copied++;
       }
@@ -789,6 +804,11 @@ export class ArenaSet {
     if (this.closed) throw new BazilError(ErrorCodes.CLOSED, `arena set ${this.dir} is closed`, { path: this.dir });
   }
 }
+
+// Outcomes of locate().
+const ABSENT = 0;
+const LIVE = 1;
+const DELETED = 2;
 
 function streamOf(kind: string, writerHex: string): string {
   return `${kind}.${writerHex}`;

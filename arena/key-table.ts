@@ -8,7 +8,9 @@
 // string allocation per probe.
 
 const EMPTY = 0;
-const WORDS = 3;
+// Per slot: home hash, check hash, value, aux (the locator keeps the
+// record's ordinal there, so a hit needs no perfect-hash evaluation).
+const WORDS = 4;
 
 let lastH1 = 0;
 let lastH2 = 0;
@@ -58,6 +60,8 @@ export class KeyTable {
   private slots: Uint32Array;
   private mask: number;
   private used = 0;
+  /** The aux word of the candidate next() returned last. */
+  aux = 0;
   // The probe cursor of the lookup in progress (lookups are synchronous).
   private cursor = 0;
   private curH1 = 0;
@@ -79,28 +83,36 @@ export class KeyTable {
     return this.slots.byteLength;
   }
 
-  insert(key: Uint8Array, off: number, value: number): void {
-    if ((this.used + 1) > (this.mask + 1) * 0.75) this.grow();
+  insert(key: Uint8Array, off: number, value: number, aux = 0): void {
+    if ((this.used + 1) > (this.mask + 1) * 0.75) this.resize((this.mask + 1) * 2);
     hashKey(key, off, this.seed);
-    this.place(lastH1, lastH2, value >>> 0);
+    this.place(lastH1, lastH2, value >>> 0, aux >>> 0);
     this.used++;
   }
 
-  private place(h1: number, h2: number, value: number): void {
+  /** Makes room for `expected` entries in one step, sparing the doublings. */
+  reserve(expected: number): void {
+    let cap = this.mask + 1;
+    while (cap * 0.75 < expected) cap *= 2;
+    if (cap > this.mask + 1) this.resize(cap);
+  }
+
+  private place(h1: number, h2: number, value: number, aux: number): void {
     const s = this.slots;
     let i = h1 & this.mask;
     while (s[i * WORDS + 1] !== EMPTY) i = (i + 1) & this.mask;
     s[i * WORDS] = h1;
     s[i * WORDS + 1] = h2;
     s[i * WORDS + 2] = value;
+    s[i * WORDS + 3] = aux;
   }
 
-  private grow(): void {
+  private resize(capacity: number): void {
     const old = this.slots;
-    this.slots = new Uint32Array(old.length * 2);
-    this.mask = this.mask * 2 + 1;
+    this.slots = new Uint32Array(capacity * WORDS);
+    this.mask = capacity - 1;
     for (let i = 0; i < old.length; i += WORDS) {
-      if (old[i + 1] !== EMPTY) this.place(old[i], old[i + 1], old[i + 2]);
+      if (old[i + 1] !== EMPTY) this.place(old[i], old[i + 1], old[i + 2], old[i + 3]);
     }
   }
 
@@ -120,7 +132,10 @@ export class KeyTable {
       const h2 = s[i * WORDS + 1];
       if (h2 === EMPTY) return -1;
       this.cursor = (i + 1) & this.mask;
-      if (h2 === this.curH2 && s[i * WORDS] === this.curH1) return s[i * WORDS + 2];
+      if (h2 === this.curH2 && s[i * WORDS] === this.curH1) {
+        this.aux = s[i * WORDS + 3];
+        return s[i * WORDS + 2];
+      }
     }
   }
 
@@ -146,6 +161,7 @@ export class KeyTable {
         s[hole * WORDS] = s[j * WORDS];
         s[hole * WORDS + 1] = s[j * WORDS + 1];
         s[hole * WORDS + 2] = s[j * WORDS + 2];
+        s[hole * WORDS + 3] = s[j * WORDS + 3];
         hole = j;
       }
       j = (j + 1) & this.mask;
@@ -153,6 +169,7 @@ export class KeyTable {
     s[hole * WORDS] = 0;
     s[hole * WORDS + 1] = EMPTY;
     s[hole * WORDS + 2] = 0;
+    s[hole * WORDS + 3] = 0;
     this.used--;
     return true;
   }

@@ -200,6 +200,77 @@ export class SealedArena {
   }
 
   private slotOrdinals: Uint32Array | null = null;
+  private ordinalOffsets: Uint32Array | null = null;
+  private deadOrdinals: Uint8Array | null = null;
+
+  /**
+   * Frame offset of every record by ordinal. The locator remembers a key's
+   * ordinal, so a located get reads this array instead of evaluating the
+   * perfect hash. Sealing hands over the active arena's offsets; an arena
+   * opened from disk derives them once through the hash and slot table.
+   */
+  offsetsByOrdinal(): Uint32Array {
+    if (this.ordinalOffsets === null) {
+      const t = new Uint32Array(this.count);
+      for (let i = 0; i < this.count; i++) t[i] = this.slots[this.slotOfOrdinal(i)];
+      this.ordinalOffsets = t;
+    }
+    return this.ordinalOffsets;
+  }
+
+  /** Takes the offsets by ordinal known at sealing time (they equal what offsetsByOrdinal derives). */
+  setOffsetsByOrdinal(offsets: Uint32Array): void {
+    if (offsets.length === this.count) this.ordinalOffsets = offsets;
+  }
+
+  isDeadOrdinal(ordinal: number): boolean {
+    if (this.dead.count === 0) return false;
+    if (this.deadOrdinals === null) {
+      const bits = new Uint8Array((this.count + 7) >>> 3);
+      for (let i = 0; i < this.count; i++) if (this.dead.has(this.slotOfOrdinal(i))) bits[i >>> 3] |= 1 << (i & 7);
+      this.deadOrdinals = bits;
+    }
+    return (this.deadOrdinals[ordinal >>> 3] & (1 << (ordinal & 7))) !== 0;
+  }
+
+  /** Whether the record at `ordinal` has `key[off, off+32)`, punched or not. */
+  keyMatchesAt(ordinal: number, key: Uint8Array, off: number): boolean {
+    if (ordinal >= this.count) return false;
+    let stored: Uint8Array;
+    let base: number;
+    if (this.isDeadOrdinal(ordinal)) {
+      // A punched frame's key is zeros now; the key table still has it.
+      stored = this.keytab;
+      base = ordinal * KEYTAB_ENTRY_LENGTH;
+    } else if (this.map !== null) {
+      stored = this.map;
+      base = this.offsetsByOrdinal()[ordinal] + 5;
+    } else {
+      stored = this.read(this.offsetsByOrdinal()[ordinal] + 5, KEY_LENGTH);
+      base = 0;
+    }
+    for (let i = 0; i < KEY_LENGTH; i++) if (stored[base + i] !== key[off + i]) return false;
+    return true;
+  }
+
+  /** The record at `ordinal`, checksum verified; the caller has checked it is live. */
+  recordAtOrdinal(ordinal: number): ArenaRecord {
+    return this.recordAtOffset(this.offsetsByOrdinal()[ordinal]);
+  }
+
+  /** Offset and length of the frame at `ordinal` (punched or not). */
+  spanOfOrdinal(ordinal: number): { offset: number; length: number } {
+    const offsets = this.offsetsByOrdinal();
+    const end = ordinal + 1 < this.count ? offsets[ordinal + 1] : this.footer.dataEnd;
+    return { offset: offsets[ordinal], length: end - offsets[ordinal] };
+  }
+
+  /** Marks slots deleted (durably) and forgets the derived per-ordinal view. */
+  async markDead(fs: FileSystem, slots: number[]): Promise<number[]> {
+    const added = await this.dead.addAndPersist(fs, deadPathOf(this.path), slots);
+    this.deadOrdinals = null;
+    return added;
+  }
 
   /** Record ordinal of every slot; built on first need (only arenas with punched records need it). */
   private ordinalsBySlot(): Uint32Array {
@@ -209,6 +280,11 @@ export class SealedArena {
       this.slotOrdinals = t;
     }
     return this.slotOrdinals;
+  }
+
+  /** The whole key table (64 bytes per record: key, then digest), a view. */
+  keyTable(): Uint8Array {
+    return this.keytab;
   }
 
   /** Key of the record at `ordinal` (append order), from the key table. */

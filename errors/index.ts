@@ -42,8 +42,30 @@ export const ErrorCodes = {
   ABORTED: 'BAZIL_ABORTED',
   /** A feature needs the native addon, which is not built. */
   NATIVE_UNAVAILABLE: 'BAZIL_NATIVE_UNAVAILABLE',
+  /** A content object fails authentication (GCM tag): damaged, truncated, or not sealed with this key. */
+  CORRUPT_OBJECT: 'BAZIL_CORRUPT_OBJECT',
+  /** A content object's bytes do not hash to the id it was asked for or stored under. */
+  OBJECT_MISMATCH: 'BAZIL_OBJECT_MISMATCH',
+  /** A file manifest (or manifest node) is malformed: bad CBOR, unknown version, lengths that do not add up. */
+  CORRUPT_MANIFEST: 'BAZIL_CORRUPT_MANIFEST',
   /** An unexpected failure: a bug in Bazil. The CLI reports any non-BazilError with it. */
   INTERNAL: 'BAZIL_INTERNAL',
+  /** An event's bytes are malformed: not canonical CBOR, a field of the wrong type or range, a bad name. */
+  CORRUPT_EVENT: 'BAZIL_CORRUPT_EVENT',
+  /** An event's signature does not verify under its writer's key. */
+  BAD_SIGNATURE: 'BAZIL_BAD_SIGNATURE',
+  /** An event body fails authenticated decryption: the wrong volume key, or altered bytes. */
+  DECRYPT_FAILED: 'BAZIL_DECRYPT_FAILED',
+  /** An event does not follow its writer's previous one (seq, prev or clock), or breaks causal order. */
+  BROKEN_CHAIN: 'BAZIL_BROKEN_CHAIN',
+  /** Events are missing before this one (a gap in a writer's sequence, or an unmet dependency): fetch them first. */
+  LOG_GAP: 'BAZIL_LOG_GAP',
+  /** An event belongs to a different volume than the log it was offered to. */
+  WRONG_VOLUME: 'BAZIL_WRONG_VOLUME',
+  /** A clock reading lies further in the future than the allowed drift. */
+  CLOCK_SKEW: 'BAZIL_CLOCK_SKEW',
+  /** A file or attribute name is longer than 255 bytes of UTF-8 (ENAMETOOLONG). */
+  NAME_TOO_LONG: 'BAZIL_NAME_TOO_LONG',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
