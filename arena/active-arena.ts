@@ -3,17 +3,16 @@
 // Appends are framed into a memory buffer and written to the file in large
 // pieces; sync() makes everything appended before it durable with group
 // commit, so any number of callers awaiting at once share one fdatasync.
-// The index (key → record ordinal) lives in memory and is rebuilt by
-// scanning at open, which is also where a torn tail is found and cut off.
+// Keys are indexed by the owning ArenaSet's locator, fed by the recovery
+// scan at open, which is also where a torn tail is found and cut off.
 
 import { BazilError, ErrorCodes } from '../errors/index.js';
 import type { ArenaFile, FileSystem } from './file-system.js';
 import {
   type ArenaHeader, FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, MAX_DATA_END,
-  decodeHeader, encodeFrame, encodeHeader, frameLength, readPayloadLength, tryParseFrame, validateRecord,
+  decodeHeader, encodeFrameUnchecked, encodeHeader, frameLength, readPayloadLength, tryParseFrame, validateRecord,
 } from './format.js';
-import { KeyTable } from './key-table.js';
-import { checksumMatches } from './checksum.js';
+import { checksumFrames, checksumMatches } from './checksum.js';
 
 export interface ArenaRecord {
   type: number;
@@ -26,6 +25,13 @@ export interface SequencedRecord extends ArenaRecord {
 }
 
 export const DEFAULT_FLUSH_BYTES = 1024 * 1024;
+/**
+ * Write-behind: every this many bytes written, the kernel is asked to start
+ * writing them to the device (sync_file_range), so the device works while
+ * appends go on instead of all at the next sync(), as RocksDB's
+ * bytes_per_sync does. It does not wait and makes nothing durable.
+ */
+const WRITE_BEHIND_BYTES = 8 * 1024 * 1024;
 const SCAN_CHUNK = 8 * 1024 * 1024;
 
 export interface OpenedActive {
@@ -37,14 +43,17 @@ export interface OpenedActive {
 export class ActiveArena {
   private offsets: Uint32Array<ArrayBuffer>;
   private countValue = 0;
-  private readonly index: KeyTable;
   /** Bytes handed to the file so far (records below this offset are in the file). */
   private writtenEnd: number;
   /** Bytes made durable by a completed sync. */
   private durableEnd: number;
   private pending: Buffer;
   private pendingLength = 0;
+  /** Frames in pending[checksummedTo, pendingLength) still lack their checksums. */
+  private checksummedTo = 0;
   private inflight: Promise<void> | null = null;
+  /** Start of the written bytes not yet handed to startWriteback. */
+  private writebackFrom = 0;
   private failed: unknown = null;
   private closed = false;
   private retired = false;
@@ -61,13 +70,11 @@ export class ActiveArena {
     dataEnd: number,
     offsets: Uint32Array<ArrayBuffer>,
     count: number,
-    index: KeyTable,
     entryDurable: boolean,
     flushBytes: number,
   ) {
     this.offsets = offsets;
     this.countValue = count;
-    this.index = index;
     this.writtenEnd = dataEnd;
     this.durableEnd = entryDurable ? dataEnd : 0;
     this.entryDurable = entryDurable;
@@ -88,16 +95,16 @@ export class ActiveArena {
       file.close();
       throw err;
     }
-    return new ActiveArena(fs, file, { ...header, lastSeq: null }, headerBytes, HEADER_LENGTH, new Uint32Array(1024), 0, new KeyTable(), false, flushBytes);
+    return new ActiveArena(fs, file, { ...header, lastSeq: null }, headerBytes, HEADER_LENGTH, new Uint32Array(1024), 0, false, flushBytes);
   }
 
   /**
-   * Opens an existing active arena, scanning every record to rebuild the
-   * index. The first frame that is short or fails its checksum marks the
+   * Opens an existing active arena, scanning every record (each is passed
+   * to `onRecord` for indexing). The first frame that is short or fails its checksum marks the
    * end: the arena is truncated there, since nothing past a torn record was
    * ever acknowledged by sync().
    */
-  static open(fs: FileSystem, path: string, flushBytes = DEFAULT_FLUSH_BYTES): OpenedActive {
+  static open(fs: FileSystem, path: string, flushBytes = DEFAULT_FLUSH_BYTES, onRecord?: (key: Uint8Array, ordinal: number) => void): OpenedActive {
     const file = fs.open(path, 'rw');
     try {
       const size = file.size();
@@ -113,7 +120,6 @@ export class ActiveArena {
       const cleanHeader = encodeHeader(header);
       let offsets = new Uint32Array(1024);
       let count = 0;
-      const index = new KeyTable();
       let at = HEADER_LENGTH;
       let buf = Buffer.allocUnsafe(SCAN_CHUNK);
       let bufStart = HEADER_LENGTH;
@@ -134,14 +140,14 @@ export class ActiveArena {
         if (frame === null) break;
         if (count === offsets.length) offsets = grow(offsets);
         offsets[count] = at;
-        index.insert(frame.key, 0, count);
+        onRecord?.(frame.key, count);
         count++;
         at += frame.length;
       }
       const truncatedBytes = size - at;
       if (truncatedBytes > 0) file.truncate(at);
       if (!headerBytes.equals(cleanHeader)) file.write(cleanHeader, 0, HEADER_LENGTH, 0);
-      const arena = new ActiveArena(fs, file, header, cleanHeader, at, offsets, count, index, true, flushBytes);
+      const arena = new ActiveArena(fs, file, header, cleanHeader, at, offsets, count, true, flushBytes);
       // Whatever recovery cut or rewrote is not durable yet; the next sync covers it.
       if (truncatedBytes > 0 || !headerBytes.equals(cleanHeader)) arena.durableEnd = 0;
       return { arena, truncatedBytes };
@@ -164,13 +170,14 @@ export class ActiveArena {
     return this.header.firstSeq + BigInt(this.countValue);
   }
 
-  /** Appends a record and returns its sequence number; durable after sync(). */
-  append(type: number, key: Uint8Array, payload: Uint8Array): bigint {
+  /**
+   * Appends a record and returns its ordinal (sequence number minus the
+   * first); durable after sync(). Keys must be unique within the arena: the
+   * owner checks, through its locator.
+   */
+  append(type: number, key: Uint8Array, payload: Uint8Array): number {
     this.checkUsable();
     validateRecord(type, key, payload);
-    if (this.findOrdinal(key, 0) >= 0) {
-      throw new BazilError(ErrorCodes.DUPLICATE_KEY, `key ${Buffer.from(key).toString('hex')} is already in arena ${this.path}`, { path: this.path });
-    }
     const len = frameLength(payload.length);
     const at = this.dataEnd;
     if (at + len > MAX_DATA_END) {
@@ -179,23 +186,38 @@ export class ActiveArena {
     if (len > this.pending.length - this.pendingLength) this.flush();
     if (len > this.pending.length) {
       const big = Buffer.allocUnsafe(len);
-      encodeFrame(big, 0, type, key, payload);
+      encodeFrameUnchecked(big, 0, type, key, payload);
+      checksumFrames(big, 0, len);
       this.writeOut(big, len);
     } else {
-      encodeFrame(this.pending, this.pendingLength, type, key, payload);
+      // The checksum is filled in later, for a whole buffer in one call.
+      encodeFrameUnchecked(this.pending, this.pendingLength, type, key, payload);
       this.pendingLength += len;
     }
     if (this.countValue === this.offsets.length) this.offsets = grow(this.offsets);
     this.offsets[this.countValue] = at;
-    this.index.insert(key, 0, this.countValue);
-    return this.header.firstSeq + BigInt(this.countValue++);
+    return this.countValue++;
+  }
+
+  /** Fills the checksums of buffered frames that lack them. */
+  private checksumPending(): void {
+    if (this.checksummedTo < this.pendingLength) {
+      checksumFrames(this.pending, this.checksummedTo, this.pendingLength);
+      this.checksummedTo = this.pendingLength;
+    }
   }
 
   /** Hands buffered records to the file (the page cache), without waiting for the device. */
   flush(): void {
     if (this.pendingLength === 0) return;
+    this.checksumPending();
     this.writeOut(this.pending, this.pendingLength);
     this.pendingLength = 0;
+    this.checksummedTo = 0;
+    if (this.writtenEnd - this.writebackFrom >= WRITE_BEHIND_BYTES) {
+      this.file.startWriteback(this.writebackFrom, this.writtenEnd - this.writebackFrom);
+      this.writebackFrom = this.writtenEnd;
+    }
   }
 
   private writeOut(buf: Buffer, len: number): void {
@@ -220,15 +242,18 @@ export class ActiveArena {
     this.flush();
     const target = this.writtenEnd;
     while (this.durableEnd < target) {
-      if (this.inflight === null) {
-        const upto = this.writtenEnd;
-        this.inflight = this.syncOnce(upto).finally(() => {
-          this.inflight = null;
-        });
-      }
-      await this.inflight;
+      await (this.inflight ?? this.startSync());
       if (this.failed !== null) throw this.failed;
     }
+  }
+
+  private startSync(): Promise<void> {
+    const upto = this.writtenEnd;
+    const p = this.syncOnce(upto).finally(() => {
+      this.inflight = null;
+    });
+    this.inflight = p;
+    return p;
   }
 
   private async syncOnce(upto: number): Promise<void> {
@@ -249,24 +274,6 @@ export class ActiveArena {
     if (upto > this.durableEnd) this.durableEnd = upto;
   }
 
-  has(key: Uint8Array): boolean {
-    return this.findOrdinal(key, 0) >= 0;
-  }
-
-  get(key: Uint8Array): ArenaRecord | undefined {
-    const i = this.findOrdinal(key, 0);
-    return i < 0 ? undefined : this.recordAt(i);
-  }
-
-  /** Ordinal of the record with `key[off, off+32)`, or -1. */
-  findOrdinal(key: Uint8Array, off: number): number {
-    this.index.start(key, off);
-    for (let c = this.index.next(); c >= 0; c = this.index.next()) {
-      if (this.keyEquals(c, key, off)) return c;
-    }
-    return -1;
-  }
-
   /** Whether the record at `ordinal` has `key[off, off+32)`. */
   keyMatchesAt(ordinal: number, key: Uint8Array, off: number): boolean {
     if (ordinal >= this.countValue) return false;
@@ -281,6 +288,7 @@ export class ActiveArena {
 
   private readBytes(at: number, len: number): Uint8Array {
     if (at >= this.writtenEnd) {
+      this.checksumPending();
       const rel = at - this.writtenEnd;
       return this.pending.subarray(rel, rel + len);
     }

@@ -157,6 +157,8 @@ export class ArenaSet {
     const names = this.fs.readdir(this.dir);
     if (names.includes(JOURNAL)) await this.finishCompaction();
     const actives: ActiveArena[] = [];
+    // Keys found by the recovery scans, so indexing needs no second read.
+    const scannedKeys = new Map<ActiveArena, Uint8Array>();
     for (const name of this.fs.readdir(this.dir).sort()) {
       const path = `${this.dir}/${name}`;
       if (name.endsWith('.tmp')) {
@@ -176,7 +178,9 @@ export class ArenaSet {
           this.fs.unlink(path);
           continue;
         }
-        const { arena, truncatedBytes } = ActiveArena.open(this.fs, path, this.flushBytes);
+        const keys = new KeyCollector();
+        const { arena, truncatedBytes } = ActiveArena.open(this.fs, path, this.flushBytes, (k, i) => keys.add(k, i));
+        scannedKeys.set(arena, keys.bytes());
         if (truncatedBytes > 0) this.log(`${path}: cut ${truncatedBytes} bytes of torn tail after ${arena.count} records`);
         actives.push(arena);
       }
@@ -208,7 +212,7 @@ export class ArenaSet {
         this.activeByStream.set(stream, this.addActive(reopened));
         continue;
       }
-      const entry = this.addActive(a);
+      const entry = this.addActive(a, scannedKeys.get(a));
       if (more || a.dataEnd >= this.sealBytes) {
         await this.seal(entry);
       } else {
@@ -230,13 +234,19 @@ export class ArenaSet {
     return entry;
   }
 
-  private addActive(active: ActiveArena): Entry {
+  private addActive(active: ActiveArena, keys?: Uint8Array): Entry {
     const entry: Entry = {
       number: this.entries.length, active, sealed: null,
       kind: active.header.kind, writer: toHex(active.header.writer), firstSeq: active.header.firstSeq,
     };
     this.entries.push(entry);
-    for (let i = 0; i < active.count; i++) this.locator.insert(active.recordAt(i).key, 0, entry.number, i);
+    if (active.count > 0) {
+      this.locator.reserve(this.locator.size + active.count);
+      for (let i = 0; i < active.count; i++) {
+        if (keys) this.locator.insert(keys, i * KEY_LENGTH, entry.number, i);
+        else this.locator.insert(active.recordAt(i).key, 0, entry.number, i);
+      }
+    }
     return entry;
   }
 
@@ -250,9 +260,15 @@ export class ArenaSet {
   }
 
   private activeFor(kind: string, writerHex = this.writerHex): Entry {
+    // Appends mostly go to one stream in a row; this spares building the stream name.
+    const last = this.lastActive;
+    if (last !== null && last.kind === kind && last.writer === writerHex) return last;
     const stream = streamOf(kind, writerHex);
     const existing = this.activeByStream.get(stream);
-    if (existing) return existing;
+    if (existing) {
+      this.lastActive = existing;
+      return existing;
+    }
     validateKind(kind);
     // The newest arena of the stream may still be sealing; it is in entries as active.
     let prevEntry: Entry | null = null;
@@ -278,20 +294,38 @@ export class ArenaSet {
     active.predecessor = predecessor;
     const entry = this.addActive(active);
     this.activeByStream.set(stream, entry);
+    this.lastActive = entry;
     return entry;
   }
 
   private readonly sealing = new Map<number, { identity: Buffer; done: Promise<void> }>();
+  /** The stream appended to last, while its arena takes appends. */
+  private lastActive: Entry | null = null;
 
   /** Appends a record to this writer's stream of `kind`; returns its sequence number. Durable after sync(). */
   append(kind: string, type: number, key: Uint8Array, payload: Uint8Array): bigint {
     this.checkOpen();
     const entry = this.activeFor(kind);
+    const ordinal = this.appendTo(entry, type, key, payload);
+    return entry.firstSeq + BigInt(ordinal);
+  }
+
+  /**
+   * Appends to an entry's active arena and indexes the key. A key may live
+   * in several arenas (compaction copies), but only once per arena: the
+   * perfect hash needs distinct keys.
+   */
+  private appendTo(entry: Entry, type: number, key: Uint8Array, payload: Uint8Array): number {
+    checkKey(key);
     const active = entry.active!;
-    const seq = active.append(type, key, payload);
-    this.locator.insert(key, 0, entry.number, active.count - 1);
+    if (this.locate(key) === LIVE && this.hitEntry === entry) {
+      throw new BazilError(ErrorCodes.DUPLICATE_KEY, `key ${toHex(key)} is already in arena ${active.path}`, { path: active.path });
+    }
+    const ordinal = active.append(type, key, payload);
+    // locate() left the key's hashes in the locator: no second hashing.
+    this.locator.insertStarted(entry.number, ordinal);
     if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
-    return seq;
+    return ordinal;
   }
 
   /**
@@ -315,11 +349,7 @@ export class ArenaSet {
     if (seq > next) {
       throw new BazilError(ErrorCodes.BAD_ARGUMENT, `writer ${writerHex}'s ${kind} stream continues at ${next}, not ${seq}`, { writer: writerHex, seq: Number(seq), next: Number(next) });
     }
-    const entry = this.activeFor(kind, writerHex);
-    const active = entry.active!;
-    active.append(type, key, payload);
-    this.locator.insert(key, 0, entry.number, active.count - 1);
-    if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
+    this.appendTo(this.activeFor(kind, writerHex), type, key, payload);
   }
 
   /** The record at `seq` of a writer's stream, if held and live. */
@@ -345,6 +375,7 @@ export class ArenaSet {
       return Promise.reject(err);
     }
     if (this.activeByStream.get(stream) === entry) this.activeByStream.delete(stream);
+    if (this.lastActive === entry) this.lastActive = null;
     const done = (async (): Promise<void> => {
       await prepared.commit();
       const sealed = SealedArena.open(this.fs, prepared.path);
@@ -612,10 +643,7 @@ export class ArenaSet {
         // A live copy outside the victims (an earlier compaction that was interrupted, say) already keeps it.
         if (this.holders(key).some(({ entry, ordinal }) => !victimSet.has(entry) && !(entry.sealed?.isDeadOrdinal(ordinal) ?? false))) continue;
         const rec = arena.recordAtOrdinal(i);
-        const entry = this.activeFor(v.kind);
-        const active = entry.active!;
-        active.append(rec.type, rec.key, rec.payload);
-        this.locator.insert(rec.key, 0, entry.number, active.count - 1);
+        this.appendTo(this.activeFor(v.kind), rec.type, rec.key, rec.payload);
         kinds.add(v.kind);
         copied++;
       }
@@ -802,6 +830,27 @@ export class ArenaSet {
 
   private checkOpen(): void {
     if (this.closed) throw new BazilError(ErrorCodes.CLOSED, `arena set ${this.dir} is closed`, { path: this.dir });
+  }
+}
+
+/** Packs the keys a recovery scan reports into one buffer. */
+class KeyCollector {
+  private buf = Buffer.allocUnsafe(32 * 1024);
+  private count = 0;
+
+  add(key: Uint8Array, ordinal: number): void {
+    const need = (ordinal + 1) * KEY_LENGTH;
+    if (need > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+      this.buf.copy(bigger, 0, 0, this.count * KEY_LENGTH);
+      this.buf = bigger;
+    }
+    this.buf.set(key, ordinal * KEY_LENGTH);
+    this.count = ordinal + 1;
+  }
+
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.count * KEY_LENGTH);
   }
 }
 

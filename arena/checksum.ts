@@ -36,6 +36,25 @@ export function portableChecksumInto(buf: Uint8Array, start: number, end: number
   out.set(xxh3.digest('binary'), outOffset);
 }
 
+/**
+ * Fills the checksums of the record frames laid back to back in
+ * `buf[start, end)` (each frame: len u32 LE, type, 32-byte key, payload,
+ * then the 8 checksum bytes to fill).
+ */
+export function checksumFrames(buf: Uint8Array, start: number, end: number): void {
+  if (native !== null) {
+    native.xxh3Frames(buf, start, end);
+    return;
+  }
+  for (let at = start; at < end;) {
+    const len = (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
+    const payloadEnd = at + 37 + len;
+    if (payloadEnd + CHECKSUM_LENGTH > end) throw new RangeError('a frame runs past the end of the range');
+    portableChecksumInto(buf, at, payloadEnd, buf, payloadEnd);
+    at = payloadEnd + CHECKSUM_LENGTH;
+  }
+}
+
 /** True when the 8 bytes at `buf[at]` equal XXH3-64 of `buf[start, end)`. */
 export function checksumMatches(buf: Uint8Array, start: number, end: number, at: number): boolean {
   if (native !== null) return native.xxh3Matches(buf, start, end, at);

@@ -316,6 +316,14 @@ class FaultArenaFile implements ArenaFile {
     this.#inode.size = length;
   }
 
+  startWriteback(position: number, length: number): void {
+    // A hint with no effect on durability: not counted (crash points stay
+    // those of real I/O), and not passed on, so the model stays exact.
+    void position;
+    void length;
+    this.#process.assertAlive('startWriteback', this.path);
+  }
+
   punchHole(position: number, length: number): void {
     this.#process.enter('punchHole', this.path);
     this.#inode.beforeChange(this.#inner, position, position + length);

@@ -24,6 +24,12 @@ export interface ArenaFile {
   write(buf: Uint8Array, offset: number, length: number, position: number): void;
   /** Makes every write issued before the call durable (fdatasync). */
   sync(): Promise<void>;
+  /**
+   * Starts writing a range's dirty pages to the device without waiting and
+   * without making anything durable (sync_file_range); a hint that lets the
+   * device work while appends go on. May do nothing.
+   */
+  startWriteback(position: number, length: number): void;
   truncate(length: number): void;
   /** Frees the blocks of a byte range, keeping the file size (FALLOC_FL_PUNCH_HOLE). */
   punchHole(position: number, length: number): void;

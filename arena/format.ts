@@ -222,6 +222,19 @@ export function encodeFrame(out: Uint8Array, at: number, type: number, key: Uint
   return FRAME_OVERHEAD + len;
 }
 
+/** Like encodeFrame, but leaves the checksum bytes for checksumFrames() to fill. */
+export function encodeFrameUnchecked(out: Uint8Array, at: number, type: number, key: Uint8Array, payload: Uint8Array): number {
+  const len = payload.length;
+  out[at] = len & 0xff;
+  out[at + 1] = (len >>> 8) & 0xff;
+  out[at + 2] = (len >>> 16) & 0xff;
+  out[at + 3] = (len >>> 24) & 0xff;
+  out[at + 4] = type;
+  out.set(key, at + 5);
+  out.set(payload, at + FRAME_HEAD_LENGTH);
+  return FRAME_OVERHEAD + len;
+}
+
 export function frameLength(payloadLength: number): number {
   return FRAME_OVERHEAD + payloadLength;
 }

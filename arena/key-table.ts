@@ -90,6 +90,13 @@ export class KeyTable {
     this.used++;
   }
 
+  /** Inserts the key of the lookup started last, without hashing it again. */
+  insertStarted(value: number, aux = 0): void {
+    if ((this.used + 1) > (this.mask + 1) * 0.75) this.resize((this.mask + 1) * 2);
+    this.place(this.curH1, this.curH2, value >>> 0, aux >>> 0);
+    this.used++;
+  }
+
   /** Makes room for `expected` entries in one step, sparing the doublings. */
   reserve(expected: number): void {
     let cap = this.mask + 1;

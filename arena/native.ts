@@ -34,6 +34,10 @@ export interface NativeBindings {
   xxh3Into(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void;
   /** Whether buf[at, at + 8) is the canonical XXH3-64 of buf[start, end). */
   xxh3Matches(buf: Uint8Array, start: number, end: number, at: number): boolean;
+  /** Fills the checksum of every record frame in buf[start, end) (frames back to back); RangeError if one overruns. */
+  xxh3Frames(buf: Uint8Array, start: number, end: number): void;
+  /** sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a range without waiting; durability still needs fdatasync. False where unsupported. */
+  startWriteback(fd: number, offset: number, length: number): boolean;
 }
 
 const ADDON_PATH = join('build', 'Release', 'bazil_native.node');
@@ -89,5 +93,6 @@ function isBindings(value: unknown): value is NativeBindings {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
   return typeof v['punchHole'] === 'function' && typeof v['mapFile'] === 'function' &&
-    typeof v['xxh3Into'] === 'function' && typeof v['xxh3Matches'] === 'function';
+    typeof v['xxh3Into'] === 'function' && typeof v['xxh3Matches'] === 'function' && typeof v['xxh3Frames'] === 'function' &&
+    typeof v['startWriteback'] === 'function';
 }

@@ -118,6 +118,17 @@ class NodeArenaFile implements ArenaFile {
     }
   }
 
+  startWriteback(position: number, length: number): void {
+    const fd = this.#openFd('startWriteback');
+    const bindings = loadNative();
+    if (bindings === null) return;
+    try {
+      bindings.startWriteback(fd, position, length);
+    } catch (err) {
+      throw osError('startWriteback', this.path, err);
+    }
+  }
+
   punchHole(position: number, length: number): void {
     const fd = this.#openFd('punchHole');
     // Asked on every call, not kept: loadNative() caches the addon itself,
