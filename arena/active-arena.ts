@@ -57,7 +57,7 @@ export class ActiveArena {
   private failed: unknown = null;
   private closed = false;
   private retired = false;
-  /** Settles when the writer's previous arena is sealed durably; no record here is acknowledged before. */
+  /** Settles when the stream's previous arena's records are durable; no record here is acknowledged before. */
   predecessor: Promise<unknown> | null = null;
   /** Whether the file's directory entry is durable; a new file needs a directory sync once. */
   private entryDurable: boolean;

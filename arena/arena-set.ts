@@ -43,6 +43,8 @@ interface Entry {
   kind: string;
   writer: string;
   firstSeq: bigint;
+  /** While sealing: settles when its records are durable (before the seal is). */
+  recordsDurable?: Promise<void>;
 }
 
 export type KeyState = 'live' | 'deleted' | 'absent';
@@ -185,25 +187,36 @@ export class ArenaSet {
         actives.push(arena);
       }
     }
-    actives.sort((a, b) => streamOf(a.header.kind, toHex(a.header.writer)).localeCompare(streamOf(b.header.kind, toHex(b.header.writer))) || cmp(a.header.firstSeq, b.header.firstSeq));
-    for (let i = 0; i < actives.length; i++) {
-      const a = actives[i];
-      const stream = streamOf(a.header.kind, toHex(a.header.writer));
-      const last = this.lastSealed(a.header.kind, toHex(a.header.writer));
-      const expectSeq = last === null ? 1n : last.sealed!.footer.lastSeq + 1n;
-      const expectPrev = last === null ? ZERO_ID : last.sealed!.identity;
-      if (a.header.firstSeq !== expectSeq || !a.header.prev.equals(expectPrev)) {
-        // Its predecessor never became durable, so none of its records was
-        // ever acknowledged: set it aside rather than break the chain.
-        this.log(`${a.path}: does not follow the writer's last sealed arena; moved aside as .orphan`);
+    // Walk each stream's arenas in sequence order. Seals finish out of order
+    // (each waits only for its own records), so an active arena may sit
+    // between sealed ones; it must continue exactly where the arena before
+    // it ends, or its predecessor's records never all became durable and
+    // none of its own was acknowledged: it is set aside as .orphan.
+    actives.sort((a, b) => cmp(a.header.firstSeq, b.header.firstSeq));
+    for (const a of actives) {
+      const kind = a.header.kind;
+      const writer = toHex(a.header.writer);
+      const stream = streamOf(kind, writer);
+      let before: Entry | null = null;
+      let after = false;
+      for (const e of this.entries) {
+        if (!e || e.kind !== kind || e.writer !== writer) continue;
+        if (e.firstSeq < a.header.firstSeq && (before === null || e.firstSeq > before.firstSeq)) before = e;
+        if (e.firstSeq > a.header.firstSeq) after = true;
+      }
+      for (const b of actives) {
+        if (b !== a && b.header.kind === kind && toHex(b.header.writer) === writer && b.header.firstSeq > a.header.firstSeq) after = true;
+      }
+      const expectSeq = before === null ? 1n : before.sealed ? before.sealed.footer.lastSeq + 1n : before.active!.nextSeq;
+      if (a.header.firstSeq !== expectSeq) {
+        this.log(`${a.path}: does not continue its stream (expected sequence ${expectSeq}); moved aside as .orphan`);
         a.close();
         this.fs.rename(a.path, `${a.path}.orphan`);
         continue;
       }
-      const more = i + 1 < actives.length && streamOf(actives[i + 1].header.kind, toHex(actives[i + 1].header.writer)) === stream;
       if (a.count === 0) {
         a.close();
-        if (more) {
+        if (after) {
           this.fs.unlink(a.path);
           continue;
         }
@@ -213,7 +226,7 @@ export class ArenaSet {
         continue;
       }
       const entry = this.addActive(a, scannedKeys.get(a));
-      if (more || a.dataEnd >= this.sealBytes) {
+      if (after || a.dataEnd >= this.sealBytes) {
         await this.seal(entry);
       } else {
         this.activeByStream.set(stream, entry);
@@ -250,15 +263,6 @@ export class ArenaSet {
     return entry;
   }
 
-  /** The sealed arena with the highest sequence numbers of a stream, if any. */
-  private lastSealed(kind: string, writer: string): Entry | null {
-    let best: Entry | null = null;
-    for (const e of this.entries) {
-      if (e?.sealed && e.kind === kind && e.writer === writer && (best === null || e.firstSeq > best.firstSeq)) best = e;
-    }
-    return best;
-  }
-
   private activeFor(kind: string, writerHex = this.writerHex): Entry {
     // Appends mostly go to one stream in a row; this spares building the stream name.
     const last = this.lastActive;
@@ -276,29 +280,29 @@ export class ArenaSet {
       if (e && e.kind === kind && e.writer === writerHex && (prevEntry === null || e.firstSeq > prevEntry.firstSeq)) prevEntry = e;
     }
     let firstSeq = 1n;
-    let prev: Buffer = ZERO_ID;
-    let predecessor: Promise<unknown> | null = null;
+    let predecessor: Promise<void> | undefined;
     if (prevEntry?.sealed) {
       firstSeq = prevEntry.sealed.footer.lastSeq + 1n;
-      prev = prevEntry.sealed.identity;
     } else if (prevEntry?.active) {
-      const sealing = this.sealing.get(prevEntry.number);
-      if (!sealing) throw new BazilError(ErrorCodes.IO, `stream ${stream} has an active arena that is not sealing`);
+      if (!prevEntry.recordsDurable) throw new BazilError(ErrorCodes.IO, `stream ${stream} has an active arena that is not sealing`);
       firstSeq = prevEntry.active.nextSeq;
-      prev = sealing.identity;
-      predecessor = sealing.done;
+      predecessor = prevEntry.recordsDurable;
     }
+    // An active arena's header names no predecessor (zeros): sealing writes
+    // it, once the predecessor's identity is known.
     const writer = Buffer.from(writerHex, 'hex');
     const path = `${this.dir}/${kind}.${writerHex}.${firstSeq}.active`;
-    const active = ActiveArena.create(this.fs, path, { version: 1, kind, writer, firstSeq, lastSeq: null, prev }, this.flushBytes);
-    active.predecessor = predecessor;
+    const active = ActiveArena.create(this.fs, path, { version: 1, kind, writer, firstSeq, lastSeq: null, prev: ZERO_ID }, this.flushBytes);
+    // No record here is acknowledged before all of the predecessor's are
+    // durable, so the stream never has a gap after a crash.
+    if (predecessor) active.predecessor = predecessor;
     const entry = this.addActive(active);
     this.activeByStream.set(stream, entry);
     this.lastActive = entry;
     return entry;
   }
 
-  private readonly sealing = new Map<number, { identity: Buffer; done: Promise<void> }>();
+  private readonly sealing = new Map<number, { identity: Promise<Buffer>; done: Promise<void> }>();
   /** The stream appended to last, while its arena takes appends. */
   private lastActive: Entry | null = null;
 
@@ -364,24 +368,47 @@ export class ArenaSet {
    * whose records are acknowledged only after this seal is durable.
    */
   private seal(entry: Entry): Promise<void> {
+    const already = this.sealing.get(entry.number);
+    if (already) return already.done;
     const active = entry.active!;
     const stream = streamOf(entry.kind, entry.writer);
-    let prepared: ReturnType<typeof prepareSeal>;
-    try {
-      prepared = prepareSeal(this.fs, active);
-    } catch (err) {
-      // The arena keeps taking appends if it can; sync() reports the failure.
-      this.sealFailure = err;
-      return Promise.reject(err);
-    }
     if (this.activeByStream.get(stream) === entry) this.activeByStream.delete(stream);
     if (this.lastActive === entry) this.lastActive = null;
+    // The stream's previous arena: its identity goes into this one's header.
+    let prevIdentity: Promise<Buffer> = Promise.resolve(ZERO_ID);
+    let prevFirst = -1n;
+    for (const e of this.entries) {
+      if (!e || e === entry || e.kind !== entry.kind || e.writer !== entry.writer || e.firstSeq >= entry.firstSeq || e.firstSeq <= prevFirst) continue;
+      prevFirst = e.firstSeq;
+      prevIdentity = e.sealed ? Promise.resolve(e.sealed.identity) : (this.sealing.get(e.number)?.identity ?? Promise.resolve(ZERO_ID));
+    }
+    // Syncing the records first lets sync() and the next arena go on while
+    // the seal section is computed.
+    entry.recordsDurable = active.sync();
+    entry.recordsDurable.catch(() => {});
+    let settleIdentity!: (id: Buffer) => void;
+    let failIdentity!: (err: unknown) => void;
+    const identity = new Promise<Buffer>((resolve, reject) => {
+      settleIdentity = resolve;
+      failIdentity = reject;
+    });
+    identity.catch(() => {});
     const done = (async (): Promise<void> => {
+      let prepared;
+      try {
+        prepared = await prepareSeal(this.fs, active, prevIdentity);
+      } catch (err) {
+        failIdentity(err);
+        throw err;
+      }
+      settleIdentity(prepared.identity);
+      await entry.recordsDurable;
       await prepared.commit();
       const sealed = SealedArena.open(this.fs, prepared.path);
       sealed.setOffsetsByOrdinal(active.frameOffsets().slice());
       entry.sealed = sealed;
       entry.active = null;
+      entry.recordsDurable = undefined;
       active.close();
     })();
     const tracked = done.catch((err: unknown) => {
@@ -391,7 +418,8 @@ export class ArenaSet {
       this.sealing.delete(entry.number);
       this.pendingSeals.delete(tracked);
     });
-    this.sealing.set(entry.number, { identity: prepared.identity, done: tracked });
+    tracked.catch(() => {});
+    this.sealing.set(entry.number, { identity, done: tracked });
     this.pendingSeals.add(tracked);
     return tracked;
   }
@@ -410,13 +438,26 @@ export class ArenaSet {
     return sealedPaths;
   }
 
+  /** This set's own writer id: append() continues its streams. */
+  get writer(): Buffer {
+    return Buffer.from(this.writerHex, 'hex');
+  }
+
+  /** Resolves when every seal started so far has finished (sealed arenas renamed into place). */
+  async waitForSeals(): Promise<void> {
+    while (this.pendingSeals.size > 0) await Promise.all([...this.pendingSeals]);
+  }
+
   /**
    * Resolves once every record appended before the call is durable,
    * including arenas being sealed. Concurrent callers share fsyncs.
    */
   async sync(): Promise<void> {
     this.checkOpen();
-    const waits: Promise<unknown>[] = [...this.pendingSeals];
+    // Arenas being sealed count once their records are durable; the rest of
+    // the seal (index, rename) finishes in the background.
+    const waits: Promise<unknown>[] = [];
+    for (const e of this.entries) if (e?.recordsDurable) waits.push(e.recordsDurable);
     for (const entry of this.activeByStream.values()) waits.push(entry.active!.sync());
     await Promise.all(waits);
     if (this.sealFailure !== null) {
@@ -628,8 +669,16 @@ export class ArenaSet {
   async compact(options: { maxLiveness?: number; kind?: string } = {}): Promise<CompactionResult> {
     this.checkOpen();
     const maxLiveness = options.maxLiveness ?? 0.5;
+    // The newest arena of each of this writer's streams stays, however dead:
+    // it holds the stream's last sequence number, which the next arena continues.
+    const newest = new Set<Entry>();
+    for (const e of this.entries) {
+      if (!e || e.writer !== this.writerHex) continue;
+      const n = this.entries.find((x) => x && x.kind === e.kind && x.writer === e.writer && x.firstSeq > e.firstSeq);
+      if (!n) newest.add(e);
+    }
     const victims = this.entries.filter((e): e is Entry =>
-      e !== null && e.sealed !== null && (options.kind === undefined || e.kind === options.kind) &&
+      e !== null && e.sealed !== null && !newest.has(e) && (options.kind === undefined || e.kind === options.kind) &&
       e.sealed.liveCount / e.sealed.count < maxLiveness);
     if (victims.length === 0) return { retired: [], copied: 0, reclaimedBytes: 0 };
     const victimSet = new Set(victims);
@@ -808,6 +857,9 @@ export class ArenaSet {
     try {
       await this.sync();
     } finally {
+      // Whatever happened, no seal may still be running when files close:
+      // it would rename files behind the next owner's back.
+      while (this.pendingSeals.size > 0) await Promise.allSettled([...this.pendingSeals]);
       this.closeAll();
     }
   }

@@ -62,4 +62,10 @@ export interface FileSystem {
   syncDir(dir: string): Promise<void>;
   exists(path: string): boolean;
   stat(path: string): FileStat;
+  /**
+   * The path under which another thread of this process may read the same
+   * file with plain node:fs, or null. Layers that must see every read (the
+   * fault-injecting one) leave it out, and callers then read through them.
+   */
+  localPath?(path: string): string | null;
 }

@@ -184,6 +184,10 @@ class NodeArenaFile implements ArenaFile {
 }
 
 export class NodeFileSystem implements FileSystem {
+  localPath(path: string): string | null {
+    return path;
+  }
+
   open(path: string, mode: OpenMode): ArenaFile {
     try {
       return new NodeArenaFile(path, fs.openSync(path, OPEN_FLAGS[mode]));

@@ -1,29 +1,31 @@
 // Sealing: turning a full active arena into an immutable, indexed one.
 //
-// The seal section is appended after the last record, the header gets its
-// last sequence number, the file is fsynced, then renamed to its identity
-// and the directory fsynced. A crash before the rename is durable leaves an
-// active arena whose tail (the half-written seal section) fails as a frame
-// and is cut off at the next open, so sealing simply runs again.
+// The seal section is computed from the records (in a worker thread when the
+// file layer can name the file on disk, so the main thread keeps taking
+// appends), appended after the last record; the header gets its last
+// sequence number; the file is fsynced, renamed to its identity and the
+// directory fsynced. A crash before the rename is durable leaves an active
+// arena whose tail (the half-written seal section) fails as a frame and is
+// cut off at the next open, so sealing simply runs again.
 
 import { endianness } from 'node:os';
+import { hash } from 'node:crypto';
 import { BazilError, ErrorCodes } from '../errors/index.js';
-import type { FileSystem } from './file-system.js';
+import type { ArenaFile, FileSystem } from './file-system.js';
 import type { ActiveArena } from './active-arena.js';
 import { dirOf } from './active-arena.js';
 import {
-  FOOTER_LENGTH, FRAME_HEAD_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, align8, encodeFooter, readPayloadLength, setHeaderLastSeq,
+  FOOTER_LENGTH, FRAME_HEAD_LENGTH, HEADER_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, align8, encodeFooter, encodeHeader, readPayloadLength,
 } from './format.js';
-import { checksumMatches, digest } from './checksum.js';
+import { checksumMatches } from './checksum.js';
 import { Mph } from './mph.js';
 import { computeIdentity, fingerprintOf } from './sealed-arena.js';
+import { sealInWorker } from './seal-pool.js';
 
 if (endianness() !== 'LE') {
   // Slot and fingerprint tables are copied as typed arrays, which use the host's byte order.
   throw new Error('Bazil arenas need a little-endian host');
 }
-
-const READ_CHUNK = 8 * 1024 * 1024;
 
 export interface PreparedSeal {
   /** Where the sealed arena will live. */
@@ -33,47 +35,44 @@ export interface PreparedSeal {
   commit(): Promise<void>;
 }
 
+export interface SealSection {
+  /** Bytes from the end of the records to the end of the footer. */
+  section: Uint8Array;
+  identity: Buffer;
+}
+
 export function sealedName(identity: Uint8Array): string {
   return `${Buffer.from(identity).toString('hex')}.arena`;
 }
 
 /**
- * Writes the seal section synchronously, so the identity is known at once
- * (the writer's next arena names it as its predecessor), and returns the
- * durable part as commit().
+ * Computes the seal section of records held in `data`, where data[0] is
+ * file offset `base` and the records end at `dataEnd`. Re-checks every
+ * record's checksum first, so a record damaged in memory or on disk is never
+ * given a valid digest. Pure: runs on the main thread or in a worker.
  */
-export function prepareSeal(fs: FileSystem, active: ActiveArena): PreparedSeal {
-  const n = active.count;
-  if (n === 0) throw new BazilError(ErrorCodes.BAD_ARGUMENT, `${active.path}: an empty arena is not sealed`, { path: active.path });
-  const file = active.fileForSealing();
-  const offsets = active.frameOffsets();
-  const dataEnd = active.dataEnd;
+export function computeSealSection(
+  data: Uint8Array, base: number, offsets: Uint32Array, dataEnd: number, sealedHeader: Uint8Array, path: string,
+): SealSection {
+  const n = offsets.length;
   const keys = Buffer.allocUnsafe(n * KEY_LENGTH);
   const keytab = Buffer.allocUnsafe(n * KEYTAB_ENTRY_LENGTH);
-
-  // One sequential pass over the records: re-check each checksum (so a
-  // record damaged in memory or on disk is never given a valid digest),
-  // collect keys and digest each frame.
-  let chunk = Buffer.allocUnsafe(READ_CHUNK);
-  let chunkStart = 0;
-  let chunkLen = 0;
   for (let i = 0; i < n; i++) {
-    const at = offsets[i];
-    const end = i + 1 < n ? offsets[i + 1] : dataEnd;
-    if (at < chunkStart || end > chunkStart + chunkLen) {
-      if (end - at > chunk.length) chunk = Buffer.allocUnsafe(end - at);
-      chunkStart = at;
-      chunkLen = file.read(chunk, 0, Math.min(chunk.length, dataEnd - at), at);
+    const at = offsets[i] - base;
+    const end = (i + 1 < n ? offsets[i + 1] : dataEnd) - base;
+    const payloadEnd = end - 8;
+    if (at < 0 || end > data.length || readPayloadLength(data, at) !== payloadEnd - at - FRAME_HEAD_LENGTH ||
+        !checksumMatches(data, at, payloadEnd, payloadEnd)) {
+      throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${path}: record at offset ${at + base} changed before sealing`, { path, offset: at + base });
     }
-    const rel = at - chunkStart;
-    const len = end - at;
-    const payloadEnd = rel + len - 8;
-    if (readPayloadLength(chunk, rel) !== len - FRAME_HEAD_LENGTH - 8 || !checksumMatches(chunk, rel, payloadEnd, payloadEnd)) {
-      throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${active.path}: record at offset ${at} changed before sealing`, { path: active.path, offset: at });
+    const k = i * KEY_LENGTH;
+    const t = i * KEYTAB_ENTRY_LENGTH;
+    for (let j = 0; j < KEY_LENGTH; j++) {
+      const byte = data[at + 5 + j];
+      keys[k + j] = byte;
+      keytab[t + j] = byte;
     }
-    chunk.copy(keys, i * KEY_LENGTH, rel + 5, rel + FRAME_HEAD_LENGTH);
-    chunk.copy(keytab, i * KEYTAB_ENTRY_LENGTH, rel + 5, rel + FRAME_HEAD_LENGTH);
-    digest(chunk, rel, rel + len).copy(keytab, i * KEYTAB_ENTRY_LENGTH + KEY_LENGTH);
+    keytab.set(hash('sha256', data.subarray(at, end), 'buffer'), t + KEY_LENGTH);
   }
 
   const mph = Mph.build(keys, n, KEY_LENGTH);
@@ -91,11 +90,8 @@ export function prepareSeal(fs: FileSystem, active: ActiveArena): PreparedSeal {
   const fingerprintsOffset = slotsOffset + n * 4;
   const mphOffset = align8(fingerprintsOffset + n * 2);
   const footerOffset = align8(mphOffset + mphBytes.length);
-  const lastSeq = active.header.firstSeq + BigInt(n - 1);
-  const header = Buffer.from(active.headerBytes);
-  setHeaderLastSeq(header, lastSeq);
-  const identity = computeIdentity(header, keytab);
-
+  const lastSeq = Buffer.from(sealedHeader.buffer, sealedHeader.byteOffset, HEADER_LENGTH).readBigUInt64LE(72);
+  const identity = computeIdentity(sealedHeader, keytab);
   const section = Buffer.alloc(footerOffset + FOOTER_LENGTH - dataEnd);
   const put = (bytes: Uint8Array, at: number): void => section.set(bytes, at - dataEnd);
   put(keytab, keytabOffset);
@@ -105,11 +101,48 @@ export function prepareSeal(fs: FileSystem, active: ActiveArena): PreparedSeal {
   put(encodeFooter({
     count: n, dataEnd, keytabOffset, slotsOffset, fingerprintsOffset, mphOffset, mphLength: mphBytes.length, lastSeq, identity,
   }), footerOffset);
+  return { section, identity };
+}
+
+/** Reads the records region of an arena file through the file layer. */
+function readRecords(file: ArenaFile, dataEnd: number, path: string): Buffer {
+  const data = Buffer.allocUnsafe(dataEnd - HEADER_LENGTH);
+  const n = file.read(data, 0, data.length, HEADER_LENGTH);
+  if (n !== data.length) {
+    throw new BazilError(ErrorCodes.CORRUPT_ARENA, `${path}: short read of the records while sealing`, { path, offset: HEADER_LENGTH + n });
+  }
+  return data;
+}
+
+/**
+ * Computes and writes the seal section of an active arena (which stops
+ * taking appends at once) and returns the durable part as commit().
+ * `prevIdentity` is the identity of the stream's previous arena. The
+ * computation runs in a worker thread when the file layer can name the file
+ * on disk; a layer that cannot (the fault-injecting one) seals inline, so
+ * every byte still goes through it.
+ */
+export async function prepareSeal(fs: FileSystem, active: ActiveArena, prevIdentity: Promise<Buffer>): Promise<PreparedSeal> {
+  const n = active.count;
+  if (n === 0) throw new BazilError(ErrorCodes.BAD_ARGUMENT, `${active.path}: an empty arena is not sealed`, { path: active.path });
+  // Everything up to the first await runs at once: the arena stops taking
+  // appends in the same tick the seal is decided.
+  const file = active.fileForSealing();
+  active.retire();
+  const offsets = active.frameOffsets().slice();
+  const dataEnd = active.dataEnd;
+  // The sealed header names the stream's previous arena, whose own seal
+  // (and identity) may still be in progress.
+  const prev = await prevIdentity;
+  const header = encodeHeader({ ...active.header, prev, lastSeq: active.header.firstSeq + BigInt(n - 1) });
+  const from = active.path;
+  const local = fs.localPath?.(from) ?? null;
+  const { section, identity } = local !== null
+    ? await sealInWorker(local, offsets, dataEnd, header)
+    : computeSealSection(readRecords(file, dataEnd, from), HEADER_LENGTH, offsets, dataEnd, header, from);
   file.write(section, 0, section.length, dataEnd);
   file.write(header, 0, header.length, 0);
-  const path = `${dirOf(active.path)}/${sealedName(identity)}`;
-  active.retire();
-  const from = active.path;
+  const path = `${dirOf(from)}/${sealedName(identity)}`;
   // The active arena keeps serving reads from its open descriptor until the
   // caller swaps in the sealed arena and closes it.
   const commit = async (): Promise<void> => {

@@ -20,10 +20,11 @@
 import { Encoder } from 'cbor-x';
 import { BazilError, ErrorCodes, type ErrorCode } from '../../errors/index.js';
 
-/** What `encodeCanonical` takes. Maps are plain objects whose key order is the encoding's. */
+/** What `encodeCanonical` takes. Maps are plain objects or Maps; their key order is the encoding's. */
 export type EncodableValue =
   | number | bigint | string | Uint8Array | boolean | null
   | readonly EncodableValue[]
+  | ReadonlyMap<string, EncodableValue>
   | { readonly [key: string]: EncodableValue };
 
 /** What `decodeCanonical` returns. Maps become Map objects, so no key can reach a prototype. */
@@ -36,7 +37,7 @@ const TWO_32 = 0x1_0000_0000n;
 const TWO_64 = 0x1_0000_0000_0000_0000n;
 const MAX_DEPTH = 16;
 
-const encoder = new Encoder({ useRecords: false, variableMapSize: true, tagUint8Array: false, mapsAsObjects: true });
+const encoder = new Encoder({ useRecords: false, variableMapSize: true, tagUint8Array: false });
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The one encoding of `value`. Throws BAD_ARGUMENT for values outside the data model. */
@@ -61,7 +62,7 @@ function normalize(value: EncodableValue, depth: number): unknown {
   }
   if (value === null || value instanceof Uint8Array) return value;
   if (Array.isArray(value)) return value.map((v: EncodableValue) => normalize(v, depth + 1));
-  const entries = Object.entries(value as { readonly [key: string]: EncodableValue });
+  const entries = value instanceof Map ? [...(value as ReadonlyMap<string, EncodableValue>)] : Object.entries(value as { readonly [key: string]: EncodableValue });
   // fromEntries defines own properties, so even a key named __proto__ stays a key.
   return Object.fromEntries(entries.map(([k, v]) => [k, normalize(v, depth + 1)]));
 }

@@ -59,7 +59,7 @@ export interface RemovexattrEvent { type: 'removexattr'; inode: EventId; name: s
 export interface SnapshotEvent { type: 'snapshot'; name: string }
 export interface PinEvent { type: 'pin'; inode: EventId }
 export interface UnpinEvent { type: 'unpin'; inode: EventId }
-/** The stores that should hold the content under an inode (sorted, distinct store names). */
+/** The stores that should hold the content under an inode: distinct store names sorted by UTF-8 bytes. */
 export interface PlacementEvent { type: 'placement'; inode: EventId; stores: string[] }
 
 export type EventBody =
@@ -157,7 +157,7 @@ function fieldProblem(kind: FieldKind, value: unknown): string | Omit<Problem, '
         if (typeof s !== 'string') return 'holds a store name that is not text';
         const p = textProblem('name', s);
         if (p !== null) return { reason: `holds a store name that ${p.reason}`, tooLong: p.tooLong };
-        if (i > 0 && !(String(value[i - 1]) < s)) return 'must list store names sorted and distinct';
+        if (i > 0 && Buffer.compare(Buffer.from(String(value[i - 1])), Buffer.from(s)) >= 0) return 'must list store names sorted by their UTF-8 bytes and distinct';
       }
       return null;
     }

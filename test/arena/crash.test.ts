@@ -18,8 +18,9 @@ function fromPowerCut(err: unknown): boolean {
  * Appends, syncs, seals (the bound is small) and punches, recording which
  * records were acknowledged by a resolved sync(). Stops at the first error.
  */
-async function workload(fs: FaultFileSystem, dir: string, acked: Set<number>): Promise<void> {
+async function workload(fs: FaultFileSystem, dir: string, acked: Set<number>, opened: ArenaSet[] = []): Promise<void> {
   const set = await ArenaSet.open(dir, { fs, writer: WRITER, sealBytes: 2048, flushBytes: 512 });
+  opened.push(set);
   let i = 0;
   for (let round = 0; round < 40; round++) {
     const batch: number[] = [];
@@ -105,12 +106,15 @@ test('failed I/O surfaces as BAZIL_IO and the set reopens with every acknowledge
         const fs = new FaultFileSystem();
         fs.failAt(n, { persistent });
         const acked = new Set<number>();
+        const opened: ArenaSet[] = [];
         try {
-          await workload(fs, dir, acked);
+          await workload(fs, dir, acked, opened);
         } catch (err) {
           assert.ok(isBazilError(err), `unexpected error ${String(err)}`);
         }
-        await new Promise((r) => setImmediate(r));
+        // The failed set's process is still alive (no power cut): let it
+        // finish or fail what it started before the directory is reopened.
+        for (const s of opened) await s.close().catch(() => {});
         const set = await ArenaSet.open(dir, { fs: nodeFileSystem, writer: WRITER });
         try {
           for (const i of acked) assert.ok(set.get(keyOf(i)), `fail at ${n}: record ${i} lost`);
