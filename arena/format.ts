@@ -90,11 +90,6 @@ function writeHeaderChecksum(b: Buffer): void {
   checksumInto(covered, 0, covered.length, b, 120);
 }
 
-/** Sets the last sequence number of an encoded header, as sealing does. */
-export function setHeaderLastSeq(b: Buffer, lastSeq: bigint): void {
-  b.writeBigUInt64LE(lastSeq, 72);
-}
-
 export function decodeHeader(bytes: Uint8Array, path: string): ArenaHeader {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (b.length < HEADER_LENGTH || !b.subarray(0, 8).equals(HEADER_MAGIC)) {
@@ -205,24 +200,10 @@ export function align8(n: number): number {
 }
 
 /**
- * Encodes one record frame into `out` at `at`; returns the frame's length.
- * Layout: len u32 (payload bytes) | type u8 | key 32 | payload | XXH3-64 of all before it.
+ * Encodes one record frame into `out` at `at`, leaving its 8 checksum
+ * bytes for checksumFrames() to fill (a whole buffer of frames at once);
+ * returns the frame's length.
  */
-export function encodeFrame(out: Uint8Array, at: number, type: number, key: Uint8Array, payload: Uint8Array): number {
-  const len = payload.length;
-  out[at] = len & 0xff;
-  out[at + 1] = (len >>> 8) & 0xff;
-  out[at + 2] = (len >>> 16) & 0xff;
-  out[at + 3] = (len >>> 24) & 0xff;
-  out[at + 4] = type;
-  out.set(key, at + 5);
-  out.set(payload, at + FRAME_HEAD_LENGTH);
-  const end = at + FRAME_HEAD_LENGTH + len;
-  checksumInto(out, at, end, out, end);
-  return FRAME_OVERHEAD + len;
-}
-
-/** Like encodeFrame, but leaves the checksum bytes for checksumFrames() to fill. */
 export function encodeFrameUnchecked(out: Uint8Array, at: number, type: number, key: Uint8Array, payload: Uint8Array): number {
   const len = payload.length;
   out[at] = len & 0xff;

@@ -169,11 +169,6 @@ export class SealedArena {
     return this.recordAtOffset(this.slots[slot]);
   }
 
-  /** The record in `slot`, checksum verified; the caller has checked it is live. */
-  recordAtSlot(slot: number): ArenaRecord {
-    return this.recordAtOffset(this.slots[slot]);
-  }
-
   /** Reads and checks the frame at `at`. */
   recordAtOffset(at: number): ArenaRecord {
     const m = this.map;
@@ -313,19 +308,6 @@ export class SealedArena {
       if (this.dead.has(slot)) continue;
       yield { ...this.recordAtOffset(this.slots[slot]), seq: first + BigInt(i) };
     }
-  }
-
-  /** Frame offset and length of every live record, for compaction and punching. */
-  frameSpan(slot: number): { offset: number; length: number } {
-    const at = this.slots[slot];
-    return { offset: at, length: FRAME_OVERHEAD + readPayloadLength(this.read(at, 4), 0) };
-  }
-
-  /** Bytes held by live (unpunched) records. */
-  liveBytes(): number {
-    let total = 0;
-    for (let s = 0; s < this.count; s++) if (!this.dead.has(s)) total += this.frameSpan(s).length;
-    return total;
   }
 
   /**

@@ -309,24 +309,37 @@ static bool get_bytes_range(napi_env env, napi_value value, napi_value start_val
   return true;
 }
 
+// Reads the common arguments of the XXH3 calls: (src, start, end) and the
+// 8-byte slot at dst[at] (dst given by argument `dst_index`, at by
+// `at_index`), bounds-checked; computes the canonical XXH3-64 of the range.
+static bool xxh3_args(napi_env env, napi_value* argv, size_t dst_index, size_t at_index,
+                      uint8_t** slot, XXH64_canonical_t* digest) {
+  const uint8_t* src;
+  const uint8_t* dst;
+  int64_t start, end, at, at_end;
+  if (!get_bytes_range(env, argv[0], argv[1], argv[2], &src, &start, &end)) return false;
+  if (!get_index(env, argv[at_index], "at", MAX_SAFE_INTEGER, &at)) return false;
+  napi_value at_end_value;
+  if (napi_create_int64(env, at + 8, &at_end_value) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
+  }
+  if (!get_bytes_range(env, argv[dst_index], argv[at_index], at_end_value, &dst, &at, &at_end)) {
+    return false;
+  }
+  XXH64_canonicalFromHash(digest, XXH3_64bits(src + start, (size_t)(end - start)));
+  *slot = (uint8_t*)dst + at;
+  return true;
+}
+
 // xxh3Into(src, start, end, dst, at): XXH3-64 of src[start, end) written to
 // dst[at, at + 8) in canonical (big-endian) order.
 static napi_value xxh3_into(napi_env env, napi_callback_info info) {
   napi_value argv[5];
-  const uint8_t* src;
-  const uint8_t* dst;
-  int64_t start, end, at, dst_end;
-  if (!get_args(env, info, 5, argv) ||
-      !get_bytes_range(env, argv[0], argv[1], argv[2], &src, &start, &end)) {
-    return NULL;
-  }
-  napi_value at_end;
-  if (!get_index(env, argv[4], "at", MAX_SAFE_INTEGER, &at)) return NULL;
-  NAPI_CALL(env, napi_create_int64(env, at + 8, &at_end));
-  if (!get_bytes_range(env, argv[3], argv[4], at_end, &dst, &at, &dst_end)) return NULL;
+  uint8_t* slot;
   XXH64_canonical_t c;
-  XXH64_canonicalFromHash(&c, XXH3_64bits(src + start, (size_t)(end - start)));
-  memcpy((uint8_t*)dst + at, c.digest, 8);
+  if (!get_args(env, info, 5, argv) || !xxh3_args(env, argv, 3, 4, &slot, &c)) return NULL;
+  memcpy(slot, c.digest, 8);
   return NULL;
 }
 
@@ -334,20 +347,11 @@ static napi_value xxh3_into(napi_env env, napi_callback_info info) {
 // canonical XXH3-64 of buf[start, end).
 static napi_value xxh3_matches(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  const uint8_t* buf;
-  int64_t start, end, at, at_end;
-  if (!get_args(env, info, 4, argv) ||
-      !get_bytes_range(env, argv[0], argv[1], argv[2], &buf, &start, &end)) {
-    return NULL;
-  }
-  napi_value at_end_value;
-  if (!get_index(env, argv[3], "at", MAX_SAFE_INTEGER, &at)) return NULL;
-  NAPI_CALL(env, napi_create_int64(env, at + 8, &at_end_value));
-  if (!get_bytes_range(env, argv[0], argv[3], at_end_value, &buf, &at, &at_end)) return NULL;
+  uint8_t* slot;
   XXH64_canonical_t c;
-  XXH64_canonicalFromHash(&c, XXH3_64bits(buf + start, (size_t)(end - start)));
+  if (!get_args(env, info, 4, argv) || !xxh3_args(env, argv, 0, 3, &slot, &c)) return NULL;
   napi_value result;
-  NAPI_CALL(env, napi_get_boolean(env, memcmp(buf + at, c.digest, 8) == 0, &result));
+  NAPI_CALL(env, napi_get_boolean(env, memcmp(slot, c.digest, 8) == 0, &result));
   return result;
 }
 

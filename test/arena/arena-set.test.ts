@@ -375,3 +375,32 @@ test('appendAt continues another writer\'s stream without gaps or forks', async 
     await again.close();
   });
 });
+
+test('a sealed arena answers lookups alone, through its perfect hash, fingerprints and key check', async () => {
+  const { SealedArena } = await import('../../arena/sealed-arena.js');
+  const { nodeFileSystem } = await import('../../arena/node-fs.js');
+  await withTempDir(async (dir) => {
+    const set = await openSet(dir);
+    const n = 3000;
+    for (let i = 0; i < n; i++) set.append('content', 1, keyOf(i), payloadOf(i, 64));
+    const [path] = await set.sealNow();
+    await set.punch([keyOf(7)]);
+    await set.close();
+    const arena = SealedArena.open(nodeFileSystem, path);
+    try {
+      for (let i = 0; i < n; i++) {
+        if (i === 7) continue;
+        assert.deepEqual(Buffer.from(arena.get(keyOf(i))!.payload), payloadOf(i, 64));
+      }
+      for (let i = 0; i < n; i++) {
+        assert.equal(arena.get(keyOf(i, 'absent ')), undefined);
+        assert.equal(arena.has(keyOf(i, 'absent ')), false);
+      }
+      assert.equal(arena.has(keyOf(7)), false);
+      assert.throws(() => arena.get(keyOf(7)), (e) => isBazilError(e, ErrorCodes.DELETED));
+      assert.deepEqual(arena.verify(), []);
+    } finally {
+      arena.close();
+    }
+  });
+});
