@@ -128,12 +128,6 @@ export class Chunker {
     if (length > 0) emit(this.carry.subarray(0, length));
   }
 
-  /** Drops any unfinished chunk, so the chunker can start a new input. */
-  reset(): void {
-    this.carryLength = 0;
-    this.hash = 0;
-  }
-
   /**
    * Looks for the end of the current chunk in data[from, end), where the
    * chunk already holds `length` bytes before `from`. Returns the index just

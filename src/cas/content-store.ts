@@ -16,10 +16,11 @@ import type { Readable } from 'node:stream';
 import type { ArenaSet } from '../../arena/arena-set.js';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { VolumeKeys } from '../crypto/volume-keys.js';
-import { Chunker, type ChunkerParams } from './chunker.js';
+import { Chunker, chunkerParams, type ChunkerParams } from './chunker.js';
 import { checkObjectId, openObject, sealObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
 import { gearTable } from './gear.js';
 import { LruCache } from './lru-cache.js';
+import { sealBatch, type SealedChunks } from './seal-batch.js';
 import { SealPool, type SealedBatch } from './seal-pool.js';
 import {
   DEFAULT_MAX_NODE_ENTRIES, ManifestBuilder, decodeManifest, extentsIn, objectsOf,
@@ -34,10 +35,14 @@ export type ObjectType = typeof CHUNK_TYPE | typeof NODE_TYPE;
 const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
 const NODE_CACHE_ENTRIES = 64;
 const HOLE_PIECE = 1024 * 1024;
-// Chunk bytes sent to a seal worker at once, and batches queued before a
-// write waits: large enough that a round trip (~0.1 ms) is noise, small
-// enough that a writer holds only a few MiB.
+// Sealing on worker threads (docs/crypto.md, "Worker threads", has the
+// measurements). Chunk bytes go to a worker in batches large enough that a
+// round trip (~0.1 ms) is noise; a worker gets a new batch while it has
+// fewer than WORKER_QUEUE_DEPTH unfinished, otherwise the writer's thread
+// seals it; and a write waits once MAX_BATCHES_IN_FLIGHT batches are
+// queued, so one writer holds at most ~32 MiB of chunks and objects.
 const BATCH_BYTES = 4 * 1024 * 1024;
+const WORKER_QUEUE_DEPTH = 2;
 const MAX_BATCHES_IN_FLIGHT = 3;
 const DEFAULT_SEAL_WORKERS = Math.min(2, Math.max(0, availableParallelism() - 1));
 
@@ -112,7 +117,7 @@ function checkRange(offset: number, length: number): void {
 export class ContentStore {
   private readonly chunkKey: Buffer;
   private readonly gear: Int32Array;
-  private readonly chunking: Partial<ChunkerParams>;
+  private readonly chunking: ChunkerParams;
   readonly maxNodeEntries: number;
   private readonly chunkCache: LruCache<string, Buffer>;
   private readonly nodeCache = new LruCache<string, Manifest>(NODE_CACHE_ENTRIES);
@@ -123,9 +128,7 @@ export class ContentStore {
   constructor(readonly arenas: ArenaSet, options: ContentStoreOptions) {
     this.chunkKey = Buffer.from(options.keys.chunkKey);
     this.gear = gearTable(options.keys.gearKey);
-    this.chunking = { ...options.chunking };
-    // Validates the parameters now rather than at the first write.
-    new Chunker(this.gear, this.chunking);
+    this.chunking = chunkerParams(options.chunking);
     this.maxNodeEntries = options.maxNodeEntries ?? DEFAULT_MAX_NODE_ENTRIES;
     this.chunkCache = new LruCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
     this.sealWorkers = options.sealWorkers ?? DEFAULT_SEAL_WORKERS;
@@ -139,7 +142,8 @@ export class ContentStore {
     checkAborted(options.signal);
     if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the content store is closed');
     const pool = this.sealWorkers === 0 ? null : () => (this.pool ??= new SealPool(this.chunkKey, this.sealWorkers));
-    return new ContentWriter(this, new Chunker(this.gear, this.chunking), pool, options);
+    const sealHere = (input: Uint8Array, lengths: readonly number[]): SealedChunks => sealBatch(this.chunkKey, input, lengths);
+    return new ContentWriter(this, new Chunker(this.gear, this.chunking), pool, sealHere, options);
   }
 
   /** Stops the seal workers. The arena set stays open: its owner closes it. */
@@ -231,17 +235,22 @@ export class ContentStore {
     }
   }
 
-  /** Loads a manifest node (cached, decoded, checked against its reference). */
+  /**
+   * Loads a manifest node: decrypted, authenticated and decoded. Cached,
+   * except when `verifyId` asks for the object to be checked again.
+   */
   loadNode(ref: NodeRef, verifyId = false): Manifest {
     const cacheKey = hex(ref.id);
-    const hit = this.nodeCache.get(cacheKey);
+    const hit = verifyId ? undefined : this.nodeCache.get(cacheKey);
     if (hit !== undefined) return hit;
     const node = decodeManifest(this.openObject(ref.id, ref.key, verifyId));
     this.nodeCache.set(cacheKey, node);
     return node;
   }
 
-  private chunkPlaintext(extent: ChunkExtent, verifyId: boolean, useCache: boolean): Buffer {
+  private chunkPlaintext(extent: ChunkExtent, verifyId: boolean, cache: boolean): Buffer {
+    // A verifying read checks every object it returns, so it does not take cached plaintext.
+    const useCache = cache && !verifyId;
     const cacheKey = useCache ? hex(extent.id) : '';
     if (useCache) {
       const hit = this.chunkCache.get(cacheKey);
@@ -362,6 +371,7 @@ export class ContentWriter {
     private readonly store: ContentStore,
     private readonly chunker: Chunker,
     private readonly pool: (() => SealPool) | null,
+    private readonly sealHere: (input: Uint8Array, lengths: readonly number[]) => SealedChunks,
     private readonly options: WriteOptions,
   ) {
     this.signal = options.signal;
@@ -491,12 +501,26 @@ export class ContentWriter {
     batch.dataLengths.push(chunk.length);
   }
 
+  /**
+   * Sends the current batch to a seal worker, or, when every worker already
+   * has a batch queued behind the one it is sealing, seals it here: the
+   * writer's thread then shares the sealing instead of waiting, which
+   * balances the two on a two-core machine.
+   */
   private dispatch(): void {
     const batch = this.batch!;
     this.batch = null;
-    const sealing = batch.dataLengths.length === 0 ? null : this.pool!().seal(batch.input, Uint32Array.from(batch.dataLengths));
-    // Awaited in drainOne; this only keeps an abandoned batch's failure from going unhandled.
-    sealing?.catch(() => {});
+    let sealing: Promise<SealedBatch> | null = null;
+    if (batch.dataLengths.length > 0) {
+      const pool = this.pool!();
+      if (pool.unfinished < WORKER_QUEUE_DEPTH * pool.size) {
+        sealing = pool.seal(batch.input, Uint32Array.from(batch.dataLengths));
+        // Awaited in drainOne; this only keeps an abandoned batch's failure from going unhandled.
+        sealing.catch(() => {});
+      } else {
+        sealing = Promise.resolve({ input: batch.input, ...this.sealHere(batch.bytes, batch.dataLengths) });
+      }
+    }
     this.queue.push({ batch, sealing });
   }
 

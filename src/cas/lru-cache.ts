@@ -34,9 +34,4 @@ export class LruCache<K, V> {
       this.total -= v.weight;
     }
   }
-
-  clear(): void {
-    this.map.clear();
-    this.total = 0;
-  }
 }

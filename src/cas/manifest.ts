@@ -78,7 +78,8 @@ function uint(n: number): number | bigint {
 export function encodeManifest(node: Manifest): Buffer {
   const entries = node.entries.map((e) =>
     e.kind === 'hole' ? [HOLE, uint(e.length)] : [e.kind === 'chunk' ? CHUNK : NODE, uint(e.length), e.id, e.key]);
-  return cbor.encode([MANIFEST_VERSION, uint(node.size), entries]);
+  // cbor-x hands out views of its internal buffer; the caller gets bytes of its own.
+  return Buffer.from(cbor.encode([MANIFEST_VERSION, uint(node.size), entries]));
 }
 
 function corrupt(why: string, cause?: unknown): BazilError {

@@ -10,17 +10,12 @@
 
 import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
+import type { SealedChunks } from './seal-batch.js';
 import type { SealReply, SealRequest } from './seal-worker.js';
 
-export interface SealedBatch {
+export interface SealedBatch extends SealedChunks {
   /** The batch's input buffer, handed back for reuse. */
   input: ArrayBuffer;
-  /** The sealed objects back to back, in input order; object i is 16 bytes longer than chunk i. */
-  sealed: Buffer;
-  /** 32 bytes per object. */
-  ids: Buffer;
-  /** 32 bytes per object. */
-  keys: Buffer;
 }
 
 interface Pending {
@@ -31,6 +26,9 @@ interface Pending {
 interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
+  sent: number;
+  /** Jobs the worker has finished: written by it, read here without waiting for its messages. */
+  done: Int32Array;
 }
 
 export class SealPool {
@@ -43,9 +41,11 @@ export class SealPool {
     if (!Number.isSafeInteger(workers) || workers < 1) {
       throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'a seal pool needs at least one worker', { workers });
     }
+    this.size = workers;
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { chunkKey: Uint8Array.from(chunkKey) } });
-      const slot: Slot = { worker, pending: new Map() };
+      const done = new Int32Array(new SharedArrayBuffer(4));
+      const worker = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { chunkKey: Uint8Array.from(chunkKey), done } });
+      const slot: Slot = { worker, pending: new Map(), sent: 0, done };
       worker.on('message', (reply: SealReply) => this.settle(slot, reply));
       worker.on('error', (err) => this.fail(err));
       worker.on('exit', (code) => {
@@ -56,18 +56,32 @@ export class SealPool {
     }
   }
 
+  /**
+   * Batches sent and not yet sealed, over all workers. Unlike a count of
+   * unanswered messages, this is current even while the calling thread has
+   * been too busy to receive the replies.
+   */
+  get unfinished(): number {
+    let n = 0;
+    for (const s of this.slots) n += s.sent - Atomics.load(s.done, 0);
+    return n;
+  }
+
+  readonly size: number;
+
   /** Seals the chunks of `input` (back to back, of the given lengths). Transfers `input`. */
   seal(input: ArrayBuffer, lengths: Uint32Array): Promise<SealedBatch> {
     if (this.closed) return Promise.reject(new BazilError(ErrorCodes.CLOSED, 'the seal pool is closed'));
     if (this.failure !== null) return Promise.reject(this.error(this.failure));
     let slot = this.slots[0];
-    for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
+    for (const s of this.slots) if (s.sent - Atomics.load(s.done, 0) < slot.sent - Atomics.load(slot.done, 0)) slot = s;
+    slot.sent++;
     const job = this.nextJob++;
     const request: SealRequest = { job, input, lengths };
     return new Promise<SealedBatch>((resolve, reject) => {
       if (slot.pending.size === 0) slot.worker.ref();
       slot.pending.set(job, { resolve, reject });
-      slot.worker.postMessage(request, [input, lengths.buffer]);
+      slot.worker.postMessage(request, [input, lengths.buffer as ArrayBuffer]);
     });
   }
 

@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { Chunker, chunkerParams, type ChunkerParams } from '../../src/cas/chunker.js';
+import { gearTable } from '../../src/cas/gear.js';
+import { ErrorCodes, isBazilError } from '../../errors/index.js';
+import { MiB, SLOW, SMALL_CHUNKS, keysOf, randomData, splitAt } from './helpers.js';
+
+const GEAR = gearTable(keysOf('a').gearKey);
+
+function chunkLengths(data: Uint8Array, parts: Uint8Array[] = [data], params: Partial<ChunkerParams> = {}, gear = GEAR): number[] {
+  const c = new Chunker(gear, params);
+  const lengths: number[] = [];
+  const sink = (chunk: Uint8Array): void => {
+    lengths.push(chunk.length);
+  };
+  for (const p of parts) c.push(p, sink);
+  c.finish(sink);
+  return lengths;
+}
+
+function chunkHashes(data: Uint8Array, params: Partial<ChunkerParams> = {}): string[] {
+  const c = new Chunker(GEAR, params);
+  const out: string[] = [];
+  const sink = (chunk: Uint8Array): void => {
+    out.push(createHash('sha256').update(chunk).digest('hex'));
+  };
+  c.push(data, sink);
+  c.finish(sink);
+  return out;
+}
+
+test('chunks cover the input exactly, in order, and are deterministic', () => {
+  const data = randomData(4 * MiB, 1);
+  const c = new Chunker(GEAR);
+  const pieces: Buffer[] = [];
+  const sink = (chunk: Uint8Array): void => {
+    pieces.push(Buffer.from(chunk));
+  };
+  c.push(data, sink);
+  c.finish(sink);
+  assert.ok(Buffer.concat(pieces).equals(data));
+  assert.deepEqual(chunkLengths(data), pieces.map((p) => p.length));
+});
+
+test('boundaries are identical however the input is split into buffers', () => {
+  const data = randomData(256 * 1024, 2);
+  const whole = chunkLengths(data, [data], SMALL_CHUNKS);
+  assert.ok(whole.length > 100);
+  fc.assert(fc.property(fc.array(fc.nat(data.length), { maxLength: 60 }), (cuts) => {
+    assert.deepEqual(chunkLengths(data, splitAt(data, cuts), SMALL_CHUNKS), whole);
+  }), { numRuns: 200 });
+  // One byte at a time, the hardest split.
+  const bytes = Array.from({ length: 64 * 1024 }, (_, i) => data.subarray(i, i + 1));
+  assert.deepEqual(chunkLengths(data.subarray(0, 64 * 1024), bytes, SMALL_CHUNKS), chunkLengths(data.subarray(0, 64 * 1024), undefined, SMALL_CHUNKS));
+});
+
+test('default boundaries are split-invariant too, with buffers around the min/avg/max sizes', () => {
+  const data = randomData(3 * MiB, 3);
+  const whole = chunkLengths(data);
+  for (const step of [1000, 16 * 1024, 64 * 1024 - 1, 256 * 1024 + 1, MiB]) {
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < data.length; at += step) parts.push(data.subarray(at, at + step));
+    assert.deepEqual(chunkLengths(data, parts), whole, `step ${step}`);
+  }
+});
+
+test('chunk sizes respect min and max, and average near the target', () => {
+  const data = randomData(16 * MiB, 4);
+  const lengths = chunkLengths(data);
+  const { minSize, maxSize } = chunkerParams();
+  lengths.slice(0, -1).forEach((n) => assert.ok(n >= minSize && n <= maxSize, `chunk of ${n} bytes`));
+  assert.ok(lengths[lengths.length - 1] <= maxSize);
+  const mean = data.length / lengths.length;
+  assert.ok(mean > 48 * 1024 && mean < 96 * 1024, `mean chunk ${mean}`);
+  // Data without boundaries (all zeros hash to a constant) is cut at min or max, never beyond.
+  const zeros = chunkLengths(Buffer.alloc(MiB));
+  zeros.slice(0, -1).forEach((n) => assert.ok(n === minSize || n === maxSize || (n > minSize && n < maxSize)));
+  assert.equal(zeros.reduce((a, b) => a + b, 0), MiB);
+  // Small custom parameters, property-checked.
+  fc.assert(fc.property(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 1, max: 64 * 1024 }), (seed, length) => {
+    const ls = chunkLengths(randomData(length, seed), undefined, SMALL_CHUNKS);
+    ls.slice(0, -1).forEach((n) => assert.ok(n >= SMALL_CHUNKS.minSize && n <= SMALL_CHUNKS.maxSize));
+    assert.ok(ls[ls.length - 1] > 0 && ls[ls.length - 1] <= SMALL_CHUNKS.maxSize);
+  }), { numRuns: 50 });
+});
+
+test('different gear keys give different boundaries', () => {
+  const data = randomData(2 * MiB, 5);
+  const a = chunkLengths(data, undefined, {}, gearTable(keysOf('a').gearKey));
+  const b = chunkLengths(data, undefined, {}, gearTable(keysOf('b').gearKey));
+  const cutsA = new Set(a.map((_, i) => a.slice(0, i + 1).reduce((x, y) => x + y, 0)));
+  const shared = b.map((_, i) => b.slice(0, i + 1).reduce((x, y) => x + y, 0)).filter((c) => cutsA.has(c) && c !== data.length);
+  assert.notDeepEqual(a, b);
+  assert.ok(shared.length <= 1, `${shared.length} shared boundaries`);
+});
+
+test('a file with one byte inserted at the front reuses >= 95% of its chunks', () => {
+  const size = SLOW ? 100 * MiB : 8 * MiB;
+  const data = randomData(size, 6);
+  const before = new Set(chunkHashes(data));
+  const shifted = Buffer.concat([Buffer.from([0x42]), data]);
+  const after = chunkHashes(shifted);
+  const reused = after.filter((h) => before.has(h)).length;
+  assert.ok(reused / after.length >= 0.95, `${reused} of ${after.length} chunks reused`);
+});
+
+test('bad parameters and gear tables are refused with BAZIL_BAD_ARGUMENT', () => {
+  const bad: Partial<ChunkerParams>[] = [
+    { minSize: 32 }, { avgSize: 60000 }, { minSize: 70000 }, { maxSize: 32 * 1024 },
+    { maxSize: 128 * 1024 * 1024 }, { normalization: 4 }, { minSize: 1.5 }, { avgSize: Number.NaN },
+  ];
+  for (const p of bad) {
+    assert.throws(() => new Chunker(GEAR, p), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT), JSON.stringify(p));
+  }
+  assert.throws(() => new Chunker(new Int32Array(10)), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
+  assert.throws(() => gearTable(Buffer.alloc(16)), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
+  assert.deepEqual(chunkerParams({ normalization: 0 }).normalization, 0);
+});
