@@ -13,6 +13,7 @@ import {
   decodeHeader, encodeFrameUnchecked, encodeHeader, frameLength, readPayloadLength, tryParseFrame, validateRecord,
 } from './format.js';
 import { checksumFrames, checksumMatches } from './checksum.js';
+import { writeFileDurably } from './dead-set.js';
 
 export interface ArenaRecord {
   type: number;
@@ -38,6 +39,41 @@ export interface OpenedActive {
   arena: ActiveArena;
   /** Bytes of torn or corrupt tail cut off during recovery. */
   truncatedBytes: number;
+  /**
+   * Where the cut bytes were saved, when a valid record followed the bad
+   * one (damage mid-file rather than a torn tail); null otherwise.
+   */
+  savedTail: string | null;
+}
+
+/** How far past a bad frame recovery looks for a valid one. */
+const RESYNC_WINDOW = 256 * 1024 * 1024;
+
+/**
+ * Whether a whole, valid frame starts anywhere in file[from, end). Random
+ * bytes almost never pass the length test, so this costs a few nanoseconds
+ * per byte and a checksum only for plausible candidates.
+ */
+function validFrameAfter(file: ArenaFile, from: number, end: number): boolean {
+  const limit = Math.min(end, from + RESYNC_WINDOW);
+  const buf = Buffer.allocUnsafe(Math.min(SCAN_CHUNK, limit - from + FRAME_OVERHEAD));
+  for (let base = from; base < limit; base += buf.length - FRAME_OVERHEAD) {
+    const n = file.read(buf, 0, Math.min(buf.length, end - base), base);
+    for (let i = 0; i + FRAME_OVERHEAD <= n && base + i < limit; i++) {
+      if (buf[i + 4] === 0) continue;
+      const len = readPayloadLength(buf, i);
+      if (base + i + FRAME_OVERHEAD + len > end) continue;
+      if (i + FRAME_OVERHEAD + len <= n) {
+        if (tryParseFrame(buf, i, n) !== null) return true;
+      } else {
+        const whole = Buffer.allocUnsafe(FRAME_OVERHEAD + len);
+        file.read(whole, 0, whole.length, base + i);
+        if (tryParseFrame(whole, 0, whole.length) !== null) return true;
+      }
+    }
+    if (n < buf.length) break;
+  }
+  return false;
 }
 
 export class ActiveArena {
@@ -104,7 +140,7 @@ export class ActiveArena {
    * end: the arena is truncated there, since nothing past a torn record was
    * ever acknowledged by sync().
    */
-  static open(fs: FileSystem, path: string, flushBytes = DEFAULT_FLUSH_BYTES, onRecord?: (key: Uint8Array, ordinal: number) => void): OpenedActive {
+  static async open(fs: FileSystem, path: string, flushBytes = DEFAULT_FLUSH_BYTES, onRecord?: (key: Uint8Array, ordinal: number) => void): Promise<OpenedActive> {
     const file = fs.open(path, 'rw');
     try {
       const size = file.size();
@@ -145,12 +181,23 @@ export class ActiveArena {
         at += frame.length;
       }
       const truncatedBytes = size - at;
+      let savedTail: string | null = null;
+      if (truncatedBytes > 0 && validFrameAfter(file, at + 1, size)) {
+        // A valid record after the bad one: either damage in the middle of
+        // the file or a crash that wrote pages out of order. Either way the
+        // records after it cannot be trusted as a stream, but they may
+        // matter: keep the bytes, durably, before cutting them off.
+        savedTail = `${path}.cut-${at}`;
+        const tail = Buffer.allocUnsafe(truncatedBytes);
+        file.read(tail, 0, truncatedBytes, at);
+        await writeFileDurably(fs, savedTail, tail);
+      }
       if (truncatedBytes > 0) file.truncate(at);
       if (!headerBytes.equals(cleanHeader)) file.write(cleanHeader, 0, HEADER_LENGTH, 0);
       const arena = new ActiveArena(fs, file, header, cleanHeader, at, offsets, count, true, flushBytes);
       // Whatever recovery cut or rewrote is not durable yet; the next sync covers it.
       if (truncatedBytes > 0 || !headerBytes.equals(cleanHeader)) arena.durableEnd = 0;
-      return { arena, truncatedBytes };
+      return { arena, truncatedBytes, savedTail };
     } catch (err) {
       file.close();
       throw err;

@@ -181,9 +181,13 @@ export class ArenaSet {
           continue;
         }
         const keys = new KeyCollector();
-        const { arena, truncatedBytes } = ActiveArena.open(this.fs, path, this.flushBytes, (k, i) => keys.add(k, i));
+        const { arena, truncatedBytes, savedTail } = await ActiveArena.open(this.fs, path, this.flushBytes, (k, i) => keys.add(k, i));
         scannedKeys.set(arena, keys.bytes());
-        if (truncatedBytes > 0) this.log(`${path}: cut ${truncatedBytes} bytes of torn tail after ${arena.count} records`);
+        if (savedTail !== null) {
+          this.log(`${path}: a damaged record at offset ${arena.dataEnd} is followed by valid ones; cut ${truncatedBytes} bytes after ${arena.count} records and saved them in ${savedTail} [${ErrorCodes.CORRUPT_RECORD}]`);
+        } else if (truncatedBytes > 0) {
+          this.log(`${path}: cut ${truncatedBytes} bytes of torn tail after ${arena.count} records`);
+        }
         actives.push(arena);
       }
     }
@@ -221,7 +225,7 @@ export class ArenaSet {
           continue;
         }
         // Keep an empty active arena: its file is there and will take appends.
-        const reopened = ActiveArena.open(this.fs, a.path, this.flushBytes).arena;
+        const reopened = (await ActiveArena.open(this.fs, a.path, this.flushBytes)).arena;
         this.activeByStream.set(stream, this.addActive(reopened));
         continue;
       }

@@ -404,3 +404,30 @@ test('a sealed arena answers lookups alone, through its perfect hash, fingerprin
     }
   });
 });
+
+test('damage in the middle of an active arena cuts the stream there but keeps the cut bytes, durably, for inspection', async () => {
+  await withTempDir(async (dir) => {
+    const set = await openSet(dir);
+    for (let i = 0; i < 20; i++) set.append('log', 1, keyOf(i), payloadOf(i, 100));
+    await set.close();
+    const [path] = activeFiles(dir);
+    const whole = readFileSync(path);
+    const bad = Buffer.from(whole);
+    const record5 = 128 + 5 * 145;
+    bad[record5 + 60] ^= 0x10;
+    writeFileSync(path, bad);
+    const messages: string[] = [];
+    const s = await openSet(dir, { log: (m) => messages.push(m) });
+    assert.ok(s.get(keyOf(4)));
+    assert.equal(s.get(keyOf(5)), undefined);
+    const saved = `${path}.cut-${record5}`;
+    assert.deepEqual(readFileSync(saved), bad.subarray(record5));
+    assert.ok(messages.some((m) => m.includes(saved) && m.includes(ErrorCodes.CORRUPT_RECORD)), messages.join('\n'));
+    await s.close();
+    // A plain torn tail leaves nothing behind.
+    truncateSync(path, statSync(path).size - 3);
+    const t = await openSet(dir);
+    await t.close();
+    assert.equal(readdirSync(dir).filter((n) => n.includes('.cut-')).length, 1);
+  });
+});
