@@ -66,6 +66,8 @@ export const ErrorCodes = {
   CLOCK_SKEW: 'BAZIL_CLOCK_SKEW',
   /** A file or attribute name is longer than 255 bytes of UTF-8 (ENAMETOOLONG). */
   NAME_TOO_LONG: 'BAZIL_NAME_TOO_LONG',
+  /** Something by this name already exists where names must be unique (a volume name in a home). */
+  ALREADY_EXISTS: 'BAZIL_ALREADY_EXISTS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -5,7 +5,9 @@
 
 import type { Command } from 'commander';
 import { register as version } from './version.js';
+import { register as init } from './init.js';
+import { register as volume } from './volume.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: readonly RegisterCommands[] = [version];
+export const commandGroups: readonly RegisterCommands[] = [version, init, volume];
