@@ -4,7 +4,9 @@
 // up, deleted by hole punching, compacted, verified, survived a reopen.
 // Later issues grow this into volumes, mounts, history and sync.
 
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +102,16 @@ async function main(): Promise<void> {
     console.log(`   deleted objects read as deleted: ${dead.slice(0, 1000).every((k) => set.state(k) !== 'live') ? 'yes' : 'NO'}`);
     if (!ok || set.verify().length !== 0) throw new Error('verification failed after reopen');
     show(set.stats());
+
+    step('a home and a volume, through the bazil command');
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const env = { ...process.env, BAZIL_HOME: join(dir, 'home') };
+    for (const args of [['init'], ['volume', 'create', 'photos'], ['volume', 'create', 'notes'], ['volume', 'ls']]) {
+      console.log(`   $ bazil ${args.join(' ')}`);
+      const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' });
+      for (const line of `${r.stdout}${r.stderr}`.trimEnd().split('\n')) console.log(`     ${line}`);
+      if (r.status !== 0) throw new Error(`bazil ${args.join(' ')} exited with ${r.status}`);
+    }
     console.log('\nDemo complete.');
   } finally {
     await set.close();
