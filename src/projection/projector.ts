@@ -1,0 +1,79 @@
+// Keeps a ProjectionStore in step with a LogStore. Events apply in the log's
+// merge order (hlc, writer, seq); events past the store's version vector
+// roll forward. An event that sorts before the last one applied (it arrived
+// late from another writer) means the state was built in the wrong order:
+// the projector rebuilds from the log (checkpoints to rewind to are not
+// built yet; docs/projection.md).
+
+import { isBazilError, ErrorCodes } from '../../errors/index.js';
+import { compareCausal } from '../log/causal-merge.js';
+import type { Envelope, LogEvent } from '../log/codec.js';
+import type { LogStore } from '../log/stream.js';
+import { VersionVector } from '../log/version-vector.js';
+import type { ProjectionStore } from './store.js';
+
+/** Events per LevelDB batch: large enough to amortise the write, small enough to bound memory. */
+export const DEFAULT_BATCH_EVENTS = 1000;
+
+export interface CatchUpResult {
+  applied: number;
+  /** Whether a late event forced a replay from scratch. */
+  rebuilt: boolean;
+}
+
+export class Projector {
+  constructor(
+    private readonly store: ProjectionStore,
+    private readonly log: LogStore,
+    private readonly batchEvents = DEFAULT_BATCH_EVENTS,
+  ) {}
+
+  /** Applies every event the log holds past the store's version vector. */
+  async catchUp(): Promise<CatchUpResult> {
+    const events = this.log.merged(this.store.versionVector());
+    const first = events.next();
+    if (first.done) return { applied: 0, rebuilt: false };
+    const last = this.store.position();
+    if (last !== null && compareCausal(first.value, last) < 0) {
+      events.return(undefined);
+      return { applied: await this.rebuild(), rebuilt: true };
+    }
+    return { applied: await this.applyAll(first.value, events), rebuilt: false };
+  }
+
+  /** Drops the projection and replays the whole log; returns the events applied. */
+  async rebuild(): Promise<number> {
+    await this.store.clear();
+    const events = this.log.merged(VersionVector.EMPTY);
+    const first = events.next();
+    return first.done ? 0 : this.applyAll(first.value, events);
+  }
+
+  /** Applies events a batch at a time: open the batch's events, prefetch what they read, apply, commit. */
+  private async applyAll(first: Envelope, rest: Iterator<Envelope>): Promise<number> {
+    const batch = this.store.batch();
+    let n = 0;
+    let it: IteratorResult<Envelope> = { done: false, value: first };
+    while (!it.done) {
+      const chunk: [Envelope, LogEvent | { rejected: string }][] = [];
+      for (; !it.done && chunk.length < this.batchEvents; it = rest.next()) chunk.push([it.value, this.openOrReject(it.value)]);
+      await batch.prefetch(chunk.flatMap(([, ev]) => ('rejected' in ev ? [] : [ev])));
+      for (const [env, ev] of chunk) await batch.apply(env, ev);
+      await batch.commit();
+      n += chunk.length;
+    }
+    return n;
+  }
+
+  /** A signed event whose body does not open is noted as rejected, the same way on every peer holding the key. */
+  private openOrReject(env: Envelope): LogEvent | { rejected: string } {
+    try {
+      return this.log.open(env);
+    } catch (err) {
+      if (isBazilError(err, ErrorCodes.CORRUPT_EVENT) || isBazilError(err, ErrorCodes.DECRYPT_FAILED) || isBazilError(err, ErrorCodes.UNSUPPORTED_FORMAT)) {
+        return { rejected: `${err.code}: ${err.message}` };
+      }
+      throw err;
+    }
+  }
+}

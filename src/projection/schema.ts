@@ -1,0 +1,176 @@
+// The projection's on-disk schema (docs/projection.md): binary keys that
+// sort the way reads page through them, and canonical CBOR values, so that
+// two projections of the same events are the same bytes.
+
+import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { decodeCanonical, encodeCanonical, type DecodedValue } from '../log/canonical-cbor.js';
+
+export type InodeKind = 'dir' | 'file' | 'symlink' | 'fifo' | 'socket';
+const KINDS: readonly InodeKind[] = ['dir', 'file', 'symlink', 'fifo', 'socket'];
+
+/** An event's place in its writer's stream: enough to ask whether another event had seen it. */
+export interface Stamp {
+  writer: Buffer;
+  seq: bigint;
+}
+
+export interface Inode {
+  kind: InodeKind;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Files: entries naming it. Directories: 2 + subdirectories. 0 once removed (the record is kept). */
+  nlink: number;
+  mtime: bigint;
+  ctime: bigint;
+  /** Only set by an explicit utimens: atime is not logged otherwise. */
+  atime: bigint | null;
+  manifest: Buffer | null;
+  target: string | null;
+  /** Directories: the directory holding it (null for the root), for cycle checks on rename. */
+  parent: Buffer | null;
+  /** Directories: how many entries it holds, so emptiness needs no scan. */
+  entries: number;
+  /** The last event that created the inode or changed its content: a remover that had not seen it races a write. */
+  changed: Stamp;
+  /** The event that dropped nlink to 0, or null while linked. */
+  unlinked: Stamp | null;
+}
+
+export interface Entry {
+  child: Buffer;
+  /** The event that put this name here. */
+  placed: Stamp;
+}
+
+/** The outcome of an event that did not simply apply, kept so the projection says why. */
+export interface Note {
+  outcome: 'ignored' | 'skipped' | 'conflict' | 'lost+found' | 'rejected';
+  detail: string;
+}
+
+const META = 0x01;
+const INODE = 0x02;
+const ENTRY = 0x03;
+const XATTR = 0x04;
+const NOTE = 0x05;
+
+export const ROOT_KEY = Buffer.from([META, ...Buffer.from('root')]);
+export const VECTOR_KEY = Buffer.from([META, ...Buffer.from('vector')]);
+export const POSITION_KEY = Buffer.from([META, ...Buffer.from('position')]);
+
+export const inodeKey = (id: Uint8Array): Buffer => Buffer.concat([Buffer.from([INODE]), id]);
+export const entryPrefix = (parent: Uint8Array): Buffer => Buffer.concat([Buffer.from([ENTRY]), parent]);
+export const entryKey = (parent: Uint8Array, name: string): Buffer => Buffer.concat([entryPrefix(parent), Buffer.from(name, 'utf8')]);
+export const xattrPrefix = (id: Uint8Array): Buffer => Buffer.concat([Buffer.from([XATTR]), id]);
+export const xattrKey = (id: Uint8Array, name: string): Buffer => Buffer.concat([xattrPrefix(id), Buffer.from(name, 'utf8')]);
+
+/** A place in the merge order, (hlc, writer, seq), as bytes that sort the same way. */
+export interface Position {
+  hlc: bigint;
+  writer: Buffer;
+  seq: bigint;
+}
+
+export function encodePosition(p: Position): Buffer {
+  const b = Buffer.alloc(48);
+  b.writeBigUInt64BE(p.hlc, 0);
+  Buffer.from(p.writer).copy(b, 8);
+  b.writeBigUInt64BE(p.seq, 40);
+  return b;
+}
+
+export function decodePosition(b: Buffer): Position {
+  if (b.length !== 48) throw corrupt('a position is 48 bytes');
+  return { hlc: b.readBigUInt64BE(0), writer: Buffer.from(b.subarray(8, 40)), seq: b.readBigUInt64BE(40) };
+}
+
+export const noteKey = (p: Position): Buffer => Buffer.concat([Buffer.from([NOTE]), encodePosition(p)]);
+
+/** The smallest key after every key that starts with `prefix`. */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  throw new BazilError(ErrorCodes.INTERNAL, 'a key prefix of only 0xff bytes has no end');
+}
+
+export function encodeInode(n: Inode): Buffer {
+  return encodeCanonical([
+    KINDS.indexOf(n.kind), n.mode, n.uid, n.gid, n.size, n.nlink, n.mtime, n.ctime, n.atime,
+    n.manifest, n.target, n.parent, n.entries, stampCbor(n.changed), n.unlinked === null ? null : stampCbor(n.unlinked),
+  ]);
+}
+
+export function decodeInode(bytes: Uint8Array): Inode {
+  const v = decodeCanonical(bytes, ErrorCodes.CORRUPT_METADATA);
+  if (!Array.isArray(v) || v.length !== 15) throw corrupt('an inode record is a 15-element array');
+  const kind = KINDS[num(v[0])];
+  if (kind === undefined) throw corrupt('unknown inode kind');
+  return {
+    kind, mode: num(v[1]), uid: num(v[2]), gid: num(v[3]), size: num(v[4]), nlink: num(v[5]),
+    mtime: big(v[6]), ctime: big(v[7]), atime: v[8] === null ? null : big(v[8]),
+    manifest: v[9] === null ? null : buf(v[9]), target: v[10] === null ? null : str(v[10]),
+    parent: v[11] === null ? null : buf(v[11]), entries: num(v[12]),
+    changed: stamp(v[13]), unlinked: v[14] === null ? null : stamp(v[14]),
+  };
+}
+
+export function encodeEntry(e: Entry): Buffer {
+  return encodeCanonical([e.child, ...stampCbor(e.placed)]);
+}
+
+export function decodeEntry(bytes: Uint8Array): Entry {
+  const v = decodeCanonical(bytes, ErrorCodes.CORRUPT_METADATA);
+  if (!Array.isArray(v) || v.length !== 3) throw corrupt('an entry record is a 3-element array');
+  return { child: buf(v[0]), placed: stamp([v[1], v[2]]) };
+}
+
+export function encodeNote(n: Note): Buffer {
+  return encodeCanonical([n.outcome, n.detail]);
+}
+
+export function decodeNote(bytes: Uint8Array): Note {
+  const v = decodeCanonical(bytes, ErrorCodes.CORRUPT_METADATA);
+  if (!Array.isArray(v) || v.length !== 2) throw corrupt('a note is a 2-element array');
+  return { outcome: str(v[0]) as Note['outcome'], detail: str(v[1]) };
+}
+
+function stampCbor(s: Stamp): [Buffer, bigint] {
+  return [s.writer, s.seq];
+}
+
+function stamp(v: DecodedValue): Stamp {
+  if (!Array.isArray(v) || v.length !== 2) throw corrupt('a stamp is [writer, seq]');
+  return { writer: buf(v[0]), seq: big(v[1]) };
+}
+
+function num(v: DecodedValue): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  throw corrupt('expected an integer');
+}
+
+function big(v: DecodedValue): bigint {
+  if (typeof v === 'number' || typeof v === 'bigint') return BigInt(v);
+  throw corrupt('expected an integer');
+}
+
+function buf(v: DecodedValue): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  throw corrupt('expected a byte string');
+}
+
+function str(v: DecodedValue): string {
+  if (typeof v === 'string') return v;
+  throw corrupt('expected text');
+}
+
+function corrupt(message: string): BazilError {
+  return new BazilError(ErrorCodes.CORRUPT_METADATA, `projection: ${message}`);
+}
