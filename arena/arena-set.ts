@@ -45,6 +45,8 @@ interface Entry {
   firstSeq: bigint;
   /** While sealing: settles when its records are durable (before the seal is). */
   recordsDurable?: Promise<void>;
+  /** While sealing: where the sealed file goes, once its identity is known. */
+  sealedPath?: string;
 }
 
 export type KeyState = 'live' | 'deleted' | 'absent';
@@ -406,6 +408,7 @@ export class ArenaSet {
         throw err;
       }
       settleIdentity(prepared.identity);
+      entry.sealedPath = prepared.path;
       await entry.recordsDurable;
       await prepared.commit();
       const sealed = SealedArena.open(this.fs, prepared.path);
@@ -833,8 +836,7 @@ export class ArenaSet {
     const s: ArenaSetStats = { sealedArenas: 0, activeArenas: 0, records: 0, liveRecords: 0, deadRecords: 0, fileBytes: 0, diskBytes: 0, locatorBytes: this.locator.byteLength };
     for (const e of this.entries) {
       if (!e) continue;
-      const path = e.sealed ? e.sealed.path : e.active!.path;
-      const st = this.stat(path);
+      const st = this.statEntry(e);
       s.fileBytes += st.size;
       s.diskBytes += st.blocks * 512;
       if (e.sealed) {
@@ -853,6 +855,17 @@ export class ArenaSet {
 
   private stat(path: string): FileStat {
     return this.fs.stat(path);
+  }
+
+  /** st of an entry's file; a seal may have renamed it a moment ago. */
+  private statEntry(e: Entry): FileStat {
+    if (e.sealed) return this.stat(e.sealed.path);
+    try {
+      return this.stat(e.active!.path);
+    } catch (err) {
+      if (e.sealedPath === undefined || !isBazilError(err, ErrorCodes.NOT_FOUND)) throw err;
+      return this.stat(e.sealedPath);
+    }
   }
 
   /** Waits for background seals, syncs, and closes every arena. */
