@@ -15,6 +15,13 @@ APT_PACKAGES=(
   g++
   python3
   libxxhash-dev
+  # FUSE: the patched fuse-native (scripts/build-fuse.sh) builds against
+  # libfuse 2 and mounts/unmounts with fusermount (docs/fuse.md).
+  libfuse-dev
+  libfuse2
+  fuse
+  pkg-config
+  patch
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -82,3 +89,5 @@ install_npm_packages() {
 
 install_apt_packages
 install_npm_packages
+# The patched fuse-native (a no-op when already built).
+bash scripts/build-fuse.sh
