@@ -66,8 +66,14 @@ export const ErrorCodes = {
   CLOCK_SKEW: 'BAZIL_CLOCK_SKEW',
   /** A file or attribute name is longer than 255 bytes of UTF-8 (ENAMETOOLONG). */
   NAME_TOO_LONG: 'BAZIL_NAME_TOO_LONG',
-  /** Something by this name already exists where names must be unique (a volume name in a home). */
+  /** Something by this name already exists where names must be unique (a volume name in a home, a path in a volume: EEXIST). */
   ALREADY_EXISTS: 'BAZIL_ALREADY_EXISTS',
+  /** A path component that must be a directory is not one (ENOTDIR). */
+  NOT_A_DIRECTORY: 'BAZIL_NOT_A_DIRECTORY',
+  /** A file operation named a directory (EISDIR). */
+  IS_A_DIRECTORY: 'BAZIL_IS_A_DIRECTORY',
+  /** A directory to remove or replace still has entries (ENOTEMPTY). */
+  NOT_EMPTY: 'BAZIL_NOT_EMPTY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

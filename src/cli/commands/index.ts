@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { register as version } from './version.js';
 import { register as init } from './init.js';
 import { register as volume } from './volume.js';
+import { register as files } from './files.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: readonly RegisterCommands[] = [version, init, volume];
+export const commandGroups: readonly RegisterCommands[] = [version, init, volume, files];

@@ -1,0 +1,107 @@
+// Several events under one commit: many appends, one log sync, one
+// projection catch-up (Volume.batch runs that part).
+//
+// The one ordering rule a batch keeps is the content rule: an event naming
+// a manifest is appended only once the objects the batch wrote are durable,
+// so a crash can never leave a durable event whose content is lost.
+// Content is written unsynced; events that must wait for it are queued and
+// appended after one arenas.sync(), together. Other events are appended at
+// once (a creation's id is needed at once), before queued ones only when
+// they touch none of the inodes the queue touches: so every inode, and
+// every directory, sees its events in call order. What moves is only the
+// interleaving of unrelated inodes (and hence ctimes).
+
+import type { ArenaSet } from '../../arena/arena-set.js';
+import { checkAborted, type ContentSource, type ContentStore, type WriteResult } from '../cas/content-store.js';
+import type { LogStore } from '../log/stream.js';
+import type { CreateEvent, EventBody, MkdirEvent, MknodEvent, SymlinkEvent } from '../log/event.js';
+
+/** Events that make a new inode, whose id (the event's id) callers need. */
+export type CreationEvent = MkdirEvent | CreateEvent | SymlinkEvent | MknodEvent;
+
+/** Unsynced content past which a batch syncs and appends its queue: bounds what a crash can lose and the queue's size. */
+const FLUSH_CONTENT_BYTES = 64 * 1024 * 1024;
+const FLUSH_QUEUED_EVENTS = 4096;
+
+export class WriteBatch {
+  private readonly queued: EventBody[] = [];
+  /** Hex ids of the inodes and directories the queued events touch. */
+  private readonly queuedTouch = new Set<string>();
+  private unsyncedBytes = 0;
+  private contentDirty = false;
+  private appendedCount = 0;
+
+  constructor(
+    private readonly log: LogStore,
+    private readonly arenas: ArenaSet,
+    private readonly content: ContentStore,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  /** Events appended so far (queued ones not counted until flushed). */
+  get appended(): number {
+    return this.appendedCount;
+  }
+
+  /** Stores a file's content, not yet durable; a set-content naming it waits for the batch's next flush. */
+  async writeContent(source: ContentSource): Promise<WriteResult> {
+    checkAborted(this.signal);
+    const result = await this.content.writeStream(source, { sync: false, signal: this.signal });
+    if (result.newBytes > 0) this.contentDirty = true;
+    this.unsyncedBytes += result.newBytes;
+    if (this.unsyncedBytes >= FLUSH_CONTENT_BYTES) await this.flush();
+    return result;
+  }
+
+  /** Appends a creation event (see append) and returns the new inode's id. */
+  async create(body: CreationEvent): Promise<Buffer> {
+    return (await this.append(body))!;
+  }
+
+  /**
+   * Appends `body`, or queues it behind content not yet durable (set-content)
+   * or behind queued events on the same inodes. Returns the event's id when
+   * appended now; creations are always appended now.
+   */
+  async append(body: EventBody): Promise<Buffer | null> {
+    checkAborted(this.signal);
+    const touched = touches(body);
+    const waits = (body.type === 'set-content' && this.contentDirty) || touched.some((t) => this.queuedTouch.has(t));
+    if (waits && !isCreation(body)) {
+      this.queued.push(body);
+      for (const t of touched) this.queuedTouch.add(t);
+      if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flush();
+      return null;
+    }
+    if (waits) await this.flush();
+    return this.appendNow(body);
+  }
+
+  /** Makes the batch's content durable, then appends every queued event, in order. */
+  async flush(): Promise<void> {
+    if (this.contentDirty) await this.arenas.sync();
+    this.contentDirty = false;
+    this.unsyncedBytes = 0;
+    const queued = this.queued.splice(0);
+    this.queuedTouch.clear();
+    for (const body of queued) this.appendNow(body);
+  }
+
+  private appendNow(body: EventBody): Buffer {
+    this.appendedCount++;
+    return this.log.append(body, { wallMs: Date.now() }).id;
+  }
+}
+
+function isCreation(body: EventBody): body is CreationEvent {
+  return body.type === 'mkdir' || body.type === 'create' || body.type === 'symlink' || body.type === 'mknod';
+}
+
+/** The inodes an event reads or changes, as hex ids: the ones whose events must stay in order. */
+function touches(body: EventBody): string[] {
+  const ids: Uint8Array[] = [];
+  if ('inode' in body) ids.push(body.inode);
+  if ('parent' in body) ids.push(body.parent);
+  if ('newParent' in body) ids.push(body.newParent);
+  return ids.map((id) => Buffer.from(id).toString('hex'));
+}
