@@ -5,13 +5,13 @@
 // is replaced atomically (temp file, fsync, rename, fsync of the directory):
 // after a crash it holds either the old record or the new one, never a mix.
 
-import { open, readFile, readdir, rename, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes, ioError } from '../errors/index.js';
+import { TEMP_MARK, readJsonFile, syncDirectory, writeFileAtomic } from './durable-file.js';
 
 export const FORMAT_FILE = 'FORMAT.json';
-const TEMP_PREFIX = `${FORMAT_FILE}.tmp-`;
+const TEMP_PREFIX = `${FORMAT_FILE}${TEMP_MARK}`;
 
 export interface AppliedMigration {
   id: number;
@@ -30,19 +30,8 @@ export interface FormatRecord {
 /** Reads `dir`'s format record; null when the directory has none. */
 export async function readFormatRecord(dir: string): Promise<FormatRecord | null> {
   const path = join(dir, FORMAT_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError('read', path, err);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new BazilError(ErrorCodes.CORRUPT_METADATA, `${path} is not valid JSON`, { path }, err);
-  }
+  const parsed = await readJsonFile(path);
+  if (parsed === undefined) return null;
   const problem = shapeProblem(parsed);
   if (problem !== null) {
     throw new BazilError(ErrorCodes.CORRUPT_METADATA, `${path} is not a valid format record: ${problem}`, { path });
@@ -73,38 +62,10 @@ function shapeProblem(value: unknown): string | null {
 
 /** Replaces `dir`'s format record atomically and durably. */
 export async function writeFormatRecord(dir: string, record: FormatRecord): Promise<void> {
-  const path = join(dir, FORMAT_FILE);
-  const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
-  const text = `${JSON.stringify(record, null, 2)}\n`;
-  try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw ioError('write', path, err);
-  }
-  await syncDirectory(dir);
+  await writeFileAtomic(join(dir, FORMAT_FILE), `${JSON.stringify(record, null, 2)}\n`, 0o644);
 }
 
-/** Makes a rename or create in `dir` durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    throw ioError('fsync', dir, err);
-  }
-}
+export { syncDirectory };
 
 /** True for the temp files writeFormatRecord creates (left behind only by a crash). */
 export function isFormatTempFile(name: string): boolean {

@@ -1,35 +1,12 @@
-// Small files that must survive a crash whole: written to a temp file,
-// fsynced, renamed over the target, and the directory fsynced, so a reader
-// sees the old contents or the new, never a torn mix. Secrets go through here
-// too, so the temp file is created with the final mode: a key never sits on
-// disk readable by others, not even for an instant.
+// The home's durable small files: the atomic write shared with the format
+// records, and the clean-up of what a crash left half-written.
 
-import { randomBytes } from 'node:crypto';
-import { open, readdir, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ioError } from '../../errors/index.js';
-import { syncDirectory } from '../../migrations/format-record.js';
+import { TEMP_MARK, writeFileAtomic } from '../../migrations/durable-file.js';
 
-const TEMP_MARK = '.tmp-';
-
-/** Replaces `path` with `data` atomically and durably; a new file gets `mode` (less the umask). */
-export async function writeFileAtomic(path: string, data: Uint8Array | string, mode: number): Promise<void> {
-  const temp = join(dirname(path), `${basename(path)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    const handle = await open(temp, 'wx', mode);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw ioError('write', path, err);
-  }
-  await syncDirectory(dirname(path));
-}
+export { writeFileAtomic };
 
 /**
  * Deletes temp files a crashed writeFileAtomic left in `dir` (they may hold

@@ -11,6 +11,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import { migrate, readFormatRecord } from '../../migrations/index.js';
+import { readJsonFile } from '../../migrations/durable-file.js';
 import { acquireDirLock, type ReleaseLock } from '../../migrations/dir-lock.js';
 import { generateSigner, signerFromSeed, SEED_LENGTH, type Signer } from '../log/signing.js';
 import { removeTempFiles, writeFileAtomic } from './atomic-file.js';
@@ -138,19 +139,8 @@ function makeHome(dir: string, signer: Signer, release: ReleaseLock): Home {
 
 async function readPeerRecord(dir: string): Promise<PeerRecord | null> {
   const path = join(dir, PEER_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError('read', path, err);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new BazilError(ErrorCodes.CORRUPT_METADATA, `${path} is not valid JSON`, { path }, err);
-  }
+  const parsed = await readJsonFile(path);
+  if (parsed === undefined) return null;
   const r = parsed as Partial<PeerRecord> | null;
   if (typeof r !== 'object' || r === null || typeof r.id !== 'string' || !/^[0-9a-f]{64}$/.test(r.id) || typeof r.created !== 'string') {
     throw new BazilError(ErrorCodes.CORRUPT_METADATA, `${path} is not a valid peer record`, { path });

@@ -3,9 +3,9 @@
 // one file rather than every volume's directory, and a name's uniqueness is
 // checked in one place. It is written only under the home lock, atomically.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
+import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { readJsonFile } from '../../migrations/durable-file.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { PUBLIC_FILE_MODE } from './home.js';
 
@@ -22,19 +22,8 @@ export interface VolumeEntry {
 /** The index of the home in `homeDir`, sorted by name; empty when no volume was ever created. */
 export async function readVolumeIndex(homeDir: string): Promise<VolumeEntry[]> {
   const path = join(homeDir, VOLUME_INDEX_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw ioError('read', path, err);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new BazilError(ErrorCodes.CORRUPT_METADATA, `${path} is not valid JSON`, { path }, err);
-  }
+  const parsed = await readJsonFile(path);
+  if (parsed === undefined) return [];
   const list = (parsed as { volumes?: unknown } | null)?.volumes;
   if (!Array.isArray(list) || !list.every(isVolumeEntry)) {
     throw new BazilError(ErrorCodes.CORRUPT_METADATA, `${path} is not a valid volume index`, { path });
