@@ -18,6 +18,7 @@ import type { EventBody, TimeSpec } from '../log/event.js';
 import { ProjectionStore, Projector, type Attrs, type DirEntry } from '../projection/index.js';
 import { joinPath, pathError, splitParent, splitPath } from './paths.js';
 import { WriteBatch } from './write-batch.js';
+import { runFsck, type FsckOptions, type FsckReport } from './fsck.js';
 
 /** The projection's directory inside the volume's directory. */
 export const PROJECTION_DIR = 'projection';
@@ -318,6 +319,18 @@ export class Volume {
       const events = await this.projector.rebuild();
       return { events, ms: performance.now() - started };
     });
+  }
+
+  /**
+   * Checks every arena record, every event (signature, chain, body), every
+   * object every file names, and the projection against a replay of the
+   * log (fsck.ts). Runs between writes.
+   */
+  fsck(options: FsckOptions = {}): Promise<FsckReport> {
+    this.check(options.signal);
+    return this.exclusive(() => runFsck({
+      arenas: this.open.arenas, log: this.open.log, content: this.content, projection: this.projection, dir: this.open.dir,
+    }, options));
   }
 
   // ---- internals ----

@@ -72,6 +72,9 @@ test('import, ls, cat, stat, export, rebuild through the CLI', async () => {
     assert.equal(await readFile(single, 'utf8'), 'hello\n');
 
     assert.match(ok(bazil(home, 'rebuild', 'v')).stdout, /^rebuilt the projection of 'v': \d+ events in \d+ ms/);
+    assert.match(ok(bazil(home, 'fsck', 'v')).stdout, /^clean: \d+ arena records, \d+ events, \d+ files, \d+ objects checked/);
+    const report = JSON.parse(ok(bazil(home, 'fsck', 'v', '--json')).stdout) as { ok: boolean; problems: unknown[] };
+    assert.deepEqual([report.ok, report.problems], [true, []]);
     assert.equal(ok(bazil(home, 'ls', 'v:/t')).stdout, 'big.bin\nln\nsub\n');
 
     // Failures: exit 1 with the stable code; usage errors exit 2.

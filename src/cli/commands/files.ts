@@ -117,6 +117,28 @@ export function register(program: Command): void {
       printResult(cmd, { volume: name, events: result.events, ms }, () =>
         `rebuilt the projection of '${name}': ${result.events} events in ${ms} ms (${Math.round(result.events / Math.max(result.ms, 1) * 1000)} events/s)\n`);
     });
+
+  program
+    .command('fsck')
+    .description('check a volume: every arena record, every event (signature, chain, body), every object of every file, and the projection against a replay of the log; exits 1 when anything is wrong')
+    .argument('<volume>', 'the volume name')
+    .option(HOME_OPTION.flags, HOME_OPTION.description)
+    .action(async (name: string, options: HomeOptions, cmd: Command) => {
+      const tty = process.stderr.isTTY === true;
+      const report = await withVolume(options, name, (v) => v.fsck({
+        onProgress: (phase) => {
+          if (tty) process.stderr.write(`\rchecking ${phase}...        `);
+        },
+      }));
+      if (tty) process.stderr.write('\r\x1b[K');
+      const c = report.counts;
+      printResult(cmd, report, () => {
+        const lines = report.problems.map((p) => `${p.area}: ${p.message} [${p.code}]\n`);
+        const summary = `${report.ok ? 'clean' : `${report.problems.length} problem(s)`}: ${c.records} arena records, ${c.events} events, ${c.files} files, ${c.objects} objects checked in ${report.ms} ms\n`;
+        return lines.join('') + summary;
+      });
+      if (!report.ok) process.exitCode = 1;
+    });
 }
 
 interface StatJson {
