@@ -143,6 +143,7 @@ async function main(): Promise<void> {
     console.log(`   diff -r of the source and the export: ${diff.status === 0 ? 'identical' : `DIFFERENT\n${diff.stdout}`}`);
     if (diff.status !== 0) throw new Error('export differs from the source');
     bazil('rebuild', 'notes');
+    bazil('fsck', 'notes');
     console.log('\nDemo complete.');
   } finally {
     await set.close();
