@@ -11,6 +11,18 @@
           "cflags": ["-O2"]
         }
       }
+    },
+    {
+      "target_name": "bazil_xattr",
+      "sources": ["native/xattr.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wshadow", "-Wconversion", "-Wno-sign-conversion"],
+      "configurations": {
+        "Release": {
+          "cflags!": ["-O3"],
+          "cflags": ["-O2"]
+        }
+      }
     }
   ]
 }

@@ -1,7 +1,9 @@
 // Copying trees between the local filesystem and a volume, keeping what
 // `cp -a` keeps: types, modes, owners, mtimes (to the microsecond on the way
 // out: the OS's utimes takes no finer), symlink targets, hard-link groups,
-// empty files and directories. Not yet: xattrs, ACLs, device nodes.
+// empty files and directories, and extended attributes in the user.* and
+// trusted.* namespaces (see "Extended attributes" below). Not yet: ACLs,
+// security labels, device nodes.
 //
 // An import is one batch (WriteBatch): its events are synced once and
 // projected once at the end, its content synced in large groups before the
@@ -11,8 +13,9 @@ import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
+import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
 import { checkAborted } from '../cas/content-store.js';
+import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js';
 import { joinPath, pathError, splitPath } from './paths.js';
 import { manifestBytes, type Volume } from './volume.js';
 import type { WriteBatch } from './write-batch.js';
@@ -27,6 +30,8 @@ export interface TreeProgress {
 export interface ImportOptions {
   signal?: AbortSignal;
   onProgress?: (progress: TreeProgress) => void;
+  /** Copy extended attributes (user.*, trusted.*); default true. Without the xattr addon they are skipped with a warning. */
+  xattrs?: boolean;
 }
 
 export interface TreeResult extends TreeProgress {
@@ -36,6 +41,10 @@ export interface TreeResult extends TreeProgress {
   links: number;
   /** Sockets, fifos and devices: not copied yet. */
   skipped: number;
+  /** Extended attributes copied. */
+  xattrs: number;
+  /** Extended attributes left out: other namespaces (security.*, system.*), user.* on symlinks, trusted.* without privilege. */
+  xattrsSkipped: number;
   ms: number;
 }
 
@@ -65,7 +74,7 @@ export async function importTree(volume: Volume, srcDir: string, volPath: string
     throw pathError(ErrorCodes.NOT_EMPTY, 'ENOTEMPTY', volPath, 'is a directory that is not empty; import into a new or empty one');
   }
   const parent = target === null ? await volume.resolve(joinPath(names.slice(0, -1)), options) : null;
-  const result: ImportResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, ms: 0, newBytes: 0, events: 0 };
+  const result: ImportResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0, newBytes: 0, events: 0 };
   await volume.batch(async (batch) => {
     const walker = new Importer(batch, result, options);
     const root = target ?? await batch.create({ type: 'mkdir', parent: parent!, name: names[names.length - 1]!, ...attrsOf(top) });
@@ -73,6 +82,7 @@ export async function importTree(volume: Volume, srcDir: string, volPath: string
       await batch.append({ type: 'chmod', inode: root, mode: Number(top.mode) & 0o7777 });
       await batch.append({ type: 'chown', inode: root, uid: Number(top.uid), gid: Number(top.gid) });
     }
+    await walker.xattrs(srcDir, root);
     await walker.dir(srcDir, root, top);
     await batch.flush();
     result.events = batch.appended;
@@ -85,7 +95,20 @@ class Importer {
   /** dev:ino of files with more than one link → the inode made for the first one met. */
   private readonly linkGroups = new Map<string, Buffer>();
 
-  constructor(private readonly batch: WriteBatch, private readonly result: ImportResult, private readonly options: ImportOptions) {}
+  private readonly copyXattrs: boolean;
+
+  constructor(private readonly batch: WriteBatch, private readonly result: ImportResult, private readonly options: ImportOptions) {
+    this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
+  }
+
+  /** Appends a setxattr event on `inode` for each copied attribute of the local `path`. */
+  async xattrs(path: string, inode: Buffer): Promise<void> {
+    if (!this.copyXattrs) return;
+    for (const [name, value] of readLocalXattrs(path, this.result)) {
+      await this.batch.append({ type: 'setxattr', inode, name, value });
+      this.result.xattrs++;
+    }
+  }
 
   /** Imports the entries of `dir` into inode `id`; its mtime is set last, once no entry will change it. */
   async dir(dir: string, id: Buffer, st: BigIntStats): Promise<void> {
@@ -95,12 +118,15 @@ class Importer {
       const path = join(dir, name);
       const child = await lstatLocal(path);
       if (child.isDirectory()) {
-        await this.dir(path, await this.batch.create({ type: 'mkdir', parent: id, name, ...attrsOf(child) }), child);
+        const inode = await this.batch.create({ type: 'mkdir', parent: id, name, ...attrsOf(child) });
+        await this.xattrs(path, inode);
+        await this.dir(path, inode, child);
       } else if (child.isFile()) {
         await this.file(path, id, name, child);
       } else if (child.isSymbolicLink()) {
         const target = await readlink(path).catch((err: unknown) => { throw ioError('readlink', path, err); });
-        await this.batch.create({ type: 'symlink', parent: id, name, target, uid: Number(child.uid), gid: Number(child.gid), mtime: child.mtimeNs });
+        const inode = await this.batch.create({ type: 'symlink', parent: id, name, target, uid: Number(child.uid), gid: Number(child.gid), mtime: child.mtimeNs });
+        await this.xattrs(path, inode);
         this.result.symlinks++;
       } else {
         this.result.skipped++;
@@ -119,6 +145,7 @@ class Importer {
     }
     const inode = await this.batch.create({ type: 'create', parent, name, ...attrsOf(st) });
     if (group !== null) this.linkGroups.set(group, inode);
+    await this.xattrs(path, inode);
     if (st.size > 0n) {
       const written = await this.batch.writeContent(createReadStream(path, { highWaterMark: READ_BUFFER_BYTES, signal: this.options.signal }));
       await this.batch.append({ type: 'set-content', inode, size: written.size, manifest: manifestBytes(written.manifestRoot) });
@@ -164,6 +191,8 @@ async function readNames(dir: string): Promise<string[]> {
 export interface ExportOptions {
   signal?: AbortSignal;
   onProgress?: (progress: TreeProgress) => void;
+  /** Write extended attributes (user.*, trusted.*); default true. Without the xattr addon they are skipped with a warning. */
+  xattrs?: boolean;
 }
 
 /**
@@ -173,7 +202,7 @@ export interface ExportOptions {
  */
 export async function exportTree(volume: Volume, volPath: string, destDir: string, options: ExportOptions = {}): Promise<TreeResult> {
   const started = performance.now();
-  const result: TreeResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, ms: 0 };
+  const result: TreeResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0 };
   const exporter = new Exporter(volume, result, options);
   await exporter.node(await volume.resolve(volPath, options), volPath, destDir);
   result.ms = performance.now() - started;
@@ -184,7 +213,35 @@ class Exporter {
   /** Inode ids (hex) of files with more than one link → where the first was written. */
   private readonly written = new Map<string, string>();
 
-  constructor(private readonly volume: Volume, private readonly result: TreeResult, private readonly options: ExportOptions) {}
+  private readonly copyXattrs: boolean;
+
+  constructor(private readonly volume: Volume, private readonly result: TreeResult, private readonly options: ExportOptions) {
+    this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
+  }
+
+  /** Sets the volume node's copied attributes on the local `dest` (after its content, before its owner, mode and times). */
+  private async xattrs(volPath: string, dest: string, isLink: boolean): Promise<void> {
+    if (!this.copyXattrs) return;
+    for (const name of await this.volume.listxattr(volPath, this.options)) {
+      // Linux refuses user.* attributes on symlinks (EPERM): they cannot exist on a local one, so none are written.
+      if (!copiedNamespace(name) || (isLink && name.startsWith('user.'))) {
+        this.result.xattrsSkipped++;
+        continue;
+      }
+      const value = await this.volume.getxattr(volPath, name, this.options);
+      try {
+        setXattr(dest, name, value);
+        this.result.xattrs++;
+      } catch (err) {
+        // trusted.* needs CAP_SYS_ADMIN: not root, they are left out, as chown is.
+        if (name.startsWith('trusted.') && isBazilError(err) && err.data['os'] === 'EPERM') {
+          this.result.xattrsSkipped++;
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
 
   async node(id: Buffer, volPath: string, dest: string): Promise<void> {
     checkAborted(this.options.signal);
@@ -198,6 +255,7 @@ class Exporter {
           page = await this.volume.readdir(volPath, { after: page[page.length - 1]!.name, limit: 1000 })) {
           for (const e of page) await this.node(e.id, volPath === '/' ? `/${e.name}` : `${volPath}/${e.name}`, join(dest, e.name));
         }
+        await this.xattrs(volPath, dest, false);
         await setAttrs(dest, attrs, false);
         this.result.dirs++;
         return;
@@ -211,6 +269,7 @@ class Exporter {
           return;
         }
         await local('write', dest, () => pipeline(this.volume.streamId(id, volPath, this.options), createWriteStream(dest, { flags: 'wx', mode: 0o600 })));
+        await this.xattrs(volPath, dest, false);
         await setAttrs(dest, attrs, false);
         if (attrs.nlink > 1) this.written.set(key, dest);
         this.result.files++;
@@ -221,6 +280,7 @@ class Exporter {
       case 'symlink': {
         const target = await this.volume.readlinkId(id, volPath);
         await local('symlink', dest, () => symlink(target, dest));
+        await this.xattrs(volPath, dest, true);
         await setAttrs(dest, attrs, true);
         this.result.symlinks++;
         return;
@@ -229,6 +289,65 @@ class Exporter {
         this.result.skipped++;
     }
   }
+}
+
+// ---- Extended attributes ----
+//
+// Copied: user.* (anyone's) and trusted.* (readable and writable only as
+// root; elsewhere the OS hides them on import and export leaves them out).
+// Not copied: security.* (SELinux/AppArmor labels and file capabilities:
+// policy of the machine, not data of the file, and capabilities would grant
+// privilege on another machine) and system.* (POSIX ACLs, whose binary form
+// names local uids; ACL support needs its own design). Both are counted in
+// xattrsSkipped. Hard links share one inode, so a group's attributes are read
+// and written once, with its first name.
+
+/** Whether an attribute of this name is copied by import and export. */
+export function copiedNamespace(name: string): boolean {
+  return name.startsWith('user.') || name.startsWith('trusted.');
+}
+
+let warnedNoAddon = false;
+
+/** Whether the xattr addon is there; warns once per process when it is not. */
+function xattrAddonOrWarn(): boolean {
+  if (xattrsAvailable()) return true;
+  if (!warnedNoAddon) {
+    warnedNoAddon = true;
+    process.emitWarning('extended attributes are not copied: the native addon bazil_xattr is not built (npm run build:native)', {
+      code: 'BAZIL_XATTR_UNAVAILABLE',
+    });
+  }
+  return false;
+}
+
+/** The copied attributes of a local path, in name order; none where its file system has no xattr support. */
+function readLocalXattrs(path: string, result: TreeResult): Array<[string, Buffer]> {
+  let names: string[];
+  try {
+    names = listXattrs(path);
+  } catch (err) {
+    if (isBazilError(err, ErrorCodes.IO) && (err.data['os'] === 'EOPNOTSUPP' || err.data['os'] === 'ENOTSUP')) return [];
+    throw err;
+  }
+  const out: Array<[string, Buffer]> = [];
+  for (const name of names.sort()) {
+    if (!copiedNamespace(name)) {
+      result.xattrsSkipped++;
+      continue;
+    }
+    try {
+      out.push([name, getXattr(path, name)]);
+    } catch (err) {
+      if (!isBazilError(err, ErrorCodes.NOT_FOUND)) throw err;
+      // The addon decodes names as UTF-8; a name that is not UTF-8 comes back
+      // with U+FFFD and is then not found. A name truly removed in between is skipped.
+      if (name.includes('\uFFFD')) {
+        throw new BazilError(ErrorCodes.BAD_ARGUMENT, `an extended attribute name of ${path} is not UTF-8; Bazil names are UTF-8`, { path });
+      }
+    }
+  }
+  return out;
 }
 
 async function setAttrs(path: string, attrs: { mode: number; uid: number; gid: number; mtime: bigint; atime: bigint }, isLink: boolean): Promise<void> {

@@ -44,11 +44,12 @@ export function register(program: Command): void {
     .description('copy a local directory tree into a volume (types, modes, owners, mtimes, symlinks, hard links)')
     .argument('<dir>', 'the local directory to import')
     .argument('<target>', 'VOL[:PATH]: a new or empty directory in the volume (default: its root)')
+    .option('--no-xattrs', 'do not copy extended attributes (user.* and, as root, trusted.*)')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
-    .action(async (dir: string, spec: string, options: HomeOptions, cmd: Command) => {
+    .action(async (dir: string, spec: string, options: HomeOptions & { xattrs: boolean }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
       const progress = progressLine(cmd);
-      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update })).finally(progress.done);
+      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs })).finally(progress.done);
       const summary = { ...summarize(result), newBytes: result.newBytes, events: result.events };
       printResult(cmd, summary, () => `imported ${describeTree(result)}, ${mb(result.newBytes)} MB new content, ${result.events} events\n`);
     });
@@ -58,11 +59,12 @@ export function register(program: Command): void {
     .description('copy a volume tree (or file) to the local filesystem')
     .argument('<source>', 'VOL[:PATH]: what to export (default: the whole volume)')
     .argument('<dir>', 'where to write it: a new or empty directory (a file is written at this path)')
+    .option('--no-xattrs', 'do not set extended attributes on the exported files')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
-    .action(async (spec: string, dir: string, options: HomeOptions, cmd: Command) => {
+    .action(async (spec: string, dir: string, options: HomeOptions & { xattrs: boolean }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
       const progress = progressLine(cmd);
-      const result = await withVolume(options, name, (v) => exportTree(v, path, dir, { onProgress: progress.update })).finally(progress.done);
+      const result = await withVolume(options, name, (v) => exportTree(v, path, dir, { onProgress: progress.update, xattrs: options.xattrs })).finally(progress.done);
       printResult(cmd, summarize(result), () => `exported ${describeTree(result)}\n`);
     });
 
