@@ -40,7 +40,7 @@ export interface NativeBindings {
   startWriteback(fd: number, offset: number, length: number): boolean;
 }
 
-const ADDON_PATH = join('build', 'Release', 'bazil_native.node');
+const ADDON_FILE = 'bazil_native.node';
 
 // undefined until the first load attempt; null once it found no usable addon.
 let cached: NativeBindings | null | undefined;
@@ -75,13 +75,16 @@ function load(): NativeBindings | null {
   }
 }
 
-// Compiled, this module runs from dist/arena/ with the build two levels up;
-// run from source (a TS loader) it is one level up. Searching every parent
-// covers both and any other layout that keeps build/ at the package root.
-function findAddon(): string | null {
+/**
+ * The built addon file `build/Release/<file>` of this package, searched
+ * upward from this module: compiled, it runs from dist/arena/ with the
+ * build two levels up; run from source, one level. Null when not built.
+ * Other addons of the package (src/fs/xattr.ts) use it too.
+ */
+export function findAddon(file = ADDON_FILE): string | null {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    const candidate = join(dir, ADDON_PATH);
+    const candidate = join(dir, 'build', 'Release', file);
     if (existsSync(candidate)) return candidate;
     const parent = dirname(dir);
     if (parent === dir) return null;

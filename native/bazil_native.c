@@ -22,88 +22,13 @@
 
 #include <node_api.h>
 
+#include "napi-util.h"
+
 // XXH3 inlined from Debian's libxxhash-dev header: the record checksum of
 // the arena format, computed here because hash-wasm's per-call cost (~0.8 us
 // for a 1 KiB record) made checksums the bulk of append and read time.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
-
-// Number.MAX_SAFE_INTEGER: every JS number up to it is an exact integer, and
-// the sum of two of them still fits an off_t, so no range check can overflow.
-#define MAX_SAFE_INTEGER 9007199254740991.0
-
-// Evaluates a Node-API call; on failure makes sure an exception is pending
-// (Node-API leaves one in most cases, not all) and returns NULL to JS.
-#define NAPI_CALL(env, call)                                                   \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      throw_last_napi_error(env);                                              \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
-
-static void throw_last_napi_error(napi_env env) {
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
-  const napi_extended_error_info* info = NULL;
-  napi_get_last_error_info(env, &info);
-  const char* message = info != NULL && info->error_message != NULL
-                            ? info->error_message
-                            : "Node-API call failed";
-  napi_throw_error(env, NULL, message);
-}
-
-// The symbolic name of an errno value, as Node's fs errors spell it in
-// `code`. Only the values the calls below can return are listed; anything
-// else gets Node's own fallback, 'UNKNOWN', and still carries its number.
-static const char* errno_name(int err) {
-  switch (err) {
-    case EACCES: return "EACCES";
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case EFBIG: return "EFBIG";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case EIO: return "EIO";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENODEV: return "ENODEV";
-    case ENOMEM: return "ENOMEM";
-    case ENOSPC: return "ENOSPC";
-    case ENOSYS: return "ENOSYS";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
-    case ENOTSUP: return "ENOTSUP";
-#endif
-    case EOVERFLOW: return "EOVERFLOW";
-    case EPERM: return "EPERM";
-    case EROFS: return "EROFS";
-    case ESPIPE: return "ESPIPE";
-    case ETXTBSY: return "ETXTBSY";
-    default: return "UNKNOWN";
-  }
-}
-
-// Throws an Error shaped like the ones Node's fs module throws, so callers
-// map both kinds the same way: message "EBADF: Bad file descriptor,
-// fallocate", `code` the errno name, `errno` the negated errno value (as in
-// Node's fs errors) and `syscall` the failing call.
-static napi_value throw_errno(napi_env env, int err, const char* syscall) {
-  const char* name = errno_name(err);
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s, %s", name, strerror(err), syscall);
-
-  napi_value code_value, message_value, error, errno_value, syscall_value;
-  NAPI_CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_value));
-  NAPI_CALL(env, napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value));
-  NAPI_CALL(env, napi_create_error(env, code_value, message_value, &error));
-  NAPI_CALL(env, napi_create_int32(env, -err, &errno_value));
-  NAPI_CALL(env, napi_set_named_property(env, error, "errno", errno_value));
-  NAPI_CALL(env, napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value));
-  NAPI_CALL(env, napi_set_named_property(env, error, "syscall", syscall_value));
-  napi_throw(env, error);
-  return NULL;
-}
 
 // Reads argument `value` as an integer in [0, max]. Throws a TypeError for a
 // non-number and a RangeError for NaN, fractions, negatives and values past
@@ -139,22 +64,6 @@ static bool get_index(napi_env env, napi_value value, const char* name, double m
   }
   if (napi_get_value_int64(env, value, out) != napi_ok) {
     throw_last_napi_error(env);
-    return false;
-  }
-  return true;
-}
-
-static bool get_args(napi_env env, napi_callback_info info, size_t expected,
-                     napi_value* argv) {
-  size_t argc = expected;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-    throw_last_napi_error(env);
-    return false;
-  }
-  if (argc < expected) {
-    char message[64];
-    snprintf(message, sizeof message, "Expected %zu arguments, received %zu", expected, argc);
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", message);
     return false;
   }
   return true;

@@ -24,104 +24,11 @@
 
 #include <node_api.h>
 
-// Evaluates a Node-API call; on failure makes sure an exception is pending
-// and returns NULL to JS.
-#define NAPI_CALL(env, call)                                                   \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      throw_last_napi_error(env);                                              \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
+#include "napi-util.h"
 
 // A value may not grow between the size query and the read more often than
 // this before the call gives up with ERANGE (someone rewriting it in a loop).
 #define MAX_ATTEMPTS 8
-
-static void throw_last_napi_error(napi_env env) {
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
-  const napi_extended_error_info* info = NULL;
-  napi_get_last_error_info(env, &info);
-  const char* message = info != NULL && info->error_message != NULL
-                            ? info->error_message
-                            : "Node-API call failed";
-  napi_throw_error(env, NULL, message);
-}
-
-// The symbolic name of an errno value, as Node's fs errors spell it in
-// `code`. Only the values the xattr calls can return are listed; anything
-// else is 'UNKNOWN' and still carries its number.
-static const char* errno_name(int err) {
-  switch (err) {
-    case E2BIG: return "E2BIG";
-    case EACCES: return "EACCES";
-    case EDQUOT: return "EDQUOT";
-    case EEXIST: return "EEXIST";
-    case EFAULT: return "EFAULT";
-    case EINVAL: return "EINVAL";
-    case EIO: return "EIO";
-    case ELOOP: return "ELOOP";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-#ifdef ENODATA
-    case ENODATA: return "ENODATA";
-#endif
-#if defined(ENOATTR) && (!defined(ENODATA) || ENOATTR != ENODATA)
-    case ENOATTR: return "ENODATA";
-#endif
-    case ENOENT: return "ENOENT";
-    case ENOMEM: return "ENOMEM";
-    case ENOSPC: return "ENOSPC";
-    case ENOSYS: return "ENOSYS";
-    case ENOTDIR: return "ENOTDIR";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
-    case ENOTSUP: return "ENOTSUP";
-#endif
-    case EPERM: return "EPERM";
-    case ERANGE: return "ERANGE";
-    case EROFS: return "EROFS";
-    default: return "UNKNOWN";
-  }
-}
-
-// Throws an Error shaped like Node's fs errors: message "ENODATA: No data
-// available, lgetxattr '/tmp/f'", `code`, `errno` (negated), `syscall`,
-// `path`.
-static napi_value throw_errno(napi_env env, int err, const char* syscall, const char* path) {
-  const char* name = errno_name(err);
-  char message[512];
-  snprintf(message, sizeof message, "%s: %s, %s '%s'", name, strerror(err), syscall, path);
-
-  napi_value code_value, message_value, error, errno_value, syscall_value, path_value;
-  NAPI_CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_value));
-  NAPI_CALL(env, napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value));
-  NAPI_CALL(env, napi_create_error(env, code_value, message_value, &error));
-  NAPI_CALL(env, napi_create_int32(env, -err, &errno_value));
-  NAPI_CALL(env, napi_set_named_property(env, error, "errno", errno_value));
-  NAPI_CALL(env, napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value));
-  NAPI_CALL(env, napi_set_named_property(env, error, "syscall", syscall_value));
-  NAPI_CALL(env, napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_value));
-  NAPI_CALL(env, napi_set_named_property(env, error, "path", path_value));
-  napi_throw(env, error);
-  return NULL;
-}
-
-static bool get_args(napi_env env, napi_callback_info info, size_t expected,
-                     napi_value* argv) {
-  size_t argc = expected;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-    throw_last_napi_error(env);
-    return false;
-  }
-  if (argc < expected) {
-    char message[64];
-    snprintf(message, sizeof message, "Expected %zu arguments, received %zu", expected, argc);
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", message);
-    return false;
-  }
-  return true;
-}
 
 // Reads argument `value` as a string into a new NUL-terminated UTF-8
 // buffer (freed by the caller). A non-string is a TypeError, an empty
@@ -180,7 +87,7 @@ static napi_value xattr_list(napi_env env, napi_callback_info info) {
     ssize_t wanted = llistxattr(path, NULL, 0);
     if (wanted < 0) {
       int err = errno;
-      napi_value r = throw_errno(env, err, "llistxattr", path);
+      napi_value r = throw_errno_at(env, err, "llistxattr", path);
       free(path);
       return r;
     }
@@ -191,7 +98,7 @@ static napi_value xattr_list(napi_env env, napi_callback_info info) {
     char* grown = realloc(names, (size_t)wanted);
     if (grown == NULL) {
       free(names);
-      napi_value r = throw_errno(env, ENOMEM, "llistxattr", path);
+      napi_value r = throw_errno_at(env, ENOMEM, "llistxattr", path);
       free(path);
       return r;
     }
@@ -201,7 +108,7 @@ static napi_value xattr_list(napi_env env, napi_callback_info info) {
     int err = errno;
     if (err != ERANGE || attempt + 1 >= MAX_ATTEMPTS) {
       free(names);
-      napi_value r = throw_errno(env, err, "llistxattr", path);
+      napi_value r = throw_errno_at(env, err, "llistxattr", path);
       free(path);
       return r;
     }
@@ -231,7 +138,7 @@ static napi_value xattr_list(napi_env env, napi_callback_info info) {
   free(names);
   return result;
 #else
-  napi_value r = throw_errno(env, EOPNOTSUPP, "llistxattr", path);
+  napi_value r = throw_errno_at(env, EOPNOTSUPP, "llistxattr", path);
   free(path);
   return r;
 #endif
@@ -256,7 +163,7 @@ static napi_value xattr_get(napi_env env, napi_callback_info info) {
   for (int attempt = 0;; attempt++) {
     ssize_t wanted = lgetxattr(path, name, NULL, 0);
     if (wanted < 0) {
-      throw_errno(env, errno, "lgetxattr", path);
+      throw_errno_at(env, errno, "lgetxattr", path);
       goto done;
     }
     if (wanted == 0) {
@@ -265,7 +172,7 @@ static napi_value xattr_get(napi_env env, napi_callback_info info) {
     }
     char* grown = realloc(value, (size_t)wanted);
     if (grown == NULL) {
-      throw_errno(env, ENOMEM, "lgetxattr", path);
+      throw_errno_at(env, ENOMEM, "lgetxattr", path);
       goto done;
     }
     value = grown;
@@ -273,7 +180,7 @@ static napi_value xattr_get(napi_env env, napi_callback_info info) {
     if (size >= 0) break;
     int err = errno;
     if (err != ERANGE || attempt + 1 >= MAX_ATTEMPTS) {
-      throw_errno(env, err, "lgetxattr", path);
+      throw_errno_at(env, err, "lgetxattr", path);
       goto done;
     }
   }
@@ -284,7 +191,7 @@ static napi_value xattr_get(napi_env env, napi_callback_info info) {
 done:
   free(value);
 #else
-  throw_errno(env, EOPNOTSUPP, "lgetxattr", path);
+  throw_errno_at(env, EOPNOTSUPP, "lgetxattr", path);
 #endif
   free(name);
   free(path);
@@ -324,12 +231,12 @@ static napi_value xattr_set(napi_env env, napi_callback_info info) {
   // a valid pointer for a zero-length value.
   static const char empty = 0;
   if (lsetxattr(path, name, length > 0 ? data : &empty, length, 0) != 0) {
-    throw_errno(env, errno, "lsetxattr", path);
+    throw_errno_at(env, errno, "lsetxattr", path);
   }
 #else
   (void)data;
   (void)length;
-  throw_errno(env, EOPNOTSUPP, "lsetxattr", path);
+  throw_errno_at(env, EOPNOTSUPP, "lsetxattr", path);
 #endif
   free(name);
   free(path);
@@ -348,9 +255,9 @@ static napi_value xattr_remove(napi_env env, napi_callback_info info) {
     return NULL;
   }
 #ifdef __linux__
-  if (lremovexattr(path, name) != 0) throw_errno(env, errno, "lremovexattr", path);
+  if (lremovexattr(path, name) != 0) throw_errno_at(env, errno, "lremovexattr", path);
 #else
-  throw_errno(env, EOPNOTSUPP, "lremovexattr", path);
+  throw_errno_at(env, EOPNOTSUPP, "lremovexattr", path);
 #endif
   free(name);
   free(path);

@@ -8,11 +8,9 @@
 // xattr support is BAZIL_IO with data.os 'EOPNOTSUPP' and a message that
 // says so, anything else BAZIL_IO with the OS error as the cause.
 
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
+import { findAddon } from '../../arena/native.js';
 
 interface XattrBindings {
   list(path: string): string[];
@@ -21,7 +19,6 @@ interface XattrBindings {
   remove(path: string, name: string): void;
 }
 
-const ADDON_PATH = join('build', 'Release', 'bazil_xattr.node');
 
 // undefined until the first load attempt; null once it found no usable addon.
 let cached: XattrBindings | null | undefined;
@@ -91,7 +88,7 @@ function bindings(): XattrBindings | null {
 }
 
 function load(): XattrBindings | null {
-  const path = findAddon();
+  const path = findAddon('bazil_xattr.node');
   if (path === null) return null;
   try {
     const addon: unknown = createRequire(import.meta.url)(path);
@@ -100,19 +97,6 @@ function load(): XattrBindings | null {
   } catch (err) {
     loadError = `failed to load from ${path} (${err instanceof Error ? err.message : String(err)})`;
     return null;
-  }
-}
-
-// Compiled, this module runs from dist/src/fs/ with the build three levels
-// up; run from source it is two. Searching every parent covers both.
-function findAddon(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, ADDON_PATH);
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) return null;
-    dir = parent;
   }
 }
 
