@@ -124,6 +124,28 @@ export class ContentStore {
   private readonly sealWorkers: number;
   private pool: SealPool | null = null;
   private closed = false;
+  // Batch buffers and the all-zero chunk, shared by every writer: importing
+  // many small files must not cost each one 4 MiB of fresh zeroed memory
+  // (that made garbage collection most of a small-file import).
+  private readonly batchBuffers: ArrayBuffer[] = [];
+  private zeros: Buffer | null = null;
+
+  /** A batch buffer of at least `size` bytes, reused when one is free. */
+  takeBatchBuffer(size: number): ArrayBuffer {
+    const b = this.batchBuffers.pop();
+    return b !== undefined && b.byteLength >= size ? b : new ArrayBuffer(size);
+  }
+
+  /** Returns a batch buffer for reuse (a few are kept). */
+  giveBatchBuffer(b: ArrayBuffer): void {
+    if (this.batchBuffers.length < 4 && b.byteLength > 0) this.batchBuffers.push(b);
+  }
+
+  /** `length` zero bytes, shared read-only, to recognise all-zero chunks. */
+  zeroBytes(length: number): Buffer {
+    if (this.zeros === null || this.zeros.length < length) this.zeros = Buffer.alloc(length);
+    return this.zeros.subarray(0, length);
+  }
 
   constructor(readonly arenas: ArenaSet, options: ContentStoreOptions) {
     this.chunkKey = Buffer.from(options.keys.chunkKey);
@@ -357,7 +379,6 @@ export class ContentWriter {
   private readonly zeros: Buffer;
   private readonly signal: AbortSignal | undefined;
   private readonly queue: QueuedBatch[] = [];
-  private readonly spare: ArrayBuffer[] = [];
   private batch: Batch | null = null;
   private size = 0;
   private newBytes = 0;
@@ -380,7 +401,7 @@ export class ContentWriter {
       this.newBytes += r.added;
       return r;
     }, store.maxNodeEntries);
-    this.zeros = Buffer.alloc(chunker.params.maxSize);
+    this.zeros = store.zeroBytes(chunker.params.maxSize);
     this.onChunk = pool === null ? (chunk) => this.storeChunk(chunk) : (chunk) => this.batchChunk(chunk);
   }
 
@@ -418,7 +439,10 @@ export class ContentWriter {
       this.chunker.finish(this.onChunk);
       while (this.queue.length > 0) await this.drainOne();
       // The last partial batch is sealed here: waiting for a worker round trip would gain nothing.
-      if (this.batch !== null) this.applyBatch(this.batch, null);
+      if (this.batch !== null) {
+        this.applyBatch(this.batch, null);
+        this.store.giveBatchBuffer(this.batch.input);
+      }
       this.batch = null;
       const manifestRoot = this.builder.finish();
       this.state = 'finished';
@@ -478,7 +502,7 @@ export class ContentWriter {
 
   private currentBatch(): Batch {
     if (this.batch === null) {
-      const input = this.spare.pop() ?? new ArrayBuffer(Math.max(BATCH_BYTES, this.chunker.params.maxSize));
+      const input = this.store.takeBatchBuffer(Math.max(BATCH_BYTES, this.chunker.params.maxSize));
       this.batch = { input, bytes: Buffer.from(input), used: 0, items: [], dataLengths: [] };
     }
     return this.batch;
@@ -529,7 +553,7 @@ export class ContentWriter {
     const sealed = sealing === null ? null : await sealing;
     checkAborted(this.signal);
     this.applyBatch(batch, sealed);
-    this.spare.push(sealed === null ? batch.input : sealed.input);
+    this.store.giveBatchBuffer(sealed === null ? batch.input : sealed.input);
   }
 
   /** Adds a batch's chunks and holes to the manifest in order, appending new objects. */
