@@ -72,6 +72,19 @@ static char* get_string(napi_env env, napi_value value, const char* name) {
   return text;
 }
 
+// Reads (path, name) from argv[0] and argv[1] into strings the caller frees;
+// false (with an exception pending and nothing to free) when either is bad.
+static bool get_path_and_name(napi_env env, napi_value* argv, char** path, char** name) {
+  *path = get_string(env, argv[0], "path");
+  if (*path == NULL) return false;
+  *name = get_string(env, argv[1], "name");
+  if (*name == NULL) {
+    free(*path);
+    return false;
+  }
+  return true;
+}
+
 // list(path): the names of path's extended attributes (those the caller
 // may see), in the order the file system gives them.
 static napi_value xattr_list(napi_env env, napi_callback_info info) {
@@ -149,13 +162,9 @@ static napi_value xattr_list(napi_env env, napi_callback_info info) {
 static napi_value xattr_get(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
-  char* path = get_string(env, argv[0], "path");
-  if (path == NULL) return NULL;
-  char* name = get_string(env, argv[1], "name");
-  if (name == NULL) {
-    free(path);
-    return NULL;
-  }
+  char* path;
+  char* name;
+  if (!get_path_and_name(env, argv, &path, &name)) return NULL;
   napi_value result = NULL;
 #ifdef __linux__
   char* value = NULL;
@@ -219,13 +228,9 @@ static napi_value xattr_set(napi_env env, napi_callback_info info) {
                           "The \"value\" argument must be an instance of Uint8Array");
     return NULL;
   }
-  char* path = get_string(env, argv[0], "path");
-  if (path == NULL) return NULL;
-  char* name = get_string(env, argv[1], "name");
-  if (name == NULL) {
-    free(path);
-    return NULL;
-  }
+  char* path;
+  char* name;
+  if (!get_path_and_name(env, argv, &path, &name)) return NULL;
 #ifdef __linux__
   // An empty typed array may have no backing store; the kernel still wants
   // a valid pointer for a zero-length value.
@@ -247,13 +252,9 @@ static napi_value xattr_set(napi_env env, napi_callback_info info) {
 static napi_value xattr_remove(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
-  char* path = get_string(env, argv[0], "path");
-  if (path == NULL) return NULL;
-  char* name = get_string(env, argv[1], "name");
-  if (name == NULL) {
-    free(path);
-    return NULL;
-  }
+  char* path;
+  char* name;
+  if (!get_path_and_name(env, argv, &path, &name)) return NULL;
 #ifdef __linux__
   if (lremovexattr(path, name) != 0) throw_errno_at(env, errno, "lremovexattr", path);
 #else
