@@ -1,0 +1,255 @@
+// bench/ingest: `bazil import` / `bazil export` beside `restic backup` /
+// `restic restore` (Debian package) of the same mixed dataset, in one run.
+//
+//   npm run bench -- ingest [--quick] [--runs=N] [--mib=SIZE] [--seed=S] [--keep]
+//
+// Dataset (bench/lib/dataset.ts): generated once per run in a temp dir,
+// deterministic from --seed: 1 GiB (128 MiB with --quick) of files with
+// log-normal sizes plus four large ones, about half the bytes random and half
+// duplicates of earlier files (whole copies, shifted copies, spliced copies).
+//
+// Each round, interleaved, with fresh repositories every round:
+//   1. bazil: fresh BAZIL_HOME, `init`, `volume create bench` (untimed), then
+//      `import SRC bench:/data` (timed);
+//   2. restic: fresh repo, `restic init` (untimed), `restic backup .` from
+//      inside SRC (timed);
+//   3. `bazil export bench:/data OUT` (timed), verified with `diff -rq`;
+//   4. `restic restore latest --target OUT` (timed), verified likewise.
+// A mismatch fails the benchmark loudly.
+//
+// How things are measured:
+//   - MB/s = dataset bytes (10^6) / wall seconds of the whole child process,
+//     spawn to exit, so both tools pay their process start (node / Go).
+//   - Peak RSS: GNU time `/usr/bin/time -f %M` around each child (ru_maxrss
+//     from wait4, in KiB; includes worker threads). Reported in MiB
+//     (peak_rss_mb = MiB): bazil's is the max of its import and export.
+//   - Repository bytes: `du -sb` (apparent size: sum of file sizes, not
+//     blocks) of the whole fresh BAZIL_HOME / restic repository right after
+//     import / backup. restic's local cache is kept in a separate temp dir and
+//     not counted (RESTIC_CACHE_DIR).
+//   - restic runs with its defaults (0.14: repository v2, compression auto).
+// Every figure is the median of the rounds (>= 3). The last line of stdout is
+// `RESULT {json}`.
+
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateDataset } from './lib/dataset.js';
+import { GNU_TIME, duBytes, ensureDebianTool, killRunning, run, sameTree, timed } from './lib/proc.js';
+import {
+  Samples, atLeast, atMost, fmtInt, fmtMBs, fmtRatio, machineLine, renderTable, sig, type TableLine,
+} from './lib/report.js';
+
+const MIB = 1024 * 1024;
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(root, 'dist', 'src', 'cli', 'main.js');
+
+interface Options {
+  quick: boolean;
+  runs: number;
+  bytes: number;
+  seed: string;
+  keep: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const value = (name: string): string | undefined => argv.find((x) => x.startsWith(`--${name}=`))?.slice(name.length + 3);
+  for (const a of argv) {
+    if (a !== '--quick' && a !== '--keep' && !/^--(runs|mib|seed)=/.test(a)) throw new Error(`unknown argument ${a}`);
+  }
+  const int = (name: string, dflt: number): number => {
+    const v = value(name);
+    if (v === undefined) return dflt;
+    const x = Number(v.replace(/_/g, ''));
+    if (!Number.isSafeInteger(x) || x <= 0) throw new Error(`--${name} needs a positive integer, got ${v}`);
+    return x;
+  };
+  const runs = int('runs', 3);
+  return { quick, runs, bytes: int('mib', quick ? 128 : 1024) * MIB, seed: value('seed') ?? 'bazil-ingest-1', keep: argv.includes('--keep') };
+}
+
+// ---------------------------------------------------------------- cleanup
+
+let tempRoot: string | undefined;
+let keep = false;
+
+function cleanup(): void {
+  killRunning();
+  if (tempRoot && !keep) rmSync(tempRoot, { recursive: true, force: true });
+  tempRoot = undefined;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\nbench: ${signal}, cleaning up\n`);
+    cleanup();
+    process.exit(130);
+  });
+}
+
+// ---------------------------------------------------------------- one round
+
+interface BazilJson {
+  ms?: number;
+  bytes?: number;
+  newBytes?: number;
+}
+
+function log(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+async function round(r: number, src: string, dataBytes: number, work: string, restic: string, s: Samples): Promise<void> {
+  const dir = join(work, `round${r}`);
+  mkdirSync(dir);
+  const scratch = join(dir, 'scratch');
+  mkdirSync(scratch);
+  const mbs = (sec: number): number => dataBytes / 1e6 / sec;
+
+  // 1. bazil import
+  const home = join(dir, 'bazil-home');
+  const benv = { ...process.env, BAZIL_HOME: home };
+  run(process.execPath, [CLI, 'init', '--json'], benv);
+  run(process.execPath, [CLI, 'volume', 'create', 'bench', '--json'], benv);
+  const imp = await timed(process.execPath, [CLI, 'import', src, 'bench:/data', '--json'], { env: benv, scratch });
+  const impJson = JSON.parse(imp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
+  if (impJson.bytes !== undefined && impJson.bytes !== dataBytes) throw new Error(`bazil import reported ${impJson.bytes} bytes, dataset has ${dataBytes}`);
+  s.add('import', mbs(imp.seconds));
+  if (impJson.ms) s.add('import_inproc', dataBytes / 1e3 / impJson.ms);
+  s.add('import_rss', imp.maxRssKiB / 1024);
+  s.add('repo', duBytes(home));
+  log(`  round ${r}: bazil import ${imp.seconds.toFixed(2)} s (${fmtMBs(mbs(imp.seconds))}), ${(imp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+
+  // 2. restic backup (from inside SRC so the snapshot's paths are relative)
+  const repo = join(dir, 'restic-repo');
+  const renv = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: join(dir, 'restic-cache') };
+  run(restic, ['init'], renv);
+  const bak = await timed(restic, ['backup', '.'], { env: renv, cwd: src, scratch });
+  s.add('backup', mbs(bak.seconds));
+  s.add('backup_rss', bak.maxRssKiB / 1024);
+  s.add('restic_repo', duBytes(repo));
+  log(`  round ${r}: restic backup ${bak.seconds.toFixed(2)} s (${fmtMBs(mbs(bak.seconds))}), ${(bak.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+
+  // 3. bazil export
+  const out = join(dir, 'bazil-out');
+  const exp = await timed(process.execPath, [CLI, 'export', 'bench:/data', out, '--json'], { env: benv, scratch });
+  const expJson = JSON.parse(exp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
+  s.add('export', mbs(exp.seconds));
+  if (expJson.ms) s.add('export_inproc', dataBytes / 1e3 / expJson.ms);
+  s.add('export_rss', exp.maxRssKiB / 1024);
+  log(`  round ${r}: bazil export ${exp.seconds.toFixed(2)} s (${fmtMBs(mbs(exp.seconds))}), ${(exp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+  sameTree(src, out, `bazil export (round ${r})`);
+  rmSync(out, { recursive: true, force: true });
+
+  // 4. restic restore
+  const target = join(dir, 'restic-out');
+  const res = await timed(restic, ['restore', 'latest', '--target', target], { env: renv, scratch });
+  s.add('restore', mbs(res.seconds));
+  s.add('restore_rss', res.maxRssKiB / 1024);
+  log(`  round ${r}: restic restore ${res.seconds.toFixed(2)} s (${fmtMBs(mbs(res.seconds))}), ${(res.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+  // With `backup .` the files sit at the snapshot's root; older resticts nest the absolute path.
+  const restored = existsSync(join(target, src)) ? join(target, src) : target;
+  sameTree(src, restored, `restic restore (round ${r})`);
+
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  keep = opts.keep;
+  if (!existsSync(CLI)) throw new Error(`${CLI} missing: build first (npx tsc -p .)`);
+  ensureDebianTool(GNU_TIME, 'time');
+  const restic = ensureDebianTool('restic', 'restic');
+  const resticVersion = run(restic, ['version']).trim();
+
+  tempRoot = mkdtempSync(join(tmpdir(), 'bazil-bench-ingest-'));
+  const src = join(tempRoot, 'src');
+  const t0 = Date.now();
+  const ds = generateDataset(src, opts.bytes, opts.seed);
+  const dataBytes = ds.bytes;
+  log(`bench: dataset ${fmtInt(ds.files)} files in ${ds.dirs} dirs, ${fmtInt(dataBytes)} bytes ` +
+    `(${((100 * ds.randomBytes) / dataBytes).toFixed(1)}% random, ${((100 * ds.duplicateBytes) / dataBytes).toFixed(1)}% duplicate; ` +
+    `${ds.largeFiles} large, ${ds.wholeCopies} whole / ${ds.shiftedCopies} shifted / ${ds.splicedCopies} spliced copies) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  const s = new Samples();
+  for (let r = 1; r <= opts.runs; r++) {
+    const work = join(tempRoot, 'work');
+    mkdirSync(work, { recursive: true });
+    await round(r, src, dataBytes, work, restic, s);
+  }
+
+  const m = (k: string): number => s.median(k);
+  const mbSpread = (k: string): string => s.spread(k, (v) => v.toFixed(0));
+  const byteSpread = (k: string): string => s.spread(k, (v) => fmtInt(v / 1e6));
+  const rssSpread = (k: string): string => s.spread(k, (v) => v.toFixed(0));
+  const importMbs = m('import');
+  const backupMbs = m('backup');
+  const repo = m('repo');
+  const resticRepo = m('restic_repo');
+  const exportMbs = m('export');
+  const restoreMbs = m('restore');
+  const importRss = m('import_rss');
+  const exportRss = m('export_rss');
+  const peakRss = Math.max(...s.all('import_rss'), ...s.all('export_rss'));
+  const resticPeakRss = Math.max(...s.all('backup_rss'), ...s.all('restore_rss'));
+
+  const lines: TableLine[] = [
+    { section: `import: ${fmtInt(dataBytes / 1e6)} MB, ${fmtInt(ds.files)} files, wall time of the process` },
+    {
+      figure: 'bazil import', value: fmtMBs(importMbs), spread: mbSpread('import'), baseline: `restic backup ${fmtMBs(backupMbs)} (${mbSpread('backup')})`,
+      ratio: fmtRatio(importMbs / backupMbs), target: '>= 1.5×', verdict: atLeast(importMbs / backupMbs, 1.5),
+    },
+    {
+      figure: 'repository bytes', value: `${fmtInt(repo / 1e6)} MB`, spread: byteSpread('repo'), baseline: `restic repo ${fmtInt(resticRepo / 1e6)} MB`,
+      ratio: fmtRatio(repo / resticRepo), target: '<= 1.0×', verdict: atMost(repo, resticRepo),
+    },
+    {
+      figure: 'dedup (dataset / repo)', value: fmtRatio(dataBytes / repo), baseline: `restic ${fmtRatio(dataBytes / resticRepo)}`,
+    },
+    { section: 'export' },
+    {
+      figure: 'bazil export', value: fmtMBs(exportMbs), spread: mbSpread('export'), baseline: `restic restore ${fmtMBs(restoreMbs)} (${mbSpread('restore')})`,
+      ratio: fmtRatio(exportMbs / restoreMbs), target: '>= 1.5×', verdict: atLeast(exportMbs / restoreMbs, 1.5),
+    },
+    { section: 'memory (peak RSS of the child, GNU time %M)' },
+    {
+      figure: 'bazil peak RSS (max)', value: `${peakRss.toFixed(0)} MiB`, baseline: `restic ${resticPeakRss.toFixed(0)} MiB`,
+      ratio: fmtRatio(peakRss / resticPeakRss), target: '< 300 MiB', verdict: peakRss < 300 ? 'ok' : 'MISSED',
+    },
+    { figure: 'bazil import RSS', value: `${importRss.toFixed(0)} MiB`, spread: rssSpread('import_rss'), baseline: `restic backup ${m('backup_rss').toFixed(0)} MiB` },
+    { figure: 'bazil export RSS', value: `${exportRss.toFixed(0)} MiB`, spread: rssSpread('export_rss'), baseline: `restic restore ${m('restore_rss').toFixed(0)} MiB` },
+  ];
+  if (s.has('import_inproc') && s.has('export_inproc')) {
+    lines.push({
+      note: `bazil's own timer (--json ms, excludes node start and volume open/close): import ${fmtMBs(m('import_inproc'))}, export ${fmtMBs(m('export_inproc'))}`,
+    });
+  }
+  lines.push({ note: `${opts.runs} interleaved rounds, fresh repositories each; exports and restores verified with diff -rq; ${resticVersion}` });
+
+  console.log(machineLine(tempRoot));
+  console.log(`dataset: seed ${opts.seed}, ${fmtInt(dataBytes)} bytes, ${fmtInt(ds.files)} files, ${((100 * ds.duplicateBytes) / dataBytes).toFixed(1)}% duplicate bytes; MB = 10^6 bytes, MiB = 2^20`);
+  console.log(renderTable(lines));
+  const result = {
+    import_mb_s: sig(importMbs),
+    restic_backup_mb_s: sig(backupMbs),
+    repo_bytes: Math.round(repo),
+    restic_repo_bytes: Math.round(resticRepo),
+    export_mb_s: sig(exportMbs),
+    restic_restore_mb_s: sig(restoreMbs),
+    peak_rss_mb: sig(peakRss),
+    restic_peak_rss_mb: sig(resticPeakRss),
+    dataset_bytes: dataBytes,
+  };
+  cleanup();
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+main().catch((e: unknown) => {
+  cleanup();
+  process.stderr.write(`bench ingest: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
