@@ -19,6 +19,7 @@ import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js'
 import { joinPath, pathError, splitPath } from './paths.js';
 import { manifestBytes, type Volume } from './volume.js';
 import type { WriteBatch } from './write-batch.js';
+import type { CreateEvent, EventBody } from '../log/event.js';
 
 const READ_BUFFER_BYTES = 1024 * 1024;
 
@@ -92,8 +93,11 @@ export async function importTree(volume: Volume, srcDir: string, volPath: string
 }
 
 class Importer {
-  /** dev:ino of files with more than one link → the inode made for the first one met. */
-  private readonly linkGroups = new Map<string, Buffer>();
+  /**
+   * dev:ino of files with more than one link → the inode made for the first
+   * one met; `id` is null while that file waits in the batch for its content.
+   */
+  private readonly linkGroups = new Map<string, { id: Buffer | null }>();
 
   private readonly copyXattrs: boolean;
 
@@ -103,11 +107,14 @@ class Importer {
 
   /** Appends a setxattr event on `inode` for each copied attribute of the local `path`. */
   async xattrs(path: string, inode: Buffer): Promise<void> {
-    if (!this.copyXattrs) return;
-    for (const [name, value] of readLocalXattrs(path, this.result)) {
-      await this.batch.append({ type: 'setxattr', inode, name, value });
-      this.result.xattrs++;
-    }
+    for (const body of this.xattrEvents(path)(inode)) await this.batch.append(body);
+  }
+
+  /** The setxattr events of the local `path`'s copied attributes, read now, for an inode given later. */
+  private xattrEvents(path: string): (inode: Buffer) => EventBody[] {
+    const attrs = this.copyXattrs ? [...readLocalXattrs(path, this.result)] : [];
+    this.result.xattrs += attrs.length;
+    return (inode) => attrs.map(([name, value]) => ({ type: 'setxattr', inode, name, value }));
   }
 
   /** Imports the entries of `dir` into inode `id`; its mtime is set last, once no entry will change it. */
@@ -139,24 +146,48 @@ class Importer {
     const group = st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
     const first = group === null ? undefined : this.linkGroups.get(group);
     if (first !== undefined) {
-      await this.batch.append({ type: 'link', inode: first, parent, name });
+      if (first.id !== null) {
+        await this.batch.append({ type: 'link', inode: first.id, parent, name });
+      } else {
+        // The group's first file still waits for its content: the link
+        // follows it in the batch, once its id exists.
+        await this.batch.createFile({ create: null, parent, then: () => [{ type: 'link', inode: first.id!, parent, name }] });
+      }
       this.result.links++;
       return;
     }
-    const inode = await this.batch.create({ type: 'create', parent, name, ...attrsOf(st) });
-    if (group !== null) this.linkGroups.set(group, inode);
-    await this.xattrs(path, inode);
-    if (st.size > 0n) {
+    const ref: { id: Buffer | null } = { id: null };
+    if (group !== null) this.linkGroups.set(group, ref);
+    const xattrs = this.xattrEvents(path);
+    const create: CreateEvent = { type: 'create', parent, name, ...attrsOf(st) };
+    if (st.size === 0n) {
+      ref.id = await this.batch.create(create);
+      for (const body of xattrs(ref.id)) await this.batch.append(body);
+    } else {
+      // Content first; the file's creation waits for it to be durable, so a
+      // crash never leaves an empty file where the source was not empty.
       const written = await this.batch.writeContent(createReadStream(path, { highWaterMark: READ_BUFFER_BYTES, signal: this.options.signal }));
-      await this.batch.append({ type: 'set-content', inode, size: written.size, manifest: manifestBytes(written.manifestRoot) });
-      // set-content stamps the event's clock as mtime; the source's comes after it.
-      await this.batch.append({ type: 'utimens', inode, atime: null, mtime: st.mtimeNs });
+      await this.batch.createFile({
+        create,
+        parent,
+        then: (id) => {
+          const inode = id!;
+          ref.id = inode;
+          return [
+            ...xattrs(inode),
+            { type: 'set-content', inode, size: written.size, manifest: manifestBytes(written.manifestRoot) },
+            // set-content stamps the event's clock as mtime; the source's comes after it.
+            { type: 'utimens', inode, atime: null, mtime: st.mtimeNs },
+          ];
+        },
+      });
       this.result.bytes += written.size;
       this.result.newBytes += written.newBytes;
     }
     this.result.files++;
     this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes });
   }
+
 }
 
 function attrsOf(st: BigIntStats): { mode: number; uid: number; gid: number; mtime: bigint } {

@@ -23,8 +23,22 @@ export type CreationEvent = MkdirEvent | CreateEvent | SymlinkEvent | MknodEvent
 const FLUSH_CONTENT_BYTES = 64 * 1024 * 1024;
 const FLUSH_QUEUED_EVENTS = 4096;
 
+/**
+ * An entry whose events wait for the batch's content: a file created
+ * together with the events that complete it (content, times, xattrs), or
+ * (create null) events that must follow such a file, like a hard link to it.
+ */
+export interface DeferredFile {
+  /** The directory the entry goes into: later events on it stay behind it. */
+  parent: Uint8Array;
+  create: CreateEvent | null;
+  /** Gets the created inode's id (null without a creation); returns the events that follow. */
+  then: (inode: Buffer | null) => EventBody[];
+}
+
 export class WriteBatch {
-  private readonly queued: EventBody[] = [];
+  /** In order: events, and files created together with the events that complete them. */
+  private readonly queued: (EventBody | DeferredFile)[] = [];
   /** Hex ids of the inodes and directories the queued events touch. */
   private readonly queuedTouch = new Set<string>();
   private unsyncedBytes = 0;
@@ -51,6 +65,21 @@ export class WriteBatch {
     this.unsyncedBytes += result.newBytes;
     if (this.unsyncedBytes >= FLUSH_CONTENT_BYTES) await this.flush();
     return result;
+  }
+
+  /**
+   * Creates a file together with the events that complete it, appended as
+   * one run after the content it names is durable: a crash then leaves the
+   * whole file or none of it, never an empty one where the source was not.
+   * Returns the id when appended now (content already durable), else null.
+   */
+  async createFile(file: DeferredFile): Promise<Buffer | null> {
+    checkAborted(this.signal);
+    if (!this.contentDirty && this.queued.length === 0) return this.appendDeferred(file);
+    this.queued.push(file);
+    this.queuedTouch.add(Buffer.from(file.parent).toString('hex'));
+    if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flush();
+    return null;
   }
 
   /** Appends a creation event (see append) and returns the new inode's id. */
@@ -84,7 +113,16 @@ export class WriteBatch {
     this.unsyncedBytes = 0;
     const queued = this.queued.splice(0);
     this.queuedTouch.clear();
-    for (const body of queued) this.appendNow(body);
+    for (const item of queued) {
+      if ('then' in item) this.appendDeferred(item);
+      else this.appendNow(item);
+    }
+  }
+
+  private appendDeferred(file: DeferredFile): Buffer | null {
+    const id = file.create === null ? null : this.appendNow(file.create);
+    for (const body of file.then(id)) this.appendNow(body);
+    return id;
   }
 
   private appendNow(body: EventBody): Buffer {
