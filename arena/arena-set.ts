@@ -12,7 +12,7 @@
 
 import { BazilError, ErrorCodes, isBazilError } from '../errors/index.js';
 import type { FileSystem, FileStat } from './file-system.js';
-import { ActiveArena, DEFAULT_FLUSH_BYTES, type ArenaRecord, type SequencedRecord, dirOf } from './active-arena.js';
+import { ActiveArena, DEFAULT_FLUSH_BYTES, type ArenaRecord, type SequencedRecord } from './active-arena.js';
 import { SealedArena, deadPathOf, type VerifyProblem } from './sealed-arena.js';
 import { prepareSeal, sealedName } from './seal.js';
 import { KeyTable } from './key-table.js';
@@ -951,4 +951,3 @@ function processAlive(pid: number): boolean {
   }
 }
 
-export { dirOf };
