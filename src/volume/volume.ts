@@ -9,14 +9,15 @@
 // POSIX call with O_NOFOLLOW on every component.
 
 import { join } from 'node:path';
-import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { ErrorCodes } from '../../errors/index.js';
 import { checkAborted, ContentStore, type ContentSource } from '../cas/content-store.js';
-import { decodeManifest, encodeManifest, type Manifest } from '../cas/manifest.js';
+import { encodeManifest, type Manifest } from '../cas/manifest.js';
 import { openHome, type Home } from '../home/home.js';
 import { openVolumeByName, type OpenVolume } from '../home/volumes.js';
 import type { EventBody, TimeSpec } from '../log/event.js';
 import { ProjectionStore, Projector, type Attrs, type DirEntry } from '../projection/index.js';
-import { joinPath, pathError, splitParent, splitPath } from './paths.js';
+import { VolumeReader, type CallOptions, type ReaddirOptions } from './reader.js';
+import { pathError, splitParent, splitPath } from './paths.js';
 import { WriteBatch } from './write-batch.js';
 import { runFsck, type FsckOptions, type FsckReport } from './fsck.js';
 
@@ -24,10 +25,6 @@ import { runFsck, type FsckOptions, type FsckReport } from './fsck.js';
 export const PROJECTION_DIR = 'projection';
 const DEFAULT_DIR_MODE = 0o755;
 const DEFAULT_FILE_MODE = 0o644;
-
-export interface CallOptions {
-  signal?: AbortSignal;
-}
 
 /** Attributes of a new node; uid and gid default to the calling process's, mtime to the event's clock. */
 export interface NewNodeOptions extends CallOptions {
@@ -37,30 +34,25 @@ export interface NewNodeOptions extends CallOptions {
   mtimeNs?: bigint;
 }
 
-export interface ReaddirOptions extends CallOptions {
-  /** Entries after this name (in UTF-8 byte order): the last name of the previous page. */
-  after?: string;
-  limit?: number;
-}
-
 export interface RebuildResult {
   events: number;
   ms: number;
 }
 
-export type { Attrs, DirEntry };
+export type { Attrs, CallOptions, DirEntry, ReaddirOptions };
 
-export class Volume {
+export class Volume extends VolumeReader {
   private writes: Promise<unknown> = Promise.resolve();
-  private closed = false;
 
   private constructor(
     private readonly home: Home,
     private readonly open: OpenVolume,
-    private readonly projection: ProjectionStore,
+    projection: ProjectionStore,
     private readonly projector: Projector,
-    private readonly content: ContentStore,
-  ) {}
+    content: ContentStore,
+  ) {
+    super(open.name, projection, content);
+  }
 
   /** Opens the home at `homeDir` (taking its lock) and its volume `name`, and brings the projection up to the log. */
   static async open(homeDir: string, name: string, options: CallOptions = {}): Promise<Volume> {
@@ -82,10 +74,6 @@ export class Volume {
     }
   }
 
-  get name(): string {
-    return this.open.name;
-  }
-
   get id(): Buffer {
     return this.open.id;
   }
@@ -99,83 +87,6 @@ export class Volume {
     await this.projection.close();
     await this.open.close();
     await this.home.close();
-  }
-
-  // ---- reads ----
-
-  /** The inode id at an absolute path (symlinks not followed). */
-  async resolve(path: string, options: CallOptions = {}): Promise<Buffer> {
-    this.check(options.signal);
-    return this.walk(splitPath(path), path);
-  }
-
-  async stat(path: string, options: CallOptions = {}): Promise<Attrs> {
-    return this.attrsOf(await this.resolve(path, options), path);
-  }
-
-  /** Attributes of an inode by id (readdir gives ids); NOT_FOUND if the projection has none. */
-  async getattr(id: Uint8Array, options: CallOptions = {}): Promise<Attrs> {
-    this.check(options.signal);
-    return this.attrsOf(id, Buffer.from(id).toString('hex'));
-  }
-
-  /** One page of a directory's entries, in UTF-8 byte order of their names. */
-  async readdir(path: string, options: ReaddirOptions = {}): Promise<DirEntry[]> {
-    const id = await this.resolve(path, options);
-    const attrs = await this.attrsOf(id, path);
-    if (attrs.kind !== 'dir') throw pathError(ErrorCodes.NOT_A_DIRECTORY, 'ENOTDIR', path, 'is not a directory');
-    return this.projection.readdir(id, { after: options.after, limit: options.limit });
-  }
-
-  async readlink(path: string, options: CallOptions = {}): Promise<string> {
-    return this.readlinkId(await this.resolve(path, options), path);
-  }
-
-  /** A symlink's target by inode id. */
-  async readlinkId(id: Uint8Array, path = Buffer.from(id).toString('hex')): Promise<string> {
-    const target = await this.projection.readlink(id);
-    if (target === undefined) throw pathError(ErrorCodes.BAD_ARGUMENT, 'EINVAL', path, 'is not a symlink');
-    return target;
-  }
-
-  async listxattr(path: string, options: CallOptions = {}): Promise<string[]> {
-    return this.projection.listxattr(await this.resolve(path, options));
-  }
-
-  async getxattr(path: string, name: string, options: CallOptions = {}): Promise<Buffer> {
-    const value = await this.projection.getxattr(await this.resolve(path, options), name);
-    if (value === undefined) throw pathError(ErrorCodes.NOT_FOUND, 'ENODATA', path, `has no extended attribute ${JSON.stringify(name)}`);
-    return value;
-  }
-
-  /** Bytes [offset, offset + length) of a file, short at its end (as pread). */
-  async readFile(path: string, offset = 0, length = Number.MAX_SAFE_INTEGER, options: CallOptions = {}): Promise<Buffer> {
-    const attrs = await this.fileAttrs(await this.resolve(path, options), path);
-    const end = Math.min(attrs.size, offset + Math.min(length, Number.MAX_SAFE_INTEGER - offset));
-    if (offset >= end) return Buffer.alloc(0);
-    const manifest = this.manifestOf(attrs);
-    const data = await this.content.read(manifest, offset, end - offset, { signal: options.signal });
-    // A truncate past the manifest's end reads as zeros.
-    return data.length === end - offset ? data : Buffer.concat([data, Buffer.alloc(end - offset - data.length)]);
-  }
-
-  /** A file's whole content as a stream of buffers (one per chunk). */
-  async *createReadStream(path: string, options: CallOptions = {}): AsyncGenerator<Buffer> {
-    yield* this.streamId(await this.resolve(path, options), path, options);
-  }
-
-  /** A file's content by inode id: what export uses once it has walked to the file. */
-  async *streamId(id: Uint8Array, path: string, options: CallOptions = {}): AsyncGenerator<Buffer> {
-    const attrs = await this.fileAttrs(id, path);
-    const manifest = this.manifestOf(attrs);
-    const stored = Math.min(attrs.size, manifest?.size ?? 0);
-    if (stored > 0) yield* this.content.stream(manifest, { length: stored, signal: options.signal });
-    for (let left = attrs.size - stored; left > 0; left -= ZERO_PIECE) yield Buffer.alloc(Math.min(left, ZERO_PIECE));
-  }
-
-  /** The projection as bytes (ProjectionStore.dump): equal for equal logs. */
-  dump(): Promise<Buffer> {
-    return this.projection.dump();
   }
 
   // ---- writes: one event each ----
@@ -335,10 +246,6 @@ export class Volume {
 
   // ---- internals ----
 
-  private check(signal: AbortSignal | undefined): void {
-    if (this.closed) throw new BazilError(ErrorCodes.CLOSED, `volume '${this.name}' is closed`);
-    checkAborted(signal);
-  }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     const result = this.writes.then(work, work);
@@ -369,35 +276,6 @@ export class Volume {
     return this.commit(options.signal, async (b) => {
       await b.append(await body(await this.walk(splitPath(path), path)));
     });
-  }
-
-  private async root(): Promise<Buffer> {
-    const root = await this.projection.rootId();
-    if (root === undefined) throw new BazilError(ErrorCodes.INTERNAL, `volume '${this.name}' has no root directory in its projection`);
-    return root;
-  }
-
-  private async walk(names: readonly string[], path: string): Promise<Buffer> {
-    let id = await this.root();
-    for (let i = 0; i < names.length; i++) {
-      const child = await this.projection.lookup(id, names[i]!);
-      if (child === undefined) {
-        if ((await this.projection.getattr(id))?.kind !== 'dir') {
-          throw pathError(ErrorCodes.NOT_A_DIRECTORY, 'ENOTDIR', path, `: ${joinPath(names.slice(0, i))} is not a directory`);
-        }
-        throw pathError(ErrorCodes.NOT_FOUND, 'ENOENT', path, 'does not exist');
-      }
-      id = child;
-    }
-    return id;
-  }
-
-  private async dirAt(names: readonly string[], path: string): Promise<Buffer> {
-    const id = await this.walk(names, path);
-    if ((await this.attrsOf(id, path)).kind !== 'dir') {
-      throw pathError(ErrorCodes.NOT_A_DIRECTORY, 'ENOTDIR', path, `: ${joinPath(names)} is not a directory`);
-    }
-    return id;
   }
 
   /** The parent directory and name of a path that must not exist yet. */
@@ -432,27 +310,7 @@ export class Volume {
     }
     return false;
   }
-
-  private async attrsOf(id: Uint8Array, path: string): Promise<Attrs> {
-    const attrs = await this.projection.getattr(id);
-    if (attrs === undefined || attrs.nlink === 0) throw pathError(ErrorCodes.NOT_FOUND, 'ENOENT', path, 'does not exist');
-    return attrs;
-  }
-
-  private async fileAttrs(id: Uint8Array, path: string): Promise<Attrs> {
-    const attrs = await this.attrsOf(id, path);
-    if (attrs.kind === 'dir') throw pathError(ErrorCodes.IS_A_DIRECTORY, 'EISDIR', path, 'is a directory');
-    if (attrs.kind !== 'file') throw pathError(ErrorCodes.BAD_ARGUMENT, 'EINVAL', path, `is a ${attrs.kind}, not a regular file`);
-    return attrs;
-  }
-
-  private manifestOf(attrs: Attrs): Manifest | null {
-    return attrs.manifest === null ? null : decodeManifest(attrs.manifest);
-  }
 }
-
-/** Zero buffers for a file extended past its manifest by truncate. */
-const ZERO_PIECE = 1024 * 1024;
 
 function owner(options: NewNodeOptions): { uid: number; gid: number } {
   return { uid: options.uid ?? process.getuid?.() ?? 0, gid: options.gid ?? process.getgid?.() ?? 0 };

@@ -8,10 +8,11 @@ import type { Command } from 'commander';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { commandGroups } from '../../src/cli/commands/index.js';
 import { run, type CliIO } from '../../src/cli/program.js';
+import { CLI_MAIN } from '../lib/cli-path.js';
 
 // This file runs from dist/test/cli/; the repository root is three levels up.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const main = join(root, 'dist', 'src', 'cli', 'main.js');
+const main = CLI_MAIN;
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
 function bazil(...args: string[]): { status: number | null; stdout: string; stderr: string } {

@@ -3,12 +3,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { CLI_MAIN } from '../lib/cli-path.js';
 
-// This file runs from dist/test/cli/; the repository root is three levels up.
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const main = join(root, 'dist', 'src', 'cli', 'main.js');
+const main = CLI_MAIN;
 
 interface Result {
   status: number | null;

@@ -11,9 +11,9 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Volume } from '../../src/volume/volume.js';
+import { CLI_MAIN } from '../lib/cli-path.js';
 
 const SLOW = process.env.BAZIL_SLOW === '1';
 const RUNS = SLOW ? 50 : 20;
@@ -26,9 +26,7 @@ const REFRESH = SLOW ? 0.5 : 0.35;
 /** Kills per volume: recovery runs on top of recovered state, while fsck (which reads the whole volume) stays short. */
 const PER_VOLUME = SLOW ? 10 : 5;
 
-// This file runs from dist/test/volume/; the repository root is three levels up.
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const main = join(root, 'dist', 'src', 'cli', 'main.js');
+const main = CLI_MAIN;
 
 function bazil(home: string, ...args: string[]): string {
   const r = spawnSync(process.execPath, [main, ...args], { timeout: 120_000, env: { ...process.env, BAZIL_HOME: home } });
