@@ -3,40 +3,15 @@
 // left out); volume names cannot hold ':', so the first one splits.
 
 import type { Command } from 'commander';
-import { BazilError, ErrorCodes } from '../../../errors/index.js';
-import { resolveHomeDir } from '../../home/home.js';
 import { exportTree, importTree, type TreeProgress, type TreeResult } from '../../volume/import-export.js';
-import { Volume, type Attrs } from '../../volume/volume.js';
+import type { Volume, Attrs } from '../../volume/volume.js';
+import { parseTarget, withVolume, type HomeOptions } from '../volume-access.js';
 import { printResult, wantsJson } from '../output.js';
 import { HOME_OPTION } from './init.js';
-
-interface HomeOptions {
-  home?: string;
-}
 
 const PAGE = 1000;
 const PROGRESS_EVERY_MS = 200;
 const KIND_CHAR: Record<Attrs['kind'], string> = { dir: 'd', file: '-', symlink: 'l', fifo: 'p', socket: 's' };
-
-/** VOL[:PATH] → volume name and absolute path. */
-export function parseTarget(spec: string, requirePath = false): { volume: string; path: string } {
-  const colon = spec.indexOf(':');
-  const volume = colon === -1 ? spec : spec.slice(0, colon);
-  const rest = colon === -1 ? '' : spec.slice(colon + 1);
-  if (volume === '' || (requirePath && rest === '')) {
-    throw new BazilError(ErrorCodes.BAD_ARGUMENT, `expected ${requirePath ? 'VOL:PATH' : 'VOL[:PATH]'}, got ${JSON.stringify(spec)}`, { spec });
-  }
-  return { volume, path: rest === '' ? '/' : rest.startsWith('/') ? rest : `/${rest}` };
-}
-
-async function withVolume<T>(options: HomeOptions, name: string, work: (volume: Volume) => Promise<T>): Promise<T> {
-  const volume = await Volume.open(resolveHomeDir(options.home), name);
-  try {
-    return await work(volume);
-  } finally {
-    await volume.close();
-  }
-}
 
 export function register(program: Command): void {
   program
