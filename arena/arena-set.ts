@@ -599,9 +599,27 @@ export class ArenaSet {
         yield* e.sealed.records(fromSeq, toSeq);
       } else if (e.active) {
         if (toSeq !== undefined && e.firstSeq > toSeq) return;
-        const from = fromSeq > e.firstSeq ? Number(fromSeq - e.firstSeq) : 0;
-        const to = toSeq === undefined ? e.active.count : Number(toSeq - e.firstSeq) + 1;
-        yield* e.active.records(from, to);
+        const last = toSeq ?? e.firstSeq + BigInt(e.active.count) - 1n;
+        yield* this.activeRecords(e, fromSeq > e.firstSeq ? fromSeq : e.firstSeq, last);
+      }
+    }
+  }
+
+  /**
+   * An active arena's records read one at a time through whichever form
+   * the entry has at that moment: a consumer that awaits between records
+   * can outlive the active arena, whose seal closes it and leaves the
+   * sealed arena in its place.
+   */
+  private *activeRecords(e: Entry, fromSeq: bigint, lastSeq: bigint): Generator<SequencedRecord> {
+    for (let seq = fromSeq; seq <= lastSeq; seq++) {
+      if (e.active) {
+        const ordinal = Number(seq - e.firstSeq);
+        if (ordinal >= e.active.count) return;
+        yield { ...e.active.recordAt(ordinal), seq };
+      } else {
+        if (e.sealed) yield* e.sealed.records(seq, lastSeq);
+        return;
       }
     }
   }

@@ -1,33 +1,36 @@
 // The sealing worker's thread (see seal-pool.ts): reads an active arena's
-// records from disk and computes its seal section.
+// records from disk, a window at a time, and computes its seal section.
 
 import { openSync, readSync, closeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { BazilError } from '../errors/index.js';
-import { HEADER_LENGTH } from './format.js';
-import { computeSealSection } from './seal.js';
+import { computeSealSectionWindowed } from './seal.js';
 import type { SealReply, SealRequest } from './seal-pool.js';
 
-function readRecords(path: string, dataEnd: number): Buffer {
-  const data = Buffer.allocUnsafe(dataEnd - HEADER_LENGTH);
-  const fd = openSync(path, 'r');
+// Enough that a window costs one read among many records; small beside the
+// 64 MiB arena, which used to be read whole.
+const WINDOW_BYTES = 4 * 1024 * 1024;
+
+function sealSection(req: SealRequest): ReturnType<typeof computeSealSectionWindowed> {
+  const fd = openSync(req.path, 'r');
   try {
-    let done = 0;
-    while (done < data.length) {
-      const n = readSync(fd, data, done, data.length - done, HEADER_LENGTH + done);
-      if (n === 0) throw new Error(`${path}: the file ends at ${HEADER_LENGTH + done}, before its records (${dataEnd})`);
-      done += n;
-    }
+    const read = (buf: Buffer, position: number): void => {
+      for (let done = 0; done < buf.length;) {
+        const n = readSync(fd, buf, done, buf.length - done, position + done);
+        if (n === 0) throw new Error(`${req.path}: the file ends at ${position + done}, before its records (${req.dataEnd})`);
+        done += n;
+      }
+    };
+    return computeSealSectionWindowed(read, req.offsets, req.dataEnd, req.header, req.path, WINDOW_BYTES);
   } finally {
     closeSync(fd);
   }
-  return data;
 }
 
 parentPort!.on('message', (req: SealRequest) => {
   let reply: SealReply;
   try {
-    const { section, identity } = computeSealSection(readRecords(req.path, req.dataEnd), HEADER_LENGTH, req.offsets, req.dataEnd, req.header, req.path);
+    const { section, identity } = sealSection(req);
     reply = { id: req.id, ok: true, section, identity };
   } catch (err) {
     const e = err instanceof BazilError ? { code: err.code, message: err.message, data: err.data } : { message: err instanceof Error ? err.message : String(err) };

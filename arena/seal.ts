@@ -57,7 +57,47 @@ export function computeSealSection(
   const n = offsets.length;
   const keys = Buffer.allocUnsafe(n * KEY_LENGTH);
   const keytab = Buffer.allocUnsafe(n * KEYTAB_ENTRY_LENGTH);
-  for (let i = 0; i < n; i++) {
+  digestRecords(data, base, offsets, 0, n, dataEnd, keys, keytab, path);
+  return finishSealSection(keys, keytab, offsets, dataEnd, sealedHeader);
+}
+
+/**
+ * computeSealSection over records read a window at a time by `read` (which
+ * fills `buf` from file offset `position`): memory stays at one window of
+ * about `windowBytes` (or one record, if larger) however large the arena,
+ * where reading the records whole cost as much memory as the arena.
+ */
+export function computeSealSectionWindowed(
+  read: (buf: Buffer, position: number) => void, offsets: Uint32Array, dataEnd: number, sealedHeader: Uint8Array, path: string,
+  windowBytes: number,
+): SealSection {
+  const n = offsets.length;
+  const keys = Buffer.allocUnsafe(n * KEY_LENGTH);
+  const keytab = Buffer.allocUnsafe(n * KEYTAB_ENTRY_LENGTH);
+  const recordEnd = (i: number): number => (i + 1 < n ? offsets[i + 1] : dataEnd);
+  let window = Buffer.allocUnsafe(windowBytes);
+  for (let from = 0; from < n;) {
+    const base = offsets[from];
+    // At least one record; as many more as end inside the window.
+    let to = from + 1;
+    while (to < n && recordEnd(to) - base <= windowBytes) to++;
+    const end = recordEnd(to - 1);
+    if (end - base > window.length) window = Buffer.allocUnsafe(end - base);
+    const view = window.subarray(0, end - base);
+    read(view, base);
+    digestRecords(view, base, offsets, from, to, dataEnd, keys, keytab, path);
+    from = to;
+  }
+  return finishSealSection(keys, keytab, offsets, dataEnd, sealedHeader);
+}
+
+/** Checks records [from, to) held in `data` (data[0] is file offset `base`) and fills their keys and key-table entries. */
+function digestRecords(
+  data: Uint8Array, base: number, offsets: Uint32Array, from: number, to: number, dataEnd: number,
+  keys: Buffer, keytab: Buffer, path: string,
+): void {
+  const n = offsets.length;
+  for (let i = from; i < to; i++) {
     const at = offsets[i] - base;
     const end = (i + 1 < n ? offsets[i + 1] : dataEnd) - base;
     const payloadEnd = end - 8;
@@ -74,7 +114,11 @@ export function computeSealSection(
     }
     keytab.set(hash('sha256', data.subarray(at, end), 'buffer'), t + KEY_LENGTH);
   }
+}
 
+/** The index, key table and footer, from every record's key and digest. */
+function finishSealSection(keys: Buffer, keytab: Buffer, offsets: Uint32Array, dataEnd: number, sealedHeader: Uint8Array): SealSection {
+  const n = offsets.length;
   const mph = Mph.build(keys, n, KEY_LENGTH);
   const mphBytes = mph.serialize();
   const slots = new Uint32Array(n);

@@ -21,6 +21,9 @@ import type { ArenaRecord, SequencedRecord } from './active-arena.js';
 import { DeadSet } from './dead-set.js';
 import { createHash } from 'node:crypto';
 
+/** Frames up to this size are read through the file's mapping; larger ones with pread (see recordAtOrdinal). */
+const MAPPED_FRAME_MAX = 4096;
+
 /** Seed of the key hash whose low 16 bits are a slot's fingerprint. */
 export const FINGERPRINT_SEED = 0x0f1a9e;
 
@@ -122,6 +125,11 @@ export class SealedArena {
 
   private read(at: number, len: number): Uint8Array {
     if (this.map !== null) return this.map.subarray(at, at + len);
+    return this.readCopy(at, len);
+  }
+
+  /** Bytes of the file read into a buffer of their own, mapped or not. */
+  private readCopy(at: number, len: number): Uint8Array {
     const b = Buffer.allocUnsafe(len);
     if (this.file.read(b, 0, len, at) !== len) {
       throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${this.path}: short read at ${at}`, { path: this.path, offset: at });
@@ -143,10 +151,9 @@ export class SealedArena {
       for (let i = 0; i < KEY_LENGTH; i++) if (k[i] !== key[off + i]) return -1;
       return slot;
     }
-    const at = this.slots[slot] + 5;
-    const stored = this.map !== null ? this.map : this.read(at, KEY_LENGTH);
-    const base = this.map !== null ? at : 0;
-    for (let i = 0; i < KEY_LENGTH; i++) if (stored[base + i] !== key[off + i]) return -1;
+    // The key table, not the record: see keyMatchesAt.
+    const base = this.ordinalsBySlot()[slot] * KEYTAB_ENTRY_LENGTH;
+    for (let i = 0; i < KEY_LENGTH; i++) if (this.keytab[base + i] !== key[off + i]) return -1;
     return slot;
   }
 
@@ -166,7 +173,7 @@ export class SealedArena {
     if (this.dead.has(slot)) {
       throw new BazilError(ErrorCodes.DELETED, `key ${toHex(key.subarray(off, off + 32))} was deleted from arena ${this.path}`, { path: this.path });
     }
-    return this.recordAtOffset(this.slots[slot]);
+    return this.recordAtOrdinal(this.ordinalsBySlot()[slot]);
   }
 
   /** Reads and checks the frame at `at`. */
@@ -228,29 +235,40 @@ export class SealedArena {
     return (this.deadOrdinals[ordinal >>> 3] & (1 << (ordinal & 7))) !== 0;
   }
 
-  /** Whether the record at `ordinal` has `key[off, off+32)`, punched or not. */
+  /**
+   * Whether the record at `ordinal` has `key[off, off+32)`, punched or not.
+   * Read from the key table, which holds the same keys densely (verify()
+   * checks they agree): touching a record's key in the mapped file instead
+   * made the kernel map the pages around it too (fault-around), so every
+   * dedup check of an import added tens of KiB to the resident set.
+   */
   keyMatchesAt(ordinal: number, key: Uint8Array, off: number): boolean {
     if (ordinal >= this.count) return false;
-    let stored: Uint8Array;
-    let base: number;
-    if (this.isDeadOrdinal(ordinal)) {
-      // A punched frame's key is zeros now; the key table still has it.
-      stored = this.keytab;
-      base = ordinal * KEYTAB_ENTRY_LENGTH;
-    } else if (this.map !== null) {
-      stored = this.map;
-      base = this.offsetsByOrdinal()[ordinal] + 5;
-    } else {
-      stored = this.read(this.offsetsByOrdinal()[ordinal] + 5, KEY_LENGTH);
-      base = 0;
-    }
-    for (let i = 0; i < KEY_LENGTH; i++) if (stored[base + i] !== key[off + i]) return false;
+    const base = ordinal * KEYTAB_ENTRY_LENGTH;
+    for (let i = 0; i < KEY_LENGTH; i++) if (this.keytab[base + i] !== key[off + i]) return false;
     return true;
   }
 
-  /** The record at `ordinal`, checksum verified; the caller has checked it is live. */
+  /**
+   * The record at `ordinal`, checksum verified; the caller has checked it
+   * is live. Small frames are views of the mapped file; large ones (content
+   * chunks) are read into a buffer of their own, and their length comes
+   * from the offsets, so the mapping is not touched at all: any touch makes
+   * the kernel map the pages around it too (fault-around), and a pass over
+   * a volume's content (export, fsck) through the mapping kept every page
+   * of every arena resident, so its memory grew with the volume. A read
+   * leaves the pages to the page cache.
+   */
   recordAtOrdinal(ordinal: number): ArenaRecord {
-    return this.recordAtOffset(this.offsetsByOrdinal()[ordinal]);
+    const { offset, length } = this.spanOfOrdinal(ordinal);
+    if (this.map !== null && length <= MAPPED_FRAME_MAX) return this.recordAtOffset(offset);
+    if (length < FRAME_OVERHEAD || offset + length > this.footer.dataEnd) throw this.corruptRecord(offset, 'frame runs past the records');
+    const b = this.readCopy(offset, length);
+    const len = readPayloadLength(b, 0);
+    const payloadEnd = FRAME_HEAD_LENGTH + len;
+    if (FRAME_OVERHEAD + len > length) throw this.corruptRecord(offset, 'frame runs past the records');
+    if (!checksumMatches(b, 0, payloadEnd, payloadEnd)) throw this.corruptRecord(offset, 'checksum mismatch');
+    return { type: b[4], key: b.subarray(5, FRAME_HEAD_LENGTH), payload: b.subarray(FRAME_HEAD_LENGTH, payloadEnd) };
   }
 
   /** Offset and length of the frame at `ordinal` (punched or not). */
@@ -306,7 +324,7 @@ export class SealedArena {
     for (let i = lo; i <= hi; i++) {
       const slot = this.slotOfOrdinal(i);
       if (this.dead.has(slot)) continue;
-      yield { ...this.recordAtOffset(this.slots[slot]), seq: first + BigInt(i) };
+      yield { ...this.recordAtOrdinal(i), seq: first + BigInt(i) };
     }
   }
 

@@ -33,7 +33,7 @@
 
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateDataset } from './lib/dataset.js';
 import { GNU_TIME, duBytes, ensureDebianTool, killRunning, run, sameTree, timed } from './lib/proc.js';
@@ -42,8 +42,8 @@ import {
 } from './lib/report.js';
 
 const MIB = 1024 * 1024;
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(root, 'dist', 'src', 'cli', 'main.js');
+// The CLI of the same build as this file, whichever output directory that is.
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 interface Options {
   quick: boolean;

@@ -74,6 +74,14 @@ export const ErrorCodes = {
   IS_A_DIRECTORY: 'BAZIL_IS_A_DIRECTORY',
   /** A directory to remove or replace still has entries (ENOTEMPTY). */
   NOT_EMPTY: 'BAZIL_NOT_EMPTY',
+  /** A point in history before the volume's first event (a time before it existed, or @0). */
+  BEFORE_HISTORY: 'BAZIL_BEFORE_HISTORY',
+  /** No snapshot of that name exists in the volume (never made, or removed). */
+  UNKNOWN_SNAPSHOT: 'BAZIL_UNKNOWN_SNAPSHOT',
+  /** A local history checkpoint does not hash to its name or does not match a replay; it is dropped and rebuilt. */
+  BAD_CHECKPOINT: 'BAZIL_BAD_CHECKPOINT',
+  /** A write or truncate past the largest file size a volume holds (EFBIG). */
+  FILE_TOO_LARGE: 'BAZIL_FILE_TOO_LARGE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -144,6 +144,32 @@ async function main(): Promise<void> {
     if (diff.status !== 0) throw new Error('export differs from the source');
     bazil('rebuild', 'notes');
     bazil('fsck', 'notes');
+
+    step('mount the volume (FUSE, in the home\'s daemon) and work in it with ordinary tools');
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    bazil('mount', 'notes', mnt);
+    try {
+      // This process does not serve the mount (the daemon does), so plain file calls are safe here.
+      const shell = (script: string): void => {
+        console.log(`   $ ${script}`);
+        const r = spawnSync('sh', ['-c', script], { cwd: mnt, encoding: 'utf8' });
+        for (const line of `${r.stdout}${r.stderr}`.trimEnd().split('\n')) if (line !== '') console.log(`     ${line}`);
+        if (r.status !== 0) throw new Error(`${script} exited with ${r.status}`);
+      };
+      shell('ls tree-v2 && cat tree-v2/todo.txt');
+      bazil('snapshot', 'create', 'notes', 'before-edit');
+      shell('echo "ship it" >> tree-v2/todo.txt && mkdir drafts && echo "hello" > drafts/letter.txt && mv tree tree-old');
+      bazil('mounts');
+      // Other commands reach the volume through the daemon while it is mounted.
+      bazil('log', 'notes', '--limit', '6');
+      bazil('diff', 'notes', 'before-edit', 'now');
+      bazil('show', 'notes:/tree-v2/todo.txt', '--at', 'before-edit');
+      bazil('du', 'notes', '--exact', '--depth', '1');
+    } finally {
+      bazil('umount', mnt);
+    }
+    bazil('fsck', 'notes');
     console.log('\nDemo complete.');
   } finally {
     await set.close();

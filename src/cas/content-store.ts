@@ -20,8 +20,7 @@ import { Chunker, chunkerParams, type ChunkerParams } from './chunker.js';
 import { checkObjectId, openObject, sealObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
 import { gearTable } from './gear.js';
 import { LruCache } from './lru-cache.js';
-import { sealBatch, type SealedChunks } from './seal-batch.js';
-import { SealPool, type SealedBatch } from './seal-pool.js';
+import { SealPool, type SealStream, type SealedSlab, type Slab } from './seal-pool.js';
 import {
   DEFAULT_MAX_NODE_ENTRIES, ManifestBuilder, decodeManifest, extentsIn, objectsOf,
   type ChunkExtent, type Manifest, type NodeRef,
@@ -35,15 +34,15 @@ export type ObjectType = typeof CHUNK_TYPE | typeof NODE_TYPE;
 const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
 const NODE_CACHE_ENTRIES = 64;
 const HOLE_PIECE = 1024 * 1024;
-// Sealing on worker threads (docs/crypto.md, "Worker threads", has the
-// measurements). Chunk bytes go to a worker in batches large enough that a
-// round trip (~0.1 ms) is noise; a worker gets a new batch while it has
-// fewer than WORKER_QUEUE_DEPTH unfinished, otherwise the writer's thread
-// seals it; and a write waits once MAX_BATCHES_IN_FLIGHT batches are
-// queued, so one writer holds at most ~32 MiB of chunks and objects.
-const BATCH_BYTES = 4 * 1024 * 1024;
-const WORKER_QUEUE_DEPTH = 2;
-const MAX_BATCHES_IN_FLIGHT = 3;
+// Chunking and sealing on worker threads (seal-pool.ts; docs/crypto.md,
+// "Worker threads", has the measurements). A file's bytes go to a worker in
+// slabs (2 MiB) large enough that a round trip (~0.1 ms) is noise, and its
+// last, partial slab goes too: the writer's thread has the reading, the
+// arena appends and the events to do, and on two cores it is the busier
+// one, so it chunks and seals nothing itself. A write waits once
+// MAX_SLABS_IN_FLIGHT slabs of its file are queued, and all writers
+// together hold at most the pool's slabs.
+const MAX_SLABS_IN_FLIGHT = 3;
 const DEFAULT_SEAL_WORKERS = Math.min(2, Math.max(0, availableParallelism() - 1));
 
 export interface ContentStoreOptions {
@@ -53,8 +52,10 @@ export interface ContentStoreOptions {
   maxNodeEntries?: number;
   /** Decrypted chunks kept for reads, in bytes (8 MiB; 0 turns the cache off). */
   cacheBytes?: number;
-  /** Worker threads that seal chunks during writes; 0 seals on the calling thread. */
+  /** Worker threads that chunk and seal during writes; 0 does it on the calling thread. */
   sealWorkers?: number;
+  /** Slabs (2 MiB each, plus their output) that writers share on the way to the workers; 6 by default. */
+  sealSlabs?: number;
 }
 
 export interface CallOptions {
@@ -122,24 +123,12 @@ export class ContentStore {
   private readonly chunkCache: LruCache<string, Buffer>;
   private readonly nodeCache = new LruCache<string, Manifest>(NODE_CACHE_ENTRIES);
   private readonly sealWorkers: number;
+  private readonly sealSlabs: number | undefined;
   private pool: SealPool | null = null;
   private closed = false;
-  // Batch buffers and the all-zero chunk, shared by every writer: importing
-  // many small files must not cost each one 4 MiB of fresh zeroed memory
-  // (that made garbage collection most of a small-file import).
-  private readonly batchBuffers: ArrayBuffer[] = [];
+  // The all-zero chunk, shared by every writer: importing many small files
+  // must not cost each one fresh zeroed memory.
   private zeros: Buffer | null = null;
-
-  /** A batch buffer of at least `size` bytes, reused when one is free. */
-  takeBatchBuffer(size: number): ArrayBuffer {
-    const b = this.batchBuffers.pop();
-    return b !== undefined && b.byteLength >= size ? b : new ArrayBuffer(size);
-  }
-
-  /** Returns a batch buffer for reuse (a few are kept). */
-  giveBatchBuffer(b: ArrayBuffer): void {
-    if (this.batchBuffers.length < 4 && b.byteLength > 0) this.batchBuffers.push(b);
-  }
 
   /** `length` zero bytes, shared read-only, to recognise all-zero chunks. */
   zeroBytes(length: number): Buffer {
@@ -154,6 +143,7 @@ export class ContentStore {
     this.maxNodeEntries = options.maxNodeEntries ?? DEFAULT_MAX_NODE_ENTRIES;
     this.chunkCache = new LruCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
     this.sealWorkers = options.sealWorkers ?? DEFAULT_SEAL_WORKERS;
+    this.sealSlabs = options.sealSlabs;
     if (!Number.isSafeInteger(this.sealWorkers) || this.sealWorkers < 0) {
       throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'sealWorkers must be a non-negative integer', { sealWorkers: this.sealWorkers });
     }
@@ -163,9 +153,15 @@ export class ContentStore {
   createWriter(options: WriteOptions = {}): ContentWriter {
     checkAborted(options.signal);
     if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the content store is closed');
-    const pool = this.sealWorkers === 0 ? null : () => (this.pool ??= new SealPool(this.chunkKey, this.sealWorkers));
-    const sealHere = (input: Uint8Array, lengths: readonly number[]): SealedChunks => sealBatch(this.chunkKey, input, lengths);
-    return new ContentWriter(this, new Chunker(this.gear, this.chunking), pool, sealHere, options);
+    const pool = this.sealWorkers === 0 ? null : () => (this.pool ??= new SealPool({
+      chunkKey: this.chunkKey, gear: this.gear, chunking: this.chunking, workers: this.sealWorkers, slabs: this.sealSlabs,
+    }));
+    return new ContentWriter(this, new Chunker(this.gear, this.chunking), pool, options);
+  }
+
+  /** A chunker with this volume's keyed gear table and parameters: what splicing re-chunks edited regions with. */
+  createChunker(): Chunker {
+    return new Chunker(this.gear, this.chunking);
   }
 
   /** Stops the seal workers. The arena set stays open: its owner closes it. */
@@ -179,11 +175,16 @@ export class ContentStore {
   /** Stores a stream of buffers as one file's content. */
   async writeStream(source: ContentSource, options: WriteOptions = {}): Promise<WriteResult> {
     const writer = this.createWriter(options);
-    for await (const data of source as AsyncIterable<unknown>) {
-      if (!(data instanceof Uint8Array)) {
-        throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'a content stream must yield bytes (Buffer or Uint8Array), not strings or objects');
+    try {
+      for await (const data of source as AsyncIterable<unknown>) {
+        if (!(data instanceof Uint8Array)) {
+          throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'a content stream must yield bytes (Buffer or Uint8Array), not strings or objects');
+        }
+        await writer.write(data);
       }
-      await writer.write(data);
+    } catch (err) {
+      writer.abandon();
+      throw err;
     }
     return writer.finish();
   }
@@ -348,19 +349,12 @@ export class ContentStore {
   }
 }
 
-/** Chunks waiting to be sealed: data chunks back to back in `bytes`, and the order of chunks and holes. */
-interface Batch {
-  input: ArrayBuffer;
-  bytes: Buffer;
-  used: number;
-  /** In file order: a positive length is a data chunk in `bytes`, a negative one a hole. */
-  items: number[];
-  dataLengths: number[];
-}
-
-interface QueuedBatch {
-  batch: Batch;
-  sealing: Promise<SealedBatch> | null;
+/** A slab sent to a worker, or a hole, in file order. */
+interface Queued {
+  /** Null for a hole. */
+  slab: Slab | null;
+  sealing: Promise<SealedSlab> | null;
+  hole: number;
 }
 
 /**
@@ -369,30 +363,34 @@ interface QueuedBatch {
  * appended as chunks complete; an abandoned or aborted writer leaves only
  * unreferenced objects behind, which garbage collection reclaims.
  *
- * With a seal pool, chunks are copied into batches that worker threads
- * seal while the main thread goes on chunking; results are appended in
- * file order as they come back, with at most a few batches in flight. A
- * file smaller than one batch never leaves the main thread.
+ * With a seal pool, bytes are copied into slabs that a worker chunks and
+ * seals while the main thread reads on; results are appended in file order
+ * as they come back, with at most a few slabs in flight. Without one, the
+ * calling thread chunks and seals.
  */
 export class ContentWriter {
   private readonly builder: ManifestBuilder;
   private readonly zeros: Buffer;
   private readonly signal: AbortSignal | undefined;
-  private readonly queue: QueuedBatch[] = [];
-  private batch: Batch | null = null;
+  private readonly queue: Queued[] = [];
+  /** The slab being filled, and how far. */
+  private slab: Slab | null = null;
+  private used = 0;
+  private stream: SealStream | null = null;
+  /** Whether the worker may hold an unfinished chunk of this file (bytes sent since the last end). */
+  private streamOpen = false;
   private size = 0;
   private newBytes = 0;
   private chunks = 0;
   private dedupedChunks = 0;
   private holeBytes = 0;
   private state: 'open' | 'finished' | 'failed' = 'open';
-  private readonly onChunk: (chunk: Uint8Array) => void;
+  private readonly onChunk = (chunk: Uint8Array): void => this.storeChunk(chunk);
 
   constructor(
     private readonly store: ContentStore,
     private readonly chunker: Chunker,
     private readonly pool: (() => SealPool) | null,
-    private readonly sealHere: (input: Uint8Array, lengths: readonly number[]) => SealedChunks,
     private readonly options: WriteOptions,
   ) {
     this.signal = options.signal;
@@ -402,33 +400,49 @@ export class ContentWriter {
       return r;
     }, store.maxNodeEntries);
     this.zeros = store.zeroBytes(chunker.params.maxSize);
-    this.onChunk = pool === null ? (chunk) => this.storeChunk(chunk) : (chunk) => this.batchChunk(chunk);
   }
 
   async write(data: Uint8Array): Promise<void> {
     this.checkWritable();
     await this.guard(async () => {
-      // Slices bound the bytes queued for the workers however large `data` is.
-      for (let at = 0; at < data.length; at += BATCH_BYTES) {
-        this.chunker.push(data.subarray(at, Math.min(data.length, at + BATCH_BYTES)), this.onChunk);
-        while (this.queue.length > MAX_BATCHES_IN_FLIGHT) await this.drainOne();
-        checkAborted(this.signal);
+      if (this.pool === null) {
+        // Slices keep an abort prompt however large `data` is.
+        for (let at = 0; at < data.length; at += HOLE_PIECE) {
+          this.chunker.push(data.subarray(at, Math.min(data.length, at + HOLE_PIECE)), this.onChunk);
+          checkAborted(this.signal);
+        }
+      } else {
+        const pool = this.pool();
+        for (let at = 0; at < data.length;) {
+          const slab = this.slab ?? await this.takeSlab(pool);
+          const n = Math.min(data.length - at, pool.slabBytes - this.used);
+          slab.input.set(data.subarray(at, at + n), this.used);
+          this.used += n;
+          at += n;
+          if (this.used === pool.slabBytes) this.send(pool, false);
+          while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+          checkAborted(this.signal);
+        }
       }
       this.size += data.length;
     });
   }
 
   /**
-   * Appends `length` zero bytes without storing anything. The chunker is
-   * flushed first, so the chunk before a hole ends at the hole.
+   * Appends `length` zero bytes without storing anything. The file's chunk
+   * before the hole ends at the hole.
    */
   async hole(length: number): Promise<void> {
     this.checkWritable();
     checkRange(0, length);
     await this.guard(async () => {
-      this.chunker.finish(this.onChunk);
-      if (this.pool === null) this.addHole(length);
-      else if (length > 0) this.currentBatch().items.push(-length);
+      if (this.pool === null) {
+        this.chunker.finish(this.onChunk);
+        this.addHole(length);
+      } else {
+        await this.endChunk(this.pool());
+        if (length > 0) this.queue.push({ slab: null, sealing: null, hole: length });
+      }
       this.size += length;
     });
   }
@@ -436,14 +450,15 @@ export class ContentWriter {
   async finish(): Promise<WriteResult> {
     this.checkWritable();
     return this.guard(async () => {
-      this.chunker.finish(this.onChunk);
-      while (this.queue.length > 0) await this.drainOne();
-      // The last partial batch is sealed here: waiting for a worker round trip would gain nothing.
-      if (this.batch !== null) {
-        this.applyBatch(this.batch, null);
-        this.store.giveBatchBuffer(this.batch.input);
+      if (this.pool === null) {
+        this.chunker.finish(this.onChunk);
+      } else {
+        const pool = this.pool();
+        await this.endChunk(pool);
+        if (this.slab !== null) pool.release(this.slab);
+        this.slab = null;
+        while (this.queue.length > 0) await this.drainOne();
       }
-      this.batch = null;
       const manifestRoot = this.builder.finish();
       this.state = 'finished';
       if (this.options.sync !== false) await this.store.arenas.sync();
@@ -455,12 +470,33 @@ export class ContentWriter {
     });
   }
 
+  /**
+   * Gives up a writer that will not be finished (its input failed): the
+   * slabs it holds go back to the pool once the worker is done with them.
+   */
+  abandon(): void {
+    if (this.state === 'finished') return;
+    this.state = 'failed';
+    if (this.pool === null) return;
+    const pool = this.pool();
+    if (this.slab !== null) pool.release(this.slab);
+    this.slab = null;
+    for (const { slab, sealing } of this.queue.splice(0)) {
+      if (slab === null) continue;
+      const release = (): void => pool.release(slab);
+      if (sealing === null) release();
+      else sealing.then(release, release);
+    }
+    if (this.streamOpen && this.stream !== null) pool.dropStream(this.stream);
+    this.streamOpen = false;
+  }
+
   /** A writer that failed part-way (an abort, an I/O error) takes no more calls. */
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      this.state = 'failed';
+      this.abandon();
       throw err;
     }
   }
@@ -491,7 +527,6 @@ export class ContentWriter {
 
   /** Without a pool: seal and append at once. */
   private storeChunk(chunk: Uint8Array): void {
-    checkAborted(this.signal);
     if (this.isZero(chunk)) {
       this.addHole(chunk.length);
       return;
@@ -500,85 +535,88 @@ export class ContentWriter {
     this.addChunk(chunk.length, r.id, r.key, r.added);
   }
 
-  private currentBatch(): Batch {
-    if (this.batch === null) {
-      const input = this.store.takeBatchBuffer(Math.max(BATCH_BYTES, this.chunker.params.maxSize));
-      this.batch = { input, bytes: Buffer.from(input), used: 0, items: [], dataLengths: [] };
-    }
-    return this.batch;
-  }
-
-  /** With a pool: copy the chunk into the current batch, sending the batch off when full. */
-  private batchChunk(chunk: Uint8Array): void {
-    if (this.isZero(chunk)) {
-      this.currentBatch().items.push(-chunk.length);
-      return;
-    }
-    let batch = this.currentBatch();
-    if (batch.used + chunk.length > batch.bytes.length) {
-      this.dispatch();
-      batch = this.currentBatch();
-    }
-    batch.bytes.set(chunk, batch.used);
-    batch.used += chunk.length;
-    batch.items.push(chunk.length);
-    batch.dataLengths.push(chunk.length);
-  }
-
   /**
-   * Sends the current batch to a seal worker, or, when every worker already
-   * has a batch queued behind the one it is sealing, seals it here: the
-   * writer's thread then shares the sealing instead of waiting, which
-   * balances the two on a two-core machine.
+   * A slab to fill. While none is free, this writer's own finished slabs go
+   * first: they free slabs, and waiting on other writers alone could wait
+   * forever.
    */
-  private dispatch(): void {
-    const batch = this.batch!;
-    this.batch = null;
-    let sealing: Promise<SealedBatch> | null = null;
-    if (batch.dataLengths.length > 0) {
-      const pool = this.pool!();
-      if (pool.unfinished < WORKER_QUEUE_DEPTH * pool.size) {
-        sealing = pool.seal(batch.input, Uint32Array.from(batch.dataLengths));
-        // Awaited in drainOne; this only keeps an abandoned batch's failure from going unhandled.
-        sealing.catch(() => {});
-      } else {
-        sealing = Promise.resolve({ input: batch.input, ...this.sealHere(batch.bytes, batch.dataLengths) });
-      }
+  private async takeSlab(pool: SealPool): Promise<Slab> {
+    let slab = pool.tryTake();
+    while (slab === null && this.queue.length > 0) {
+      await this.drainOne();
+      slab = pool.tryTake();
     }
-    this.queue.push({ batch, sealing });
+    slab ??= await pool.take();
+    this.slab = slab;
+    this.used = 0;
+    return slab;
+  }
+
+  /** Sends the slab being filled to the file's worker; `end` ends the file's current chunk after it. */
+  private send(pool: SealPool, end: boolean): void {
+    const slab = this.slab!;
+    this.stream ??= pool.openStream();
+    const sealing = pool.seal(this.stream, slab, this.used, end);
+    // Awaited in drainOne; this only keeps an abandoned slab's failure from going unhandled.
+    sealing.catch(() => {});
+    this.queue.push({ slab, sealing, hole: 0 });
+    this.slab = null;
+    this.used = 0;
+    this.streamOpen = !end;
+  }
+
+  /** Ends the file's current chunk (before a hole, or at the end): sends what is buffered with `end`. */
+  private async endChunk(pool: SealPool): Promise<void> {
+    if (this.used === 0 && !this.streamOpen) return;
+    if (this.slab === null) await this.takeSlab(pool);
+    this.send(pool, true);
   }
 
   private async drainOne(): Promise<void> {
-    const { batch, sealing } = this.queue.shift()!;
-    const sealed = sealing === null ? null : await sealing;
-    checkAborted(this.signal);
-    this.applyBatch(batch, sealed);
-    this.store.giveBatchBuffer(sealed === null ? batch.input : sealed.input);
+    const first = this.queue[0]!;
+    if (first.sealing === null) {
+      this.queue.shift();
+      this.addHole(first.hole);
+      return;
+    }
+    const sealed = await first.sealing;
+    // Still ours unless abandon() took it meanwhile (an abort while we waited).
+    if (this.queue[0] !== first) return;
+    this.queue.shift();
+    try {
+      checkAborted(this.signal);
+      this.applySlab(sealed);
+    } finally {
+      this.pool!().release(first.slab!);
+    }
   }
 
-  /** Adds a batch's chunks and holes to the manifest in order, appending new objects. */
-  private applyBatch(batch: Batch, sealed: SealedBatch | null): void {
-    let inAt = 0;
+  /** Adds a slab's chunks and holes to the manifest in order, appending new objects. */
+  private applySlab(sealed: SealedSlab): void {
     let outAt = 0;
     let d = 0;
-    for (const item of batch.items) {
+    for (const item of sealed.items) {
       if (item < 0) {
         this.addHole(-item);
         continue;
       }
-      if (sealed === null) {
-        // Sealed here, from bytes still in the batch buffer.
-        const r = this.store.storeObject(CHUNK_TYPE, batch.bytes.subarray(inAt, inAt + item));
-        this.addChunk(item, r.id, r.key, r.added);
-      } else {
+      const id = Buffer.from(sealed.ids.subarray(d * OBJECT_ID_LENGTH, (d + 1) * OBJECT_ID_LENGTH));
+      const key = Buffer.from(sealed.keys.subarray(d * OBJECT_KEY_LENGTH, (d + 1) * OBJECT_KEY_LENGTH));
+      if (sealed.fresh[d] === 1) {
         const end = outAt + item + TAG_LENGTH;
-        const id = Buffer.from(sealed.ids.subarray(d * OBJECT_ID_LENGTH, (d + 1) * OBJECT_ID_LENGTH));
-        const key = Buffer.from(sealed.keys.subarray(d * OBJECT_KEY_LENGTH, (d + 1) * OBJECT_KEY_LENGTH));
-        const added = this.store.appendSealed(CHUNK_TYPE, id, sealed.sealed.subarray(outAt, end));
-        this.addChunk(item, id, key, added);
+        this.addChunk(item, id, key, this.store.appendSealed(CHUNK_TYPE, id, sealed.output.subarray(outAt, end)));
         outAt = end;
+      } else {
+        const plaintext = sealed.output.subarray(outAt, outAt + item);
+        outAt += item;
+        if (this.store.hasObject(id)) {
+          this.addChunk(item, id, key, 0);
+        } else {
+          // The worker knew this chunk, but its object is not held (see seal-batch.ts): sealed here.
+          const r = this.store.storeObject(CHUNK_TYPE, plaintext);
+          this.addChunk(item, r.id, r.key, r.added);
+        }
       }
-      inAt += item;
       d++;
     }
   }

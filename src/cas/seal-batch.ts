@@ -1,39 +1,147 @@
-// Sealing a batch of chunks into one buffer: the unit of work of a seal
-// worker, and of the writer's own thread when the workers are busy.
+// Chunking and sealing a slab of one file's bytes: the unit of work of a
+// seal worker (seal-worker.ts, seal-pool.ts).
+//
+// A writer streams a file through slabs; the worker keeps the file's
+// chunker (its rolling hash and the bytes of an unfinished chunk) from one
+// slab to the next, so boundaries are exactly those of chunking the whole
+// file in one go. For every chunk the slab completes, in file order, the
+// result says: a hole (an all-zero chunk, stored as nothing), or a data
+// chunk with its id and key, and in the output either its sealed object or,
+// when the worker had sealed that very chunk before, only its plaintext.
+//
+// Why the plaintext: a worker remembers the ids of chunks it sealed, by
+// chunk key (KnownChunks). The key is an HMAC of the plaintext, so a chunk
+// seen again costs one HMAC instead of HMAC, AES-GCM and SHA-256: on a
+// dataset that is half duplicates, a third of the sealing work. The writer
+// needs no object for such a chunk when it is held already; in the rare
+// case it is not (the writer that sealed it first was abandoned before
+// appending, or the object was deleted since) the writer seals it itself,
+// from the plaintext.
 
-import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH, sealObject } from './convergent.js';
+import { createCipheriv, createHash, createHmac } from 'node:crypto';
+import { Chunker } from './chunker.js';
+import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
 
-export interface SealedChunks {
-  /** The sealed objects back to back, in input order; object i is 16 bytes longer than chunk i. */
-  sealed: Buffer;
-  /** 32 bytes per object. */
-  ids: Buffer;
-  /** 32 bytes per object. */
-  keys: Buffer;
+const ZERO_IV = Buffer.alloc(12);
+
+/** Ids of chunks sealed before, by chunk key; forgets everything when full, which only costs re-sealing. */
+export class KnownChunks {
+  private readonly ids = new Map<string, Buffer>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(key: Buffer): Buffer | undefined {
+    return this.ids.get(key.toString('latin1'));
+  }
+
+  add(key: Buffer, id: Buffer): void {
+    if (this.ids.size >= this.capacity) this.ids.clear();
+    this.ids.set(key.toString('latin1'), id);
+  }
 }
 
-/**
- * Seals the chunks found back to back in `input`. The three buffers own
- * their whole ArrayBuffers (not pooled), so a worker can transfer them.
- */
-export function sealBatch(chunkKey: Uint8Array, input: Uint8Array, lengths: ArrayLike<number>): SealedChunks {
-  const n = lengths.length;
-  let total = 0;
-  for (let i = 0; i < n; i++) total += lengths[i] + TAG_LENGTH;
-  // Not zeroed: every byte is written below.
-  const sealed = Buffer.allocUnsafeSlow(total);
-  const ids = Buffer.allocUnsafeSlow(n * OBJECT_ID_LENGTH);
-  const keys = Buffer.allocUnsafeSlow(n * OBJECT_KEY_LENGTH);
-  let inAt = 0;
-  let outAt = 0;
-  for (let i = 0; i < n; i++) {
-    const length = lengths[i];
-    const o = sealObject(chunkKey, input.subarray(inAt, inAt + length));
-    o.sealed.copy(sealed, outAt);
-    o.id.copy(ids, i * OBJECT_ID_LENGTH);
-    o.key.copy(keys, i * OBJECT_KEY_LENGTH);
-    inAt += length;
-    outAt += o.sealed.length;
+export interface SlabResult {
+  /** In file order: a positive length is a data chunk, a negative one an all-zero chunk (a hole). */
+  items: Int32Array;
+  /** Per data chunk, 32 bytes each. */
+  ids: Buffer;
+  keys: Buffer;
+  /** Per data chunk: 1 when `output` holds its sealed object, 0 when it holds its plaintext (a known chunk). */
+  fresh: Uint8Array;
+  /** The data chunks' objects or plaintexts, back to back. */
+  output: Buffer;
+}
+
+/** Chunks and seals the slabs of the files being written through one worker. */
+export class SlabSealer {
+  private readonly zeros: Buffer;
+  private readonly streams = new Map<number, Chunker>();
+  private readonly known: KnownChunks;
+
+  constructor(
+    private readonly chunkKey: Buffer,
+    private readonly newChunker: () => Chunker,
+    maxChunk: number,
+    knownChunks: number,
+  ) {
+    this.zeros = Buffer.alloc(maxChunk);
+    this.known = new KnownChunks(knownChunks);
   }
-  return { sealed, ids, keys };
+
+  /**
+   * Chunks `input` as the next bytes of `stream` (ending the file's last
+   * chunk when `end`) and seals every chunk completed, into `output` when
+   * it is large enough (a fresh buffer otherwise).
+   */
+  run(stream: number, input: Uint8Array, end: boolean, output: Uint8Array): SlabResult {
+    let chunker = this.streams.get(stream);
+    if (chunker === undefined) {
+      chunker = this.newChunker();
+      this.streams.set(stream, chunker);
+    }
+    const items: number[] = [];
+    const ids: Buffer[] = [];
+    const keys: Buffer[] = [];
+    const fresh: number[] = [];
+    let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
+    let outAt = 0;
+    const emit = (chunk: Uint8Array): void => {
+      const length = chunk.length;
+      if (this.zeros.subarray(0, length).equals(chunk)) {
+        items.push(-length);
+        return;
+      }
+      if (outAt + length + TAG_LENGTH > out.length) {
+        // Only pathological input (many tiny chunks) outgrows the output slab.
+        const bigger = Buffer.allocUnsafeSlow(2 * (outAt + length + TAG_LENGTH));
+        out.copy(bigger, 0, 0, outAt);
+        out = bigger;
+      }
+      items.push(length);
+      // The same construction as convergent.ts sealObject, written into `out` without per-object buffers.
+      const key = createHmac('sha256', this.chunkKey).update(chunk).digest();
+      keys.push(key);
+      const seen = this.known.get(key);
+      if (seen !== undefined) {
+        ids.push(seen);
+        fresh.push(0);
+        out.set(chunk, outAt);
+        outAt += length;
+        return;
+      }
+      const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
+      cipher.update(chunk).copy(out, outAt);
+      cipher.final();
+      cipher.getAuthTag().copy(out, outAt + length);
+      const id = createHash('sha256').update(out.subarray(outAt, outAt + length + TAG_LENGTH)).digest();
+      this.known.add(key, id);
+      ids.push(id);
+      fresh.push(1);
+      outAt += length + TAG_LENGTH;
+    };
+    chunker.push(input, emit);
+    if (end) {
+      chunker.finish(emit);
+      this.streams.delete(stream);
+    }
+    return {
+      items: Int32Array.from(items),
+      ids: concat(ids, OBJECT_ID_LENGTH),
+      keys: concat(keys, OBJECT_KEY_LENGTH),
+      fresh: Uint8Array.from(fresh),
+      output: out.subarray(0, outAt),
+    };
+  }
+
+  /** Forgets a stream whose writer gave up. */
+  drop(stream: number): void {
+    this.streams.delete(stream);
+  }
+}
+
+/** Fixed-size buffers back to back, in a buffer that owns its ArrayBuffer (so it can be transferred). */
+function concat(parts: Buffer[], size: number): Buffer {
+  const all = Buffer.allocUnsafeSlow(parts.length * size);
+  for (let i = 0; i < parts.length; i++) parts[i]!.copy(all, i * size);
+  return all;
 }

@@ -1,26 +1,56 @@
-// Worker threads that seal chunks, so that sealing (HMAC, AES-GCM and
-// SHA-256: about two thirds of the CPU time of ingest) runs beside the
-// chunker and the arena appends of the main thread instead of after them.
-// docs/crypto.md has the measurements behind this.
+// Worker threads that chunk and seal file content, so that this work (the
+// gear hash, HMAC, AES-GCM and SHA-256: nearly all the CPU time of ingest)
+// runs beside the reading, the arena appends and the events of the main
+// thread instead of after them. docs/crypto.md has the measurements.
 //
-// Batches go to the worker with the fewest pending; each worker answers in
-// order, and callers keep their own order by awaiting the promises seal()
-// returns in the order they asked. Workers are unref'ed while idle, so an
-// open pool never keeps a process alive.
+// Content travels in slabs: a fixed set of input and output buffers in
+// shared memory, given to every worker once. A writer takes an input slab,
+// copies its file's next bytes in, and sends it; the worker chunks them
+// (continuing the file's chunker from its previous slab), writes the
+// objects into the output slab of the same number, and the writer releases
+// the pair once it has appended them. Moving ArrayBuffers back and forth
+// instead made every batch count as new external memory for V8, and its
+// garbage collections took a quarter of the main thread. The slabs also
+// bound what all writers together hold: a writer waits for a free slab.
+//
+// A file's slabs all go to one worker (its chunker lives there), which
+// answers in order; a new file goes to the worker with the fewest slabs
+// pending. Workers are unref'ed while idle, so an open pool never keeps a
+// process alive.
 
 import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
-import type { SealedChunks } from './seal-batch.js';
-import type { SealReply, SealRequest } from './seal-worker.js';
+import type { ChunkerParams } from './chunker.js';
+import { TAG_LENGTH } from './convergent.js';
+import type { SealReply, SealRequest, SealWorkerData } from './seal-worker.js';
 
-export interface SealedBatch extends SealedChunks {
-  /** The batch's input buffer, handed back for reuse. */
-  input: ArrayBuffer;
+/** One input slab and its output slab, held by one writer between take() and release(). */
+export interface Slab {
+  readonly index: number;
+  /** Where the writer puts its file's next bytes. */
+  readonly input: Buffer;
+}
+
+/** What a worker made of a slab; see seal-batch.ts SlabResult. */
+export interface SealedSlab {
+  items: Int32Array;
+  ids: Buffer;
+  keys: Buffer;
+  fresh: Uint8Array;
+  /** Valid until the slab is released. */
+  output: Buffer;
+}
+
+/** One file's bytes on their way through a worker. */
+export interface SealStream {
+  readonly id: number;
+  readonly slot: number;
 }
 
 interface Pending {
-  resolve: (batch: SealedBatch) => void;
+  resolve: (sealed: SealedSlab) => void;
   reject: (err: unknown) => void;
+  slab: number;
 }
 
 interface Slot {
@@ -31,20 +61,58 @@ interface Slot {
   done: Int32Array;
 }
 
+export interface SealPoolOptions {
+  chunkKey: Uint8Array;
+  gear: Int32Array;
+  chunking: ChunkerParams;
+  workers: number;
+  /** Input slabs (each with an output slab); 6 by default. */
+  slabs?: number;
+  /** Bytes of an input slab; 2 MiB by default. */
+  slabBytes?: number;
+}
+
+const DEFAULT_SLABS = 6;
+const DEFAULT_SLAB_BYTES = 2 * 1024 * 1024;
+/** Tags for this many chunks fit in an output slab beside the input's bytes and a carried chunk. */
+const OUTPUT_TAGS = 4096;
+
 export class SealPool {
   private readonly slots: Slot[] = [];
   private nextJob = 0;
+  private nextStream = 0;
   private failure: unknown = null;
   private closed = false;
+  private readonly inputs: SharedArrayBuffer[] = [];
+  private readonly outputs: SharedArrayBuffer[] = [];
+  private readonly free: number[] = [];
+  private readonly waiting: Array<{ resolve: (slab: Slab) => void; reject: (err: unknown) => void }> = [];
+  readonly size: number;
+  readonly slabBytes: number;
 
-  constructor(chunkKey: Uint8Array, workers: number) {
+  constructor(options: SealPoolOptions) {
+    const { workers } = options;
     if (!Number.isSafeInteger(workers) || workers < 1) {
       throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'a seal pool needs at least one worker', { workers });
+    }
+    const slabs = options.slabs ?? DEFAULT_SLABS;
+    this.slabBytes = options.slabBytes ?? DEFAULT_SLAB_BYTES;
+    if (!Number.isSafeInteger(slabs) || slabs < 1 || !Number.isSafeInteger(this.slabBytes) || this.slabBytes < 1) {
+      throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'a seal pool needs at least one slab of at least one byte', { slabs, slabBytes: this.slabBytes });
+    }
+    for (let i = 0; i < slabs; i++) {
+      this.inputs.push(new SharedArrayBuffer(this.slabBytes));
+      this.outputs.push(new SharedArrayBuffer(this.slabBytes + options.chunking.maxSize + TAG_LENGTH * OUTPUT_TAGS));
+      this.free.push(i);
     }
     this.size = workers;
     for (let i = 0; i < workers; i++) {
       const done = new Int32Array(new SharedArrayBuffer(4));
-      const worker = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { chunkKey: Uint8Array.from(chunkKey), done } });
+      const workerData: SealWorkerData = {
+        chunkKey: Uint8Array.from(options.chunkKey), gear: Int32Array.from(options.gear), chunking: { ...options.chunking },
+        done, inputs: this.inputs, outputs: this.outputs,
+      };
+      const worker = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData });
       const slot: Slot = { worker, pending: new Map(), sent: 0, done };
       worker.on('message', (reply: SealReply) => this.settle(slot, reply));
       worker.on('error', (err) => this.fail(err));
@@ -56,32 +124,63 @@ export class SealPool {
     }
   }
 
-  /**
-   * Batches sent and not yet sealed, over all workers. Unlike a count of
-   * unanswered messages, this is current even while the calling thread has
-   * been too busy to receive the replies.
-   */
-  get unfinished(): number {
-    let n = 0;
-    for (const s of this.slots) n += s.sent - Atomics.load(s.done, 0);
-    return n;
+  /** A new file's stream, on the least busy worker. */
+  openStream(): SealStream {
+    let best = 0;
+    for (let i = 1; i < this.slots.length; i++) if (this.backlog(this.slots[i]!) < this.backlog(this.slots[best]!)) best = i;
+    return { id: this.nextStream++, slot: best };
   }
 
-  readonly size: number;
+  /** Tells the worker to forget a stream that will not be ended (its writer gave up). */
+  dropStream(stream: SealStream): void {
+    if (this.closed || this.failure !== null) return;
+    const request: SealRequest = { job: -1, stream: stream.id, drop: true };
+    this.slots[stream.slot]!.worker.postMessage(request);
+  }
 
-  /** Seals the chunks of `input` (back to back, of the given lengths). Transfers `input`. */
-  seal(input: ArrayBuffer, lengths: Uint32Array): Promise<SealedBatch> {
-    if (this.closed) return Promise.reject(new BazilError(ErrorCodes.CLOSED, 'the seal pool is closed'));
-    if (this.failure !== null) return Promise.reject(this.error(this.failure));
-    let slot = this.slots[0];
-    for (const s of this.slots) if (s.sent - Atomics.load(s.done, 0) < slot.sent - Atomics.load(slot.done, 0)) slot = s;
+  /** A free slab now, or null when every slab is taken. */
+  tryTake(): Slab | null {
+    const index = this.free.pop();
+    return index === undefined ? null : this.slab(index);
+  }
+
+  /** A free slab, waiting for one to be released if need be. */
+  take(): Promise<Slab> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const slab = this.tryTake();
+    return slab !== null ? Promise.resolve(slab) : new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Gives a slab back once its output has been used (or its batch abandoned, once sealed). */
+  release(slab: Slab): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next.resolve(this.slab(slab.index));
+    else this.free.push(slab.index);
+  }
+
+  /**
+   * Chunks and seals the first `length` bytes of `slab` as the next bytes
+   * of `stream`, ending its last chunk when `end`. Calls for one stream are
+   * answered in order.
+   */
+  seal(stream: SealStream, slab: Slab, length: number, end: boolean): Promise<SealedSlab> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const slot = this.slots[stream.slot]!;
     slot.sent++;
     const job = this.nextJob++;
-    const request: SealRequest = { job, input, lengths };
-    return new Promise<SealedBatch>((resolve, reject) => {
+    const request: SealRequest = { job, stream: stream.id, slab: slab.index, length, end };
+    return new Promise<SealedSlab>((resolve, reject) => {
       if (slot.pending.size === 0) slot.worker.ref();
-      slot.pending.set(job, { resolve, reject });
-      slot.worker.postMessage(request, [input, lengths.buffer as ArrayBuffer]);
+      slot.pending.set(job, { resolve, reject, slab: slab.index });
+      slot.worker.postMessage(request);
     });
   }
 
@@ -89,6 +188,7 @@ export class SealPool {
     if (this.closed) return;
     this.closed = true;
     const err = new BazilError(ErrorCodes.CLOSED, 'the seal pool was closed with work pending');
+    for (const w of this.waiting.splice(0)) w.reject(err);
     for (const slot of this.slots) {
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
@@ -96,16 +196,38 @@ export class SealPool {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
+  /**
+   * Slabs sent to a worker and not yet done. Unlike a count of unanswered
+   * messages, this is current even while the calling thread has been too
+   * busy to receive the replies.
+   */
+  private backlog(slot: Slot): number {
+    return slot.sent - Atomics.load(slot.done, 0);
+  }
+
+  private slab(index: number): Slab {
+    return { index, input: Buffer.from(this.inputs[index]!) };
+  }
+
+  private check(): void {
+    if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the seal pool is closed');
+    if (this.failure !== null) throw this.error(this.failure);
+  }
+
   private settle(slot: Slot, reply: SealReply): void {
     const p = slot.pending.get(reply.job);
     if (p === undefined) return;
     slot.pending.delete(reply.job);
     if (slot.pending.size === 0) slot.worker.unref();
-    p.resolve({ input: reply.input, sealed: Buffer.from(reply.sealed), ids: Buffer.from(reply.ids), keys: Buffer.from(reply.keys) });
+    const output = reply.overflow !== null
+      ? Buffer.from(reply.overflow, 0, reply.outputLength)
+      : Buffer.from(this.outputs[p.slab]!, 0, reply.outputLength);
+    p.resolve({ items: reply.items, ids: Buffer.from(reply.ids), keys: Buffer.from(reply.keys), fresh: reply.fresh, output });
   }
 
   private fail(cause: unknown): void {
     if (this.failure === null) this.failure = cause;
+    for (const w of this.waiting.splice(0)) w.reject(this.error(cause));
     for (const slot of this.slots) {
       for (const p of slot.pending.values()) p.reject(this.error(cause));
       slot.pending.clear();

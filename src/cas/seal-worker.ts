@@ -1,36 +1,65 @@
-// Worker thread body of the seal pool (seal-pool.ts).
+// Worker thread body of the seal pool (seal-pool.ts): chunks and seals the
+// slabs writers fill (seal-batch.ts).
 //
-// The convergence secret comes once, in workerData. Each request carries
-// chunks back to back in a transferred buffer with their lengths; the reply
-// carries the sealed objects, their ids and keys (see seal-batch.ts), and
-// hands the input buffer back so the writer can reuse it. A shared counter
-// of finished jobs tells the writer how busy the worker is.
+// The convergence secret, the gear table, the chunking parameters and the
+// pool's slabs (shared memory) come once, in workerData. A request names a
+// file's stream and an input slab holding its next bytes; the worker
+// writes the chunks' objects into the output slab of the same number and
+// answers with the chunk list, ids and keys, which are small. Nothing large
+// crosses threads by message, so ingest allocates almost nothing per slab.
+// A shared counter of finished jobs tells the writers how busy it is.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { sealBatch } from './seal-batch.js';
+import { Chunker, type ChunkerParams } from './chunker.js';
+import { SlabSealer } from './seal-batch.js';
 
-export interface SealRequest {
-  job: number;
-  input: ArrayBuffer;
-  lengths: Uint32Array;
+export interface SealWorkerData {
+  chunkKey: Uint8Array;
+  gear: Int32Array;
+  chunking: ChunkerParams;
+  done: Int32Array;
+  inputs: SharedArrayBuffer[];
+  outputs: SharedArrayBuffer[];
 }
+
+export type SealRequest =
+  | { job: number; stream: number; slab: number; length: number; end: boolean }
+  /** The stream's writer gave up: forget its unfinished chunk. No reply. */
+  | { job: -1; stream: number; drop: true };
 
 export interface SealReply {
   job: number;
-  input: ArrayBuffer;
-  sealed: ArrayBuffer;
+  items: Int32Array;
   ids: ArrayBuffer;
   keys: ArrayBuffer;
+  fresh: Uint8Array;
+  /** The chunks' objects are the first `outputLength` bytes of the output slab, or of `overflow` when they outgrew it. */
+  outputLength: number;
+  overflow: ArrayBuffer | null;
 }
 
-const data = workerData as { chunkKey: Uint8Array; done: Int32Array };
-const chunkKey = Buffer.from(data.chunkKey);
+// About 4 GiB of distinct content at the average chunk size, in ~10 MiB.
+const KNOWN_CHUNKS = 65_536;
+
+const data = workerData as SealWorkerData;
+const inputs = data.inputs.map((b) => new Uint8Array(b));
+const outputs = data.outputs.map((b) => new Uint8Array(b));
+const sealer = new SlabSealer(Buffer.from(data.chunkKey), () => new Chunker(data.gear, data.chunking), data.chunking.maxSize, KNOWN_CHUNKS);
 const port = parentPort!;
 
 port.on('message', (req: SealRequest) => {
-  const { sealed, ids, keys } = sealBatch(chunkKey, new Uint8Array(req.input), req.lengths);
-  const reply: SealReply = { job: req.job, input: req.input, sealed: sealed.buffer as ArrayBuffer, ids: ids.buffer as ArrayBuffer, keys: keys.buffer as ArrayBuffer };
-  port.postMessage(reply, [req.input, reply.sealed, reply.ids, reply.keys]);
+  if ('drop' in req) {
+    sealer.drop(req.stream);
+    return;
+  }
+  const output = outputs[req.slab]!;
+  const r = sealer.run(req.stream, inputs[req.slab]!.subarray(0, req.length), req.end, output);
+  const overflow = r.output.buffer === output.buffer ? null : r.output.buffer.slice(r.output.byteOffset, r.output.byteOffset + r.output.length) as ArrayBuffer;
+  const reply: SealReply = {
+    job: req.job, items: r.items, ids: r.ids.buffer as ArrayBuffer, keys: r.keys.buffer as ArrayBuffer, fresh: r.fresh,
+    outputLength: r.output.length, overflow,
+  };
+  port.postMessage(reply, overflow === null ? [] : [overflow]);
   // Seen by the writer at once, even while its event loop is busy (seal-pool.ts, `unfinished`).
   Atomics.add(data.done, 0, 1);
 });

@@ -1,13 +1,36 @@
-// How a command reaches a volume: the one place that opens it, so that when
-// a daemon holds the home (a mount is live), commands can be routed to it
-// instead of failing on the home's lock.
+// How a command reaches a volume: the one place that opens it. In a plain
+// `bazil` process that means opening the home (taking its lock). Inside the
+// home's daemon, which already holds the home and its mounted volumes,
+// commands forwarded over the control socket run in-process, and a volume
+// provider installed here hands them the daemon's open Volume objects
+// instead (docs/mount.md, "Commands while mounted").
 
 import { BazilError, ErrorCodes } from '../../errors/index.js';
-import { resolveHomeDir } from '../home/home.js';
+import { openHome, resolveHomeDir, type Home } from '../home/home.js';
 import { Volume } from '../volume/volume.js';
 
 export interface HomeOptions {
   home?: string;
+}
+
+/** A volume lent by whoever holds the home; release() when done. */
+export interface VolumeLease {
+  volume: Volume;
+  release(): Promise<void>;
+}
+
+/** What the daemon installs: its home, open, and its volumes. */
+export interface VolumeProvider {
+  readonly homeDir: string;
+  readonly home: Home;
+  acquire(name: string): Promise<VolumeLease>;
+}
+
+let provider: VolumeProvider | undefined;
+
+/** Routes withVolume/withHome for `provider.homeDir` to the provider (undefined: back to opening homes). */
+export function installVolumeProvider(p: VolumeProvider | undefined): void {
+  provider = p;
 }
 
 /** VOL[:PATH] → volume name and absolute path. */
@@ -21,12 +44,33 @@ export function parseTarget(spec: string, requirePath = false): { volume: string
   return { volume, path: rest === '' ? '/' : rest.startsWith('/') ? rest : `/${rest}` };
 }
 
-/** Opens volume `name` of the home, runs `work`, closes it. */
+/** Opens volume `name` of the home (or borrows it from the daemon holding the home), runs `work`, closes it. */
 export async function withVolume<T>(options: HomeOptions, name: string, work: (volume: Volume) => Promise<T>): Promise<T> {
-  const volume = await Volume.open(resolveHomeDir(options.home), name);
+  const homeDir = resolveHomeDir(options.home);
+  if (provider !== undefined && provider.homeDir === homeDir) {
+    const lease = await provider.acquire(name);
+    try {
+      return await work(lease.volume);
+    } finally {
+      await lease.release();
+    }
+  }
+  const volume = await Volume.open(homeDir, name);
   try {
     return await work(volume);
   } finally {
     await volume.close();
+  }
+}
+
+/** Opens the home (or borrows the daemon's), runs `work`, closes it. */
+export async function withHome<T>(options: HomeOptions, work: (home: Home) => Promise<T>): Promise<T> {
+  const homeDir = resolveHomeDir(options.home);
+  if (provider !== undefined && provider.homeDir === homeDir) return work(provider.home);
+  const home = await openHome(homeDir);
+  try {
+    return await work(home);
+  } finally {
+    await home.close();
   }
 }

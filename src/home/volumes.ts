@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { access, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArenaSet } from '../../arena/arena-set.js';
+import type { FileSystem } from '../../arena/file-system.js';
 import { nodeFileSystem } from '../../arena/node-fs.js';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import { openArenaSet } from '../../migrations/index.js';
@@ -49,15 +50,17 @@ export interface OpenVolume {
   close(): Promise<void>;
 }
 
+// Both are keyed by the home's directory, not its object: the daemon lends
+// its home to forwarded commands through other Home objects of the same dir.
 // Operations on one home run one at a time: each reads, settles and rewrites the index.
-const queues = new WeakMap<Home, Promise<unknown>>();
+const queues = new Map<string, Promise<unknown>>();
 // A volume's arena set can be open once per process; listing counts an open volume's events through it.
-const openVolumes = new WeakMap<Home, Map<string, OpenVolume>>();
+const openVolumes = new Map<string, Map<string, OpenVolume>>();
 
 function exclusive<T>(home: Home, work: () => Promise<T>): Promise<T> {
-  const previous = queues.get(home) ?? Promise.resolve();
+  const previous = queues.get(home.dir) ?? Promise.resolve();
   const result = previous.then(work, work);
-  queues.set(home, result.catch(() => undefined));
+  queues.set(home.dir, result.catch(() => undefined));
   return result;
 }
 
@@ -104,7 +107,7 @@ export function listVolumes(home: Home): Promise<VolumeListing[]> {
   return exclusive(home, async () => {
     const listings: VolumeListing[] = [];
     for (const entry of await settledIndex(home)) {
-      const open = openVolumes.get(home)?.get(entry.id);
+      const open = openVolumes.get(home.dir)?.get(entry.id);
       if (open !== undefined) {
         listings.push({ ...entry, events: countEvents(open.arenas) });
         continue;
@@ -120,22 +123,34 @@ export function listVolumes(home: Home): Promise<VolumeListing[]> {
   });
 }
 
+export interface OpenVolumeOptions {
+  /**
+   * The file layer under the volume's arenas; default the real one. Crash
+   * tests pass the fault-injecting layer (arena/fault-fs.ts) to cut the
+   * power under a volume workload. The home's own files and the projection
+   * do not go through it.
+   */
+  fs?: FileSystem;
+  /** Where the arenas' recovery messages go (a torn tail cut, damaged records set aside); default nowhere. */
+  log?: (message: string) => void;
+}
+
 /** Opens the volume named `name`; NOT_FOUND when the home has none by that name. */
-export function openVolumeByName(home: Home, name: string): Promise<OpenVolume> {
+export function openVolumeByName(home: Home, name: string, options: OpenVolumeOptions = {}): Promise<OpenVolume> {
   return exclusive(home, async () => {
     const entry = (await settledIndex(home)).find((e) => e.name === name);
     if (entry === undefined) {
       throw new BazilError(ErrorCodes.NOT_FOUND, `no volume named '${name}' in ${home.dir} (see \`bazil volume ls\`)`, { name });
     }
-    const open = openVolumes.get(home) ?? new Map<string, OpenVolume>();
-    openVolumes.set(home, open);
+    const open = openVolumes.get(home.dir) ?? new Map<string, OpenVolume>();
+    openVolumes.set(home.dir, open);
     if (open.has(entry.id)) {
       throw new BazilError(ErrorCodes.LOCKED, `volume '${name}' is already open in this process`, { name });
     }
     const dir = volumeDir(home, entry.id);
     const id = Buffer.from(entry.id, 'hex');
     const keys = deriveVolumeKeys(await readSecretFile(join(dir, SECRET_FILE), SECRET_LENGTH), id);
-    const arenas = await openArenaSet(join(dir, ARENAS_DIR), { fs: nodeFileSystem, writer: home.peerId });
+    const arenas = await openArenaSet(join(dir, ARENAS_DIR), { fs: options.fs ?? nodeFileSystem, writer: home.peerId, log: options.log });
     let log: LogStore;
     try {
       log = LogStore.open({ arenas, volume: id, eventKey: keys.eventKey, signer: home.signer });

@@ -52,7 +52,8 @@ function normalize(value: EncodableValue, depth: number): unknown {
       if (!Number.isSafeInteger(value)) throw new BazilError(ErrorCodes.BAD_ARGUMENT, `not an integer CBOR can hold exactly: ${value}`);
       return normalizeInteger(BigInt(value));
     case 'bigint':
-      if (value >= TWO_64 || value < -TWO_64) throw new BazilError(ErrorCodes.BAD_ARGUMENT, `integer out of the 64-bit range: ${value}`);
+      // -2^64 fits CBOR's negative integers, but cbor-x writes it as a bignum tag: it is left out on both sides.
+      if (value >= TWO_64 || value <= -TWO_64) throw new BazilError(ErrorCodes.BAD_ARGUMENT, `integer out of the range (-2^64, 2^64): ${value}`);
       return normalizeInteger(value);
     case 'string':
     case 'boolean':
@@ -135,6 +136,7 @@ class Reader {
         return this.argument(info);
       case 1: {
         const n = this.argument(info);
+        if (n === TWO_64 - 1n) this.fail('-2^64 is outside the integers this format writes');
         return typeof n === 'bigint' ? -1n - n : -1 - n;
       }
       case 2: {

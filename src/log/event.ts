@@ -57,6 +57,8 @@ export interface SetxattrEvent { type: 'setxattr'; inode: EventId; name: string;
 export interface RemovexattrEvent { type: 'removexattr'; inode: EventId; name: string }
 /** Names the state of the volume at this event (its deps plus itself). */
 export interface SnapshotEvent { type: 'snapshot'; name: string }
+/** Retires the snapshot of that name; the state it named stays in the log (reachable by position or time). */
+export interface SnapshotRmEvent { type: 'snapshot-rm'; name: string }
 export interface PinEvent { type: 'pin'; inode: EventId }
 export interface UnpinEvent { type: 'unpin'; inode: EventId }
 /** The stores that should hold the content under an inode: distinct store names sorted by UTF-8 bytes. */
@@ -65,7 +67,7 @@ export interface PlacementEvent { type: 'placement'; inode: EventId; stores: str
 export type EventBody =
   | CreateVolumeEvent | MkdirEvent | CreateEvent | SetContentEvent | TruncateEvent | RenameEvent
   | UnlinkEvent | RmdirEvent | LinkEvent | SymlinkEvent | MknodEvent | ChmodEvent | ChownEvent
-  | UtimensEvent | SetxattrEvent | RemovexattrEvent | SnapshotEvent | PinEvent | UnpinEvent | PlacementEvent;
+  | UtimensEvent | SetxattrEvent | RemovexattrEvent | SnapshotEvent | SnapshotRmEvent | PinEvent | UnpinEvent | PlacementEvent;
 
 export type EventType = EventBody['type'];
 
@@ -111,6 +113,7 @@ const SCHEMAS: Schemas = {
   setxattr: [{ name: 'inode', kind: 'id' }, { name: 'name', kind: 'xattr-name' }, { name: 'value', kind: 'xattr-value' }],
   removexattr: [{ name: 'inode', kind: 'id' }, { name: 'name', kind: 'xattr-name' }],
   snapshot: [{ name: 'name', kind: 'name' }],
+  'snapshot-rm': [{ name: 'name', kind: 'name' }],
   pin: [{ name: 'inode', kind: 'id' }],
   unpin: [{ name: 'inode', kind: 'id' }],
   placement: [{ name: 'inode', kind: 'id' }, { name: 'stores', kind: 'stores' }],
@@ -214,8 +217,11 @@ export function encodeBody(body: EventBody): Buffer {
   return encodeCanonical(out);
 }
 
+// The errno lets a POSIX front end answer a refused argument (a mode out of range, an empty name) as the kernel would.
 function localError(type: string, p: Problem): BazilError {
-  return new BazilError(p.tooLong ? ErrorCodes.NAME_TOO_LONG : ErrorCodes.BAD_ARGUMENT, `${type} event: ${p.field} ${p.reason}`, { type, field: p.field });
+  return new BazilError(p.tooLong ? ErrorCodes.NAME_TOO_LONG : ErrorCodes.BAD_ARGUMENT, `${type} event: ${p.field} ${p.reason}`, {
+    type, field: p.field, errno: p.tooLong ? 'ENAMETOOLONG' : 'EINVAL',
+  });
 }
 
 /**

@@ -88,7 +88,7 @@ class Apply {
 
   async run(): Promise<Outcome> {
     const b = this.ev.body;
-    if (b.type === 'snapshot' || b.type === 'pin' || b.type === 'unpin' || b.type === 'placement') {
+    if (b.type === 'snapshot' || b.type === 'snapshot-rm' || b.type === 'pin' || b.type === 'unpin' || b.type === 'placement') {
       return { outcome: 'ignored', detail: `${b.type}: not part of the tree` };
     }
     const root = await this.tx.root();

@@ -22,6 +22,8 @@ export interface CatchUpResult {
 }
 
 export class Projector {
+  private lastChecked = false;
+
   constructor(
     private readonly store: ProjectionStore,
     private readonly log: LogStore,
@@ -30,6 +32,7 @@ export class Projector {
 
   /** Applies every event the log holds past the store's version vector. */
   async catchUp(): Promise<CatchUpResult> {
+    if (!this.reflectsOnlyTheLog()) return { applied: await this.rebuild(), rebuilt: true };
     const events = this.log.merged(this.store.versionVector());
     const first = events.next();
     if (first.done) return { applied: 0, rebuilt: false };
@@ -39,6 +42,29 @@ export class Projector {
       return { applied: await this.rebuild(), rebuilt: true };
     }
     return { applied: await this.applyAll(first.value, events), rebuilt: false };
+  }
+
+  /**
+   * Whether every event the store reflects is in the log. The projection is
+   * written after the log's sync, so a crash leaves it behind; it is ahead
+   * only when the log lost events it had made durable (arenas restored from
+   * a backup, a disk that dropped acknowledged writes). Rolling forward
+   * would then keep the lost events' effects and skip new events that reuse
+   * their sequence numbers. The last applied event is compared once per
+   * projector (at open), since later events can only come through it.
+   */
+  private reflectsOnlyTheLog(): boolean {
+    if (!this.store.versionVector().isCoveredBy(this.log.versionVector())) return false;
+    if (this.lastChecked) return true;
+    const last = this.store.position();
+    if (last !== null) {
+      const held = this.log.read(last.writer, last.seq);
+      const first = held.next();
+      held.return(undefined);
+      if (first.done || first.value.seq !== last.seq || first.value.hlc !== last.hlc) return false;
+    }
+    this.lastChecked = true;
+    return true;
   }
 
   /** Drops the projection and replays the whole log; returns the events applied. */

@@ -55,6 +55,24 @@ const INODE = 0x02;
 const ENTRY = 0x03;
 const XATTR = 0x04;
 const NOTE = 0x05;
+// Schema version 2 (migrations/projection/0001-aggregates.ts): back-links
+// from every node to the entries naming it, and the lazy subtree aggregates
+// of directories with their dirty marks (docs/aggregates.md).
+const LINK = 0x06;
+const AGGREGATE = 0x07;
+const DIRTY = 0x08;
+
+/**
+ * Tables derived from the others rather than from events: not part of
+ * `dump()`, so a projection's dump is the same whatever indexes it keeps
+ * (an in-memory one for past states keeps none). The aggregate caches also
+ * depend on how far the background has settled them.
+ */
+export const LINK_TABLE = LINK;
+export const CACHE_TABLES: readonly number[] = [AGGREGATE, DIRTY];
+export const DERIVED_TABLES: readonly number[] = [LINK, ...CACHE_TABLES];
+export const ENTRY_TABLE = ENTRY;
+export const INODE_TABLE = INODE;
 
 export const ROOT_KEY = Buffer.from([META, ...Buffer.from('root')]);
 export const VECTOR_KEY = Buffer.from([META, ...Buffer.from('vector')]);
@@ -65,6 +83,39 @@ export const entryPrefix = (parent: Uint8Array): Buffer => Buffer.concat([Buffer
 export const entryKey = (parent: Uint8Array, name: string): Buffer => Buffer.concat([entryPrefix(parent), Buffer.from(name, 'utf8')]);
 export const xattrPrefix = (id: Uint8Array): Buffer => Buffer.concat([Buffer.from([XATTR]), id]);
 export const xattrKey = (id: Uint8Array, name: string): Buffer => Buffer.concat([xattrPrefix(id), Buffer.from(name, 'utf8')]);
+
+/** `06 ‖ child ‖ parent ‖ name`: the entry (parent, name) names child; how a change to a file finds the directories above it. */
+export const linkPrefix = (child: Uint8Array): Buffer => Buffer.concat([Buffer.from([LINK]), child]);
+export const linkKey = (child: Uint8Array, parent: Uint8Array, name: string): Buffer =>
+  Buffer.concat([linkPrefix(child), parent, Buffer.from(name, 'utf8')]);
+export const LINK_TABLE_PREFIX = Buffer.from([LINK]);
+export const aggregateKey = (dir: Uint8Array): Buffer => Buffer.concat([Buffer.from([AGGREGATE]), dir]);
+export const dirtyKey = (dir: Uint8Array): Buffer => Buffer.concat([Buffer.from([DIRTY]), dir]);
+export const DIRTY_TABLE_PREFIX = Buffer.from([DIRTY]);
+export const AGGREGATE_TABLE_PREFIX = Buffer.from([AGGREGATE]);
+
+/** A directory's recursive statistics: everything below it, itself excluded (rctime includes its own ctime). */
+export interface Aggregate {
+  /** Sum of the sizes of the regular files below, once per link. */
+  rbytes: number;
+  /** Non-directories below (files, symlinks, fifos, sockets), once per link. */
+  rfiles: number;
+  /** Directories below. */
+  rsubdirs: number;
+  /** The newest ctime of the directory and everything below, in ns. */
+  rctime: bigint;
+}
+
+export function encodeAggregate(a: Aggregate): Buffer {
+  return encodeCanonical([a.rbytes, a.rfiles, a.rsubdirs, a.rctime]);
+}
+
+/** Later versions may append fields (bytes stored locally); a reader takes the first four. */
+export function decodeAggregate(bytes: Uint8Array): Aggregate {
+  const v = decodeCanonical(bytes, ErrorCodes.CORRUPT_METADATA);
+  if (!Array.isArray(v) || v.length < 4) throw corrupt('an aggregate record is an array of at least 4 elements');
+  return { rbytes: num(v[0]), rfiles: num(v[1]), rsubdirs: num(v[2]), rctime: big(v[3]) };
+}
 
 /** A place in the merge order, (hlc, writer, seq), as bytes that sort the same way. */
 export interface Position {

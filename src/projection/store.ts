@@ -11,8 +11,10 @@ import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { LogEvent } from '../log/codec.js';
 import { VersionVector } from '../log/version-vector.js';
 import { applyEvent, likelyReads, type FsTx } from './fs-state.js';
+import { AggregateSettler, aggregateWrites, readAggregate, type StoredAggregate } from './aggregates.js';
+import { prepareProjectionDir } from './format.js';
 import {
-  POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
+  CACHE_TABLES, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
   encodeNote, encodePosition, entryKey, entryPrefix, inodeKey, noteKey, prefixEnd, xattrKey, xattrPrefix,
   type Entry, type Inode, type InodeKind, type Note, type Position,
 } from './schema.js';
@@ -43,10 +45,15 @@ type Db = ClassicLevel<Buffer, Buffer>;
 export class ProjectionStore {
   private vv = VersionVector.EMPTY;
   private last: Position | null = null;
+  private readonly settler: AggregateSettler;
 
-  private constructor(private readonly db: Db) {}
+  private constructor(private readonly db: Db) {
+    this.settler = new AggregateSettler(db);
+  }
 
-  static async open(dir: string): Promise<ProjectionStore> {
+  /** Opens (or creates) the projection at `dir`, migrating an older schema in place first (docs/migrations.md). */
+  static async open(dir: string, options: { log?: (msg: string) => void } = {}): Promise<ProjectionStore> {
+    await prepareProjectionDir(dir, options.log);
     const db: Db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
       await db.open();
@@ -55,7 +62,13 @@ export class ProjectionStore {
       throw new BazilError(locked ? ErrorCodes.LOCKED : ErrorCodes.IO, `cannot open the projection at ${dir}`, { path: dir }, err);
     }
     const store = new ProjectionStore(db);
-    await store.loadPosition();
+    try {
+      await store.loadPosition();
+    } catch (err) {
+      // A position that does not read (a damaged table) must not leave the LevelDB lock held by this process.
+      await db.close().catch(() => undefined);
+      throw err;
+    }
     return store;
   }
 
@@ -83,6 +96,7 @@ export class ProjectionStore {
   /** Drops everything: the projection of no events. */
   async clear(): Promise<void> {
     await this.db.clear();
+    this.settler.generation++;
     this.vv = VersionVector.EMPTY;
     this.last = null;
   }
@@ -90,6 +104,7 @@ export class ProjectionStore {
   /** A batch of events to apply; nothing is stored (or visible to the reads below) before commit. */
   batch(): Batch {
     return new Batch(this.db, this.vv, this.last, (vv, last) => {
+      this.settler.generation++;
       this.vv = vv;
       this.last = last;
     });
@@ -147,14 +162,33 @@ export class ProjectionStore {
     return v === undefined ? undefined : decodeNote(v);
   }
 
+  /** A directory's subtree aggregate as last settled, and whether it is exact (docs/aggregates.md). */
+  aggregate(dir: Uint8Array): Promise<StoredAggregate> {
+    return readAggregate(this.db, dir);
+  }
+
+  /**
+   * Recomputes dirty aggregates for up to `budgetMs`; returns how many dirty
+   * directories are left. Must not run concurrently with a batch's commit.
+   */
+  settleAggregates(budgetMs?: number): Promise<number> {
+    return this.settler.settle(budgetMs);
+  }
+
   /**
    * The whole projection as bytes: every key and value in key order, each
    * as u32 big-endian length ‖ bytes. Two projections of the same events
-   * give the same dump.
+   * give the same dump. Derived tables (back-links, aggregate caches) are
+   * left out, except the back-links with `links` (they follow from the
+   * entries alone, so they must match too; the caches depend on timing).
    */
-  async dump(): Promise<Buffer> {
+  async dump(options: { links?: boolean } = {}): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const [k, v] of this.db.iterator()) parts.push(lengthPrefixed(k), lengthPrefixed(v));
+    for await (const [k, v] of this.db.iterator()) {
+      const tag = k[0]!;
+      if (CACHE_TABLES.includes(tag) || (tag === LINK_TABLE && options.links !== true)) continue;
+      parts.push(lengthPrefixed(k), lengthPrefixed(v));
+    }
     return Buffer.concat(parts);
   }
 }
@@ -213,6 +247,7 @@ export class Batch implements FsTx {
     if (this.count === 0) return;
     this.set(VECTOR_KEY, this.vv.encode());
     if (this.last !== null) this.set(POSITION_KEY, encodePosition(this.last));
+    for (const w of await aggregateWrites(this.db, this.pending, this.fetched)) this.set(w.key, w.value);
     const ops = [...this.pending.values()].map(({ key, value }) =>
       value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value });
     await this.db.batch(ops);

@@ -7,21 +7,34 @@
 //
 // An import is one batch (WriteBatch): its events are synced once and
 // projected once at the end, its content synced in large groups before the
-// events that name it.
+// events that name it. Files are pipelined: while one file's chunks are
+// being sealed on a worker, the next ones are read and chunked; their
+// events still go to the log in walk order (Importer.inOrder). Export
+// writes several files at once (Exporter.start): a file's time goes mostly
+// to waiting (projection reads, opens, writes, chmod, utimes), and the
+// others use it.
 
-import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
 import { checkAborted } from '../cas/content-store.js';
 import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js';
 import { joinPath, pathError, splitPath } from './paths.js';
 import { manifestBytes, type Volume } from './volume.js';
+import type { Attrs, ProjectionReader, VolumeReader } from './reader.js';
 import type { WriteBatch } from './write-batch.js';
 import type { CreateEvent, EventBody } from '../log/event.js';
 
-const READ_BUFFER_BYTES = 1024 * 1024;
+const READ_BUFFER_BYTES = 2 * 1024 * 1024;
+/** Files export writes at once, and the bytes it gathers for one write. */
+const EXPORT_FILES_IN_FLIGHT = 6;
+const WRITE_BYTES = 1024 * 1024;
+// Files whose content is being written at once, and the bytes they may
+// hold: enough to keep the seal worker fed across small files, few enough
+// that memory stays bounded whatever the tree.
+const FILES_IN_FLIGHT = 4;
+const BYTES_IN_FLIGHT = 48 * 1024 * 1024;
 
 export interface TreeProgress {
   files: number;
@@ -83,8 +96,15 @@ export async function importTree(volume: Volume, srcDir: string, volPath: string
       await batch.append({ type: 'chmod', inode: root, mode: Number(top.mode) & 0o7777 });
       await batch.append({ type: 'chown', inode: root, uid: Number(top.uid), gid: Number(top.gid) });
     }
-    await walker.xattrs(srcDir, root);
-    await walker.dir(srcDir, root, top);
+    try {
+      await walker.xattrs(srcDir, root);
+      await walker.dir(srcDir, root, top);
+    } catch (err) {
+      // Nothing pipelined may touch the batch once this callback returns.
+      await walker.abandon(err);
+      throw err;
+    }
+    await walker.settle();
     await batch.flush();
     result.events = batch.appended;
   }, options);
@@ -100,9 +120,89 @@ class Importer {
   private readonly linkGroups = new Map<string, { id: Buffer | null }>();
 
   private readonly copyXattrs: boolean;
+  /** The last of the event steps that must follow the files before them (inOrder). */
+  private tail: Promise<void> = Promise.resolve();
+  /** The first failure of a pipelined step; the walk stops at it. */
+  private failure: { err: unknown } | null = null;
+  /** Content writes under way, oldest first, with their sizes. */
+  private readonly inFlight: Array<{ done: Promise<unknown>; bytes: number }> = [];
+  private inFlightBytes = 0;
+  private readonly readBuffers: Buffer[] = [];
 
   constructor(private readonly batch: WriteBatch, private readonly result: ImportResult, private readonly options: ImportOptions) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
+  }
+
+  /**
+   * Runs `step` after every step queued before it. A file's events need its
+   * content first, which finishes out of walk order; steps keep the log in
+   * walk order, which the hard links (they name their group's first file)
+   * and a directory's mtime (set after its last entry) rely on.
+   */
+  private inOrder(step: () => Promise<void>): void {
+    this.tail = this.tail.then(async () => {
+      if (this.failure !== null) return;
+      try {
+        await step();
+      } catch (err) {
+        this.failure ??= { err };
+      }
+    });
+  }
+
+  private checkFailed(): void {
+    if (this.failure !== null) throw this.failure.err;
+    checkAborted(this.options.signal);
+  }
+
+  /** Waits for every pipelined file and step; throws the first failure. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight.map((f) => f.done));
+    await this.tail;
+    this.checkFailed();
+  }
+
+  /** After a failure of the walk: pipelined steps not yet started are skipped; waits for the rest. */
+  async abandon(err: unknown): Promise<void> {
+    this.failure ??= { err };
+    await Promise.allSettled(this.inFlight.map((f) => f.done));
+    await this.tail;
+  }
+
+  /** Waits until a file of `bytes` may start without passing the bounds of the pipeline. */
+  private async room(bytes: number): Promise<void> {
+    while (this.inFlight.length > 0 && (this.inFlight.length >= FILES_IN_FLIGHT || this.inFlightBytes + bytes > BYTES_IN_FLIGHT)) {
+      const oldest = this.inFlight.shift()!;
+      await oldest.done.catch(() => {});
+      this.inFlightBytes -= oldest.bytes;
+    }
+    this.checkFailed();
+  }
+
+  /**
+   * The content of a local file, read in place into a reused buffer (the
+   * writer copies what it keeps before asking for more). Reading stops at
+   * the size lstat saw, which spares small files the read that finds the
+   * end: a file that grows while it is imported is taken at that size.
+   */
+  private async *contentOf(path: string, size: number): AsyncGenerator<Buffer> {
+    const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    try {
+      const fh = await open(path, 'r').catch((err: unknown) => { throw ioError('open', path, err); });
+      try {
+        for (let left = size; left > 0;) {
+          checkAborted(this.options.signal);
+          const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.length, left), null).catch((err: unknown) => { throw ioError('read', path, err); });
+          if (bytesRead === 0) return;
+          left -= bytesRead;
+          yield buffer.subarray(0, bytesRead);
+        }
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      this.readBuffers.push(buffer);
+    }
   }
 
   /** Appends a setxattr event on `inode` for each copied attribute of the local `path`. */
@@ -120,10 +220,13 @@ class Importer {
   /** Imports the entries of `dir` into inode `id`; its mtime is set last, once no entry will change it. */
   async dir(dir: string, id: Buffer, st: BigIntStats): Promise<void> {
     this.result.dirs++;
-    for (const name of await readNames(dir)) {
-      checkAborted(this.options.signal);
+    const names = await readNames(dir);
+    // All of a directory's lstats at once: one after another, each waited a thread-pool round trip.
+    const stats = await Promise.all(names.map((name) => lstatLocal(join(dir, name))));
+    for (const [i, name] of names.entries()) {
+      this.checkFailed();
       const path = join(dir, name);
-      const child = await lstatLocal(path);
+      const child = stats[i]!;
       if (child.isDirectory()) {
         const inode = await this.batch.create({ type: 'mkdir', parent: id, name, ...attrsOf(child) });
         await this.xattrs(path, inode);
@@ -139,34 +242,56 @@ class Importer {
         this.result.skipped++;
       }
     }
-    await this.batch.append({ type: 'utimens', inode: id, atime: null, mtime: st.mtimeNs });
+    this.inOrder(async () => {
+      await this.batch.append({ type: 'utimens', inode: id, atime: null, mtime: st.mtimeNs });
+    });
   }
 
   private async file(path: string, parent: Buffer, name: string, st: BigIntStats): Promise<void> {
     const group = st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
     const first = group === null ? undefined : this.linkGroups.get(group);
     if (first !== undefined) {
-      if (first.id !== null) {
-        await this.batch.append({ type: 'link', inode: first.id, parent, name });
-      } else {
-        // The group's first file still waits for its content: the link
-        // follows it in the batch, once its id exists.
-        await this.batch.createFile({ create: null, parent, then: () => [{ type: 'link', inode: first.id!, parent, name }] });
-      }
-      this.result.links++;
+      this.inOrder(async () => {
+        if (first.id !== null) {
+          await this.batch.append({ type: 'link', inode: first.id, parent, name });
+        } else {
+          // The group's first file still waits for its content to be
+          // durable: the link follows it in the batch, once its id exists.
+          await this.batch.createFile({ create: null, parent, then: () => [{ type: 'link', inode: first.id!, parent, name }] });
+        }
+        this.result.links++;
+      });
       return;
     }
     const ref: { id: Buffer | null } = { id: null };
     if (group !== null) this.linkGroups.set(group, ref);
     const xattrs = this.xattrEvents(path);
     const create: CreateEvent = { type: 'create', parent, name, ...attrsOf(st) };
+    const counted = (size: number, newBytes: number): void => {
+      this.result.bytes += size;
+      this.result.newBytes += newBytes;
+      this.result.files++;
+      this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes });
+    };
     if (st.size === 0n) {
-      ref.id = await this.batch.create(create);
-      for (const body of xattrs(ref.id)) await this.batch.append(body);
-    } else {
-      // Content first; the file's creation waits for it to be durable, so a
-      // crash never leaves an empty file where the source was not empty.
-      const written = await this.batch.writeContent(createReadStream(path, { highWaterMark: READ_BUFFER_BYTES, signal: this.options.signal }));
+      this.inOrder(async () => {
+        ref.id = await this.batch.create(create);
+        for (const body of xattrs(ref.id)) await this.batch.append(body);
+        counted(0, 0);
+      });
+      return;
+    }
+    // Content first; the file's creation waits for it to be durable, so a
+    // crash never leaves an empty file where the source was not empty.
+    const bytes = Number(st.size);
+    await this.room(bytes);
+    const writing = this.batch.writeContent(this.contentOf(path, bytes));
+    // Its failure is taken up by the step below, or by settle/abandon once an earlier one failed.
+    writing.catch(() => {});
+    this.inFlight.push({ done: writing, bytes });
+    this.inFlightBytes += bytes;
+    this.inOrder(async () => {
+      const written = await writing;
       await this.batch.createFile({
         create,
         parent,
@@ -181,11 +306,8 @@ class Importer {
           ];
         },
       });
-      this.result.bytes += written.size;
-      this.result.newBytes += written.newBytes;
-    }
-    this.result.files++;
-    this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes });
+      counted(written.size, written.newBytes);
+    });
   }
 
 }
@@ -231,35 +353,40 @@ export interface ExportOptions {
  * created there (or an existing empty one used), a single file is written
  * as `destDir` itself. Owners are set only where the OS allows (as root).
  */
-export async function exportTree(volume: Volume, volPath: string, destDir: string, options: ExportOptions = {}): Promise<TreeResult> {
+export async function exportTree(volume: VolumeReader<ProjectionReader>, volPath: string, destDir: string, options: ExportOptions = {}): Promise<TreeResult> {
   const started = performance.now();
   const result: TreeResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0 };
   const exporter = new Exporter(volume, result, options);
-  await exporter.node(await volume.resolve(volPath, options), volPath, destDir);
+  await (await exporter.start(await volume.resolve(volPath, options), volPath, destDir)).done;
   result.ms = performance.now() - started;
   return result;
 }
 
 class Exporter {
-  /** Inode ids (hex) of files with more than one link → where the first was written. */
-  private readonly written = new Map<string, string>();
+  /** Inode ids (hex) of files with more than one link → where the first was written, once it is. */
+  private readonly written = new Map<string, Promise<string>>();
 
   private readonly copyXattrs: boolean;
+  /** File writes under way, and callers waiting for one to end. */
+  private writing = 0;
+  private readonly waiting: Array<() => void> = [];
+  private failed = false;
 
-  constructor(private readonly volume: Volume, private readonly result: TreeResult, private readonly options: ExportOptions) {
+  constructor(private readonly volume: VolumeReader<ProjectionReader>, private readonly result: TreeResult, private readonly options: ExportOptions) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
   }
 
   /** Sets the volume node's copied attributes on the local `dest` (after its content, before its owner, mode and times). */
-  private async xattrs(volPath: string, dest: string, isLink: boolean): Promise<void> {
+  private async xattrs(id: Buffer, volPath: string, dest: string, isLink: boolean): Promise<void> {
     if (!this.copyXattrs) return;
-    for (const name of await this.volume.listxattr(volPath, this.options)) {
+    checkAborted(this.options.signal);
+    for (const name of await this.volume.listxattrId(id)) {
       // Linux refuses user.* attributes on symlinks (EPERM): they cannot exist on a local one, so none are written.
       if (!copiedNamespace(name) || (isLink && name.startsWith('user.'))) {
         this.result.xattrsSkipped++;
         continue;
       }
-      const value = await this.volume.getxattr(volPath, name, this.options);
+      const value = await this.volume.getxattrId(id, name, volPath);
       try {
         setXattr(dest, name, value);
         this.result.xattrs++;
@@ -274,52 +401,130 @@ class Exporter {
     }
   }
 
-  async node(id: Buffer, volPath: string, dest: string): Promise<void> {
+  /**
+   * Starts exporting the node `id` to `dest`. A directory (with everything
+   * under it) and a symlink are done when this returns; a file is being
+   * written when this returns, at most EXPORT_FILES_IN_FLIGHT at once, and
+   * `done` settles when it is complete.
+   */
+  async start(id: Buffer, volPath: string, dest: string): Promise<{ done: Promise<void> }> {
+    if (this.failed) throw new BazilError(ErrorCodes.ABORTED, 'export stopped after an earlier failure');
     checkAborted(this.options.signal);
     const attrs = await this.volume.getattr(id);
     switch (attrs.kind) {
-      case 'dir': {
-        await local('mkdir', dest, () => mkdir(dest, { mode: 0o700 })).catch((err: unknown) => {
-          if (!(err instanceof BazilError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EEXIST')) throw err;
-        });
-        for (let page = await this.volume.readdir(volPath, { limit: 1000 }); page.length > 0;
-          page = await this.volume.readdir(volPath, { after: page[page.length - 1]!.name, limit: 1000 })) {
-          for (const e of page) await this.node(e.id, volPath === '/' ? `/${e.name}` : `${volPath}/${e.name}`, join(dest, e.name));
-        }
-        await this.xattrs(volPath, dest, false);
-        await setAttrs(dest, attrs, false);
-        this.result.dirs++;
-        return;
-      }
+      case 'dir':
+        await this.dir(attrs, volPath, dest);
+        break;
       case 'file': {
         const key = id.toString('hex');
         const first = attrs.nlink > 1 ? this.written.get(key) : undefined;
-        if (first !== undefined) {
-          await local('link', dest, () => link(first, dest));
-          this.result.links++;
-          return;
-        }
-        await local('write', dest, () => pipeline(this.volume.streamId(id, volPath, this.options), createWriteStream(dest, { flags: 'wx', mode: 0o600 })));
-        await this.xattrs(volPath, dest, false);
-        await setAttrs(dest, attrs, false);
-        if (attrs.nlink > 1) this.written.set(key, dest);
-        this.result.files++;
-        this.result.bytes += attrs.size;
-        this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes });
-        return;
+        await this.slot();
+        const done = (first !== undefined ? this.link(first, dest) : this.file(id, attrs, volPath, dest)).finally(() => this.unslot());
+        // The caller awaits `done`; this only records a failure as soon as it happens.
+        done.catch(() => { this.failed = true; });
+        if (first === undefined && attrs.nlink > 1) this.written.set(key, done.then(() => dest));
+        return { done };
       }
       case 'symlink': {
         const target = await this.volume.readlinkId(id, volPath);
         await local('symlink', dest, () => symlink(target, dest));
-        await this.xattrs(volPath, dest, true);
+        await this.xattrs(id, volPath, dest, true);
         await setAttrs(dest, attrs, true);
         this.result.symlinks++;
-        return;
+        break;
       }
       default:
         this.result.skipped++;
     }
+    return { done: Promise.resolve() };
   }
+
+  /** A directory's entries, then (once every file in it is written) its own attributes. */
+  private async dir(attrs: Attrs, volPath: string, dest: string): Promise<void> {
+    await local('mkdir', dest, () => mkdir(dest, { mode: 0o700 })).catch((err: unknown) => {
+      if (!(err instanceof BazilError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EEXIST')) throw err;
+    });
+    const files: Promise<void>[] = [];
+    try {
+      for (let page = await this.volume.readdir(volPath, { limit: 1000 }); page.length > 0;
+        page = await this.volume.readdir(volPath, { after: page[page.length - 1]!.name, limit: 1000 })) {
+        for (const e of page) files.push((await this.start(e.id, volPath === '/' ? `/${e.name}` : `${volPath}/${e.name}`, join(dest, e.name))).done);
+      }
+    } finally {
+      // Nothing started here may still be writing when this returns, even after a failure.
+      const outcomes = await Promise.allSettled(files);
+      const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failure !== undefined) throw failure.reason;
+    }
+    await this.xattrs(attrs.id, volPath, dest, false);
+    await setAttrs(dest, attrs, false);
+    this.result.dirs++;
+  }
+
+  private async file(id: Buffer, attrs: Attrs, volPath: string, dest: string): Promise<void> {
+    await local('write', dest, async () => {
+      const fh = await open(dest, 'wx', 0o600);
+      try {
+        // Chunks (~64 KiB) gathered into one writev of about WRITE_BYTES: a
+        // write per chunk cost a thread-pool round trip per chunk.
+        let pending: Buffer[] = [];
+        let pendingBytes = 0;
+        const writeOut = async (): Promise<void> => {
+          let done = 0;
+          while (done < pendingBytes) {
+            const parts = done === 0 ? pending : remainder(pending, done);
+            done += (await fh.writev(parts)).bytesWritten;
+          }
+          pending = [];
+          pendingBytes = 0;
+        };
+        for await (const data of this.volume.streamId(id, volPath, this.options)) {
+          pending.push(data);
+          pendingBytes += data.length;
+          if (pendingBytes >= WRITE_BYTES) await writeOut();
+        }
+        await writeOut();
+      } finally {
+        await fh.close();
+      }
+    });
+    await this.xattrs(id, volPath, dest, false);
+    await setAttrs(dest, attrs, false);
+    this.result.files++;
+    this.result.bytes += attrs.size;
+    this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes });
+  }
+
+  /** Another name of a hard-link group, once its first name is written. */
+  private async link(first: Promise<string>, dest: string): Promise<void> {
+    const target = await first;
+    await local('link', dest, () => link(target, dest));
+    this.result.links++;
+  }
+
+  private async slot(): Promise<void> {
+    while (this.writing >= EXPORT_FILES_IN_FLIGHT) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.writing++;
+  }
+
+  private unslot(): void {
+    this.writing--;
+    this.waiting.shift()?.();
+  }
+}
+
+/** What is left of `parts` after its first `skip` bytes. */
+function remainder(parts: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    out.push(skip > 0 ? p.subarray(skip) : p);
+    skip = 0;
+  }
+  return out;
 }
 
 // ---- Extended attributes ----
@@ -388,20 +593,31 @@ async function setAttrs(path: string, attrs: { mode: number; uid: number; gid: n
   });
   // chmod after chown, which clears setuid and setgid.
   if (!isLink) await local('chmod', path, () => chmod(path, attrs.mode));
-  const at = toUtimeSeconds(attrs.atime);
-  const mt = toUtimeSeconds(attrs.mtime);
+  const at = toUtimeArg(attrs.atime);
+  const mt = toUtimeArg(attrs.mtime);
   await local('utimes', path, () => (isLink ? lutimes(path, at, mt) : utimes(path, at, mt)));
 }
 
 /**
  * Seconds for utimes, which goes through a double and truncates to the
- * microsecond: half a microsecond on top keeps the rounding error of the
- * double (~0.12 µs today) from landing on the microsecond below.
+ * microsecond toward zero: half a microsecond away from zero keeps the
+ * rounding error of the double (~0.12 µs today) from landing on the
+ * microsecond next to it, on both sides of 1970.
  */
 export function toUtimeSeconds(ns: bigint): number {
   const us = ns / 1000n - (ns < 0n && ns % 1000n !== 0n ? 1n : 0n);
   const sec = us / 1_000_000n - (us < 0n && us % 1_000_000n !== 0n ? 1n : 0n);
-  return Number(sec) + (Number(us - sec * 1_000_000n) + 0.5) / 1e6;
+  return Number(sec) + (Number(us - sec * 1_000_000n) + (sec < 0n ? -0.5 : 0.5)) / 1e6;
+}
+
+/**
+ * The time argument fs.utimes and fs.lutimes need for `ns`: Node replaces a
+ * negative number by the current time, so a time before 1970 goes as a
+ * numeric string, which it takes as is.
+ */
+export function toUtimeArg(ns: bigint): number | string {
+  const seconds = toUtimeSeconds(ns);
+  return seconds < 0 ? String(seconds) : seconds;
 }
 
 async function local<T>(op: string, path: string, fn: () => Promise<T>): Promise<T> {

@@ -22,16 +22,32 @@ export interface ReaddirOptions extends CallOptions {
 
 export type { Attrs, DirEntry };
 
+/**
+ * The reads a VolumeReader makes of a projection: the live LevelDB store
+ * answers them, and so does an in-memory projection of a prefix of the log
+ * (src/history), which is how past states are read.
+ */
+export interface ProjectionReader {
+  rootId(): Promise<Buffer | undefined>;
+  lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined>;
+  getattr(id: Uint8Array): Promise<Attrs | undefined>;
+  readdir(parent: Uint8Array, options?: { after?: string; limit?: number }): Promise<DirEntry[]>;
+  readlink(id: Uint8Array): Promise<string | undefined>;
+  listxattr(id: Uint8Array): Promise<string[]>;
+  getxattr(id: Uint8Array, name: string): Promise<Buffer | undefined>;
+  dump(): Promise<Buffer>;
+}
+
 /** Zero buffers for a file extended past its manifest by truncate. */
 const ZERO_PIECE = 1024 * 1024;
 
-export class VolumeReader {
+export class VolumeReader<P extends ProjectionReader = ProjectionStore> {
   protected closed = false;
 
   constructor(
     /** The volume's name, for messages. */
     readonly name: string,
-    protected readonly projection: ProjectionStore,
+    protected readonly projection: P,
     protected readonly content: ContentStore,
   ) {}
 
@@ -82,6 +98,18 @@ export class VolumeReader {
     return value;
   }
 
+  /** The extended attribute names of the node `id` (export has the id already: no path walk). */
+  async listxattrId(id: Uint8Array): Promise<string[]> {
+    return this.projection.listxattr(id);
+  }
+
+  /** An extended attribute of the node `id`; `path` names it in the error. */
+  async getxattrId(id: Uint8Array, name: string, path: string): Promise<Buffer> {
+    const value = await this.projection.getxattr(id, name);
+    if (value === undefined) throw pathError(ErrorCodes.NOT_FOUND, 'ENODATA', path, `has no extended attribute ${JSON.stringify(name)}`);
+    return value;
+  }
+
   /** Bytes [offset, offset + length) of a file, short at its end (as pread). */
   async readFile(path: string, offset = 0, length = Number.MAX_SAFE_INTEGER, options: CallOptions = {}): Promise<Buffer> {
     const attrs = await this.fileAttrs(await this.resolve(path, options), path);
@@ -121,7 +149,8 @@ export class VolumeReader {
 
   protected async root(): Promise<Buffer> {
     const root = await this.projection.rootId();
-    if (root === undefined) throw new BazilError(ErrorCodes.INTERNAL, `volume '${this.name}' has no root directory in its projection`);
+    // Only a log without its create-volume event (its first record damaged and cut off) leaves no root.
+    if (root === undefined) throw new BazilError(ErrorCodes.LOG_GAP, `volume '${this.name}' has no root directory: its log lacks the create-volume event (see bazil fsck)`);
     return root;
   }
 

@@ -8,18 +8,26 @@
 // follow symlinks: a symlink in the middle of a path is ENOTDIR, as for a
 // POSIX call with O_NOFOLLOW on every component.
 
+import { statfs as fsStatfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCodes } from '../../errors/index.js';
+import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { checkAborted, ContentStore, type ContentSource } from '../cas/content-store.js';
 import { encodeManifest, type Manifest } from '../cas/manifest.js';
 import { openHome, type Home } from '../home/home.js';
-import { openVolumeByName, type OpenVolume } from '../home/volumes.js';
+import { openVolumeByName, type OpenVolume, type OpenVolumeOptions } from '../home/volumes.js';
 import type { EventBody, TimeSpec } from '../log/event.js';
+import type { LogStore } from '../log/stream.js';
+import { NAME_MAX_BYTES } from '../log/names.js';
 import { ProjectionStore, Projector, type Attrs, type DirEntry } from '../projection/index.js';
 import { VolumeReader, type CallOptions, type ReaddirOptions } from './reader.js';
 import { pathError, splitParent, splitPath } from './paths.js';
 import { WriteBatch } from './write-batch.js';
 import { runFsck, type FsckOptions, type FsckReport } from './fsck.js';
+import { openProjection } from './projection-open.js';
+import { ARENA_RECOVERY_WARNING, warn } from './warnings.js';
+import { Handle, type FileHandle, type HandleHost, type OpenFlags } from './file-handle.js';
+import { OpenFileTable, checkFileOffset, checkReadRange, type OpenFile, type OpenFileLimits } from './open-files.js';
+import { BackgroundSettler, storedAggregates, type AggregateOptions, type Aggregates } from './aggregates.js';
 
 /** The projection's directory inside the volume's directory. */
 export const PROJECTION_DIR = 'projection';
@@ -39,32 +47,85 @@ export interface RebuildResult {
   ms: number;
 }
 
-export type { Attrs, CallOptions, DirEntry, ReaddirOptions };
+export interface SharedHomeOption {
+  /**
+   * A home the caller already holds open (the daemon, which serves several
+   * volumes under the home's one lock): the volume uses it instead of opening
+   * the home again, and its close() leaves it open.
+   */
+  home?: Home;
+}
+
+/** The home's lock is one per process: a volume on a shared home must not release it. */
+function borrowedHome(home: Home): Home {
+  return { dir: home.dir, peerId: home.peerId, signer: home.signer, close: async () => undefined };
+}
+
+export type { Attrs, CallOptions, DirEntry, FileHandle, OpenFlags, ReaddirOptions };
+
+/** create()'s options: the new file's attributes, O_EXCL, O_TRUNC, and the handle's access. */
+export interface CreateOptions extends OpenFlags {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** O_EXCL: fail with EEXIST if the name is taken. */
+  exclusive?: boolean;
+}
+
+export interface StatfsResult {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namemax: number;
+}
+
+/** Bytes per piece when an open file is streamed. */
+const STREAM_PIECE = 1024 * 1024;
 
 export class Volume extends VolumeReader {
   private writes: Promise<unknown> = Promise.resolve();
+  /** Open files with their unflushed writes (open-files.ts); reads consult it before the projection. */
+  private readonly files = new OpenFileTable(this.content);
+  private readonly handleHost: HandleHost = {
+    checkOpen: (signal) => this.check(signal),
+    changed: (file) => this.files.bound(file),
+    flushFile: (file, signal) => this.flushFile(file, signal),
+    releaseFile: (file) => { this.files.release(file); },
+  };
+  /** Folds committed changes into the subtree aggregates while the volume is idle (aggregates.ts). */
+  private readonly settler = BackgroundSettler.start(this.projection, (work) => this.exclusive(work));
 
   private constructor(
     private readonly home: Home,
-    private readonly open: OpenVolume,
+    private readonly vol: OpenVolume,
     projection: ProjectionStore,
     private readonly projector: Projector,
     content: ContentStore,
   ) {
-    super(open.name, projection, content);
+    super(vol.name, projection, content);
   }
 
-  /** Opens the home at `homeDir` (taking its lock) and its volume `name`, and brings the projection up to the log. */
-  static async open(homeDir: string, name: string, options: CallOptions = {}): Promise<Volume> {
+  /**
+   * Opens the home at `homeDir` (taking its lock) and its volume `name`, and
+   * brings the projection up to the log. `fs` puts the volume's arenas on
+   * another file layer (crash tests use the fault-injecting one).
+   */
+  static async open(homeDir: string, name: string, options: CallOptions & OpenVolumeOptions & SharedHomeOption = {}): Promise<Volume> {
     checkAborted(options.signal);
-    const home = await openHome(homeDir);
+    const home = options.home !== undefined ? borrowedHome(options.home) : await openHome(homeDir);
     let open: OpenVolume | undefined;
     let projection: ProjectionStore | undefined;
     try {
-      open = await openVolumeByName(home, name);
-      projection = await ProjectionStore.open(join(open.dir, PROJECTION_DIR));
-      const projector = new Projector(projection, open.log);
-      await projector.catchUp();
+      // What the arenas' recovery did (a torn tail, damaged records set aside) goes to stderr as a warning.
+      open = await openVolumeByName(home, name, { fs: options.fs, log: (m) => warn(ARENA_RECOVERY_WARNING, m) });
+      // A damaged or missing projection is rebuilt from the log, with a warning (projection-open.ts).
+      const opened = await openProjection(join(open.dir, PROJECTION_DIR), open.log, name);
+      projection = opened.store;
+      const projector = opened.projector;
       return new Volume(home, open, projection, projector, new ContentStore(open.arenas, { keys: open.keys }));
     } catch (err) {
       await projection?.close();
@@ -75,18 +136,34 @@ export class Volume extends VolumeReader {
   }
 
   get id(): Buffer {
-    return this.open.id;
+    return this.vol.id;
+  }
+
+  /** What past-state views (src/history) read besides the projection: the log, the content store, the volume's directory. */
+  historySource(): { name: string; dir: string; log: LogStore; content: ContentStore } {
+    this.check(undefined);
+    return { name: this.name, dir: this.vol.dir, log: this.vol.log, content: this.content };
   }
 
   /** Waits for pending writes, then closes the content store, projection, volume and home. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // Unflushed writes of handles still open are committed, as a close of their files would.
+    await Promise.allSettled(this.files.all().map((f) => this.flushFile(f, undefined)));
     this.closed = true;
+    await this.settler.stop();
     await this.writes.catch(() => undefined);
-    await this.content.close();
-    await this.projection.close();
-    await this.open.close();
-    await this.home.close();
+    // Every part is closed even when one fails (after an I/O error, say), so
+    // the home's lock is always released and this process can reopen it.
+    let first: unknown;
+    for (const part of [this.content, this.projection, this.vol, this.home]) {
+      try {
+        await part.close();
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
   }
 
   // ---- writes: one event each ----
@@ -111,14 +188,27 @@ export class Volume extends VolumeReader {
       if (existing !== undefined && (await this.attrsOf(existing, path)).kind !== 'file') {
         throw pathError(ErrorCodes.IS_A_DIRECTORY, 'EISDIR', path, 'exists and is not a regular file');
       }
-      const inode = existing ?? await b.create({
-        type: 'create', parent, name, mode: options.mode ?? DEFAULT_FILE_MODE, ...owner(options), ...mtime(options),
-      });
       const written = await b.writeContent(source instanceof Uint8Array ? [source] : source);
-      await b.append({ type: 'set-content', inode, size: written.size, manifest: manifestBytes(written.manifestRoot) });
       // set-content stamps its own clock as mtime; an explicit one comes after it.
-      if (options.mtimeNs !== undefined) await b.append({ type: 'utimens', inode, atime: null, mtime: options.mtimeNs });
-      return inode;
+      const complete = (inode: Buffer): EventBody[] => [
+        { type: 'set-content', inode, size: written.size, manifest: manifestBytes(written.manifestRoot) },
+        ...(options.mtimeNs === undefined ? [] : [{ type: 'utimens', inode, atime: null, mtime: options.mtimeNs } as const]),
+      ];
+      if (existing !== undefined) {
+        for (const body of complete(existing)) await b.append(body);
+        return existing;
+      }
+      // A new file is created together with its content events, after the
+      // content is durable: a crash leaves all of it or none, never an empty file.
+      let created: Buffer | null = null;
+      await b.createFile({
+        parent,
+        create: { type: 'create', parent, name, mode: options.mode ?? DEFAULT_FILE_MODE, ...owner(options), ...mtime(options) },
+        then: (id) => complete(created = id!),
+      });
+      await b.flush();
+      if (created === null) throw new BazilError(ErrorCodes.INTERNAL, `the creation of ${path} was not appended by its batch's flush`);
+      return created;
     });
   }
 
@@ -152,6 +242,7 @@ export class Volume extends VolumeReader {
 
   /** Times in ns since the epoch, 'now' for the event's clock, null to leave one alone. */
   async utimens(path: string, atime: TimeSpec, mtimeNs: TimeSpec, options: CallOptions = {}): Promise<void> {
+    await this.flushOpenFile(await this.resolve(path, options), options.signal);
     await this.onInode(path, options, (inode) => ({ type: 'utimens', inode, atime, mtime: mtimeNs }));
   }
 
@@ -209,6 +300,177 @@ export class Volume extends VolumeReader {
     });
   }
 
+  // ---- open files: handles, partial writes, truncate ----
+
+  /** Opens the file at `path`: EISDIR for a directory, EINVAL for a symlink or special file; O_TRUNC commits at once. */
+  async open(path: string, flags: OpenFlags, options: CallOptions = {}): Promise<FileHandle> {
+    return this.openInode(await this.resolve(path, options), path, flags, options);
+  }
+
+  /** Opens a file by inode id (what FUSE knows), even one unlinked while other handles hold it open. */
+  async openId(id: Uint8Array, flags: OpenFlags, options: CallOptions = {}): Promise<FileHandle> {
+    this.check(options.signal);
+    const inode = Buffer.from(id);
+    return this.openInode(inode, inode.toString('hex'), flags, options);
+  }
+
+  /** open(O_CREAT): makes the file if the name is free (EEXIST with `exclusive` if not), then opens it. */
+  async create(path: string, opts: CreateOptions, options: CallOptions = {}): Promise<FileHandle> {
+    const { id, created } = await this.commit(options.signal, async (b) => {
+      const { parent: names, name } = splitParent(path);
+      const parent = await this.dirAt(names, path);
+      const existing = await this.projection.lookup(parent, name);
+      if (existing !== undefined) {
+        if (opts.exclusive === true) throw pathError(ErrorCodes.ALREADY_EXISTS, 'EEXIST', path, 'already exists');
+        return { id: existing, created: false };
+      }
+      const inode = await b.create({ type: 'create', parent, name, mode: opts.mode ?? DEFAULT_FILE_MODE, ...owner(opts) });
+      return { id: inode, created: true };
+    });
+    return this.openInode(id, path, { ...opts, truncate: !created && opts.truncate === true }, options);
+  }
+
+  /** truncate(2) by path: one event (a truncate for a pure size change, else a spliced set-content). */
+  async truncate(path: string, size: number, options: CallOptions = {}): Promise<void> {
+    const id = await this.resolve(path, options);
+    checkFileOffset(size, 'a size', id);
+    const file = this.files.acquire(id, await this.fileAttrs(id, path));
+    try {
+      file.truncate(size);
+      await this.files.bound(file);
+      await this.flushFile(file, options.signal);
+    } finally {
+      this.files.release(file);
+    }
+  }
+
+  /** A fifo or a socket at `path`; returns its inode id. */
+  async mknod(path: string, kind: 'fifo' | 'socket', opts: { mode?: number; uid?: number; gid?: number }, options: CallOptions = {}): Promise<Buffer> {
+    if (kind !== 'fifo' && kind !== 'socket') {
+      throw pathError(ErrorCodes.BAD_ARGUMENT, 'EINVAL', path, `cannot be made as a ${String(kind)}: only fifos and sockets`);
+    }
+    return this.commit(options.signal, async (b) => {
+      const { parent, name } = await this.newEntry(path);
+      return b.create({ type: 'mknod', parent, name, kind, mode: opts.mode ?? DEFAULT_FILE_MODE, ...owner(opts) });
+    });
+  }
+
+  /** Space of the disk that holds the volume; inode counts are the disk's too, since the volume has no limit of its own. */
+  async statfs(options: CallOptions = {}): Promise<StatfsResult> {
+    this.check(options.signal);
+    let s;
+    try {
+      s = await fsStatfs(this.vol.dir);
+    } catch (err) {
+      throw new BazilError(ErrorCodes.IO, `statfs of volume '${this.name}' failed`, { path: this.vol.dir, errno: 'EIO' }, err);
+    }
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, namemax: NAME_MAX_BYTES,
+    };
+  }
+
+  /**
+   * Sets when unflushed writes spill from memory into the content store:
+   * past `fileBytes` in one file or `volumeBytes` in all (16 and 64 MiB by
+   * default). Small values make tests exercise spilling.
+   */
+  setOpenFileLimits(limits: Partial<OpenFileLimits>): void {
+    const next = { ...this.files.limits, ...limits };
+    for (const [k, n] of Object.entries(next)) {
+      if (!Number.isSafeInteger(n) || n <= 0) throw new BazilError(ErrorCodes.BAD_ARGUMENT, `open-file limit ${k} must be a positive integer`, { [k]: n });
+    }
+    this.files.limits = next;
+  }
+
+  /** Open files and the memory their unflushed writes hold (bounded by spilling, open-files.ts). */
+  openFileStats(): { files: number; dirtyBytes: number } {
+    return { files: this.files.all().length, dirtyBytes: this.files.dirtyBytes };
+  }
+
+  /** Reads see the writes of open handles before they are flushed. */
+  override async readFile(path: string, offset = 0, length = Number.MAX_SAFE_INTEGER, options: CallOptions = {}): Promise<Buffer> {
+    const id = await this.resolve(path, options);
+    const file = this.files.get(id);
+    if (file === undefined) return super.readFile(path, offset, length, options);
+    await this.fileAttrs(id, path);
+    checkReadRange(offset, length, id);
+    return file.read(offset, length);
+  }
+
+  override async *streamId(id: Uint8Array, path: string, options: CallOptions = {}): AsyncGenerator<Buffer> {
+    const file = this.files.get(id);
+    if (file === undefined) {
+      yield* super.streamId(id, path, options);
+      return;
+    }
+    await this.fileAttrs(id, path);
+    for (let at = 0; at < file.size; at += STREAM_PIECE) {
+      checkAborted(options.signal);
+      yield file.read(at, STREAM_PIECE);
+    }
+  }
+
+  /** An open file's live size and times; an open file unlinked meanwhile still answers, with nlink 0. */
+  protected override async attrsOf(id: Uint8Array, path: string): Promise<Attrs> {
+    const file = this.files.get(id);
+    if (file === undefined) return super.attrsOf(id, path);
+    const attrs = await this.projection.getattr(id);
+    if (attrs === undefined) throw pathError(ErrorCodes.NOT_FOUND, 'ENOENT', path, 'does not exist');
+    return file.overlay(attrs);
+  }
+
+  private async openInode(id: Buffer, path: string, flags: OpenFlags, options: CallOptions): Promise<FileHandle> {
+    this.check(options.signal);
+    const attrs = await this.attrsOf(id, path);
+    if (attrs.kind === 'dir') throw pathError(ErrorCodes.IS_A_DIRECTORY, 'EISDIR', path, 'is a directory');
+    if (attrs.kind === 'symlink') throw pathError(ErrorCodes.BAD_ARGUMENT, 'ELOOP', path, 'is a symlink, which open does not follow');
+    if (attrs.kind !== 'file') throw pathError(ErrorCodes.BAD_ARGUMENT, 'EINVAL', path, `is a ${attrs.kind}, not a regular file`);
+    const file = this.files.acquire(id, attrs);
+    if (flags.truncate === true) {
+      try {
+        file.truncate(0);
+        await this.flushFile(file, options.signal);
+      } catch (err) {
+        this.files.release(file);
+        throw err;
+      }
+    }
+    return new Handle(this.handleHost, file, flags);
+  }
+
+  /**
+   * Commits the unflushed writes of an inode if it is open: before an
+   * explicit mtime, which the later set-content would otherwise overwrite
+   * with its own clock (cp -p, tar and rsync -t write, then set times, then close).
+   */
+  async flushOpenFile(id: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const file = this.files.get(id);
+    if (file !== undefined && file.modified) await this.flushFile(file, signal);
+  }
+
+  /**
+   * Commits an open file's unflushed state as one event, in the write
+   * queue: the dirty pages are frozen and spliced (writes made meanwhile go
+   * to new pages, for a later flush), the content is synced, then the event
+   * is appended. A file unlinked meanwhile commits nothing: its writes end
+   * with its last handle.
+   */
+  private async flushFile(file: OpenFile, signal: AbortSignal | undefined): Promise<void> {
+    this.check(signal);
+    // The plan is made and its event enqueued under the file's flush order; the commit is awaited outside it.
+    const enqueued = await file.planCommit((plan) => plan === null ? null : {
+      done: file.track(this.commit(signal, async (b) => {
+        const attrs = await this.projection.getattr(file.id);
+        if (attrs === undefined || attrs.nlink === 0 || attrs.kind !== 'file') return;
+        if (plan.event.type === 'set-content' && plan.event.manifest !== null) await this.vol.arenas.sync();
+        await b.append(plan.event);
+      })),
+    });
+    if (enqueued === null) await file.settled();
+    else await enqueued.done;
+  }
+
   // ---- bulk ----
 
   /**
@@ -228,8 +490,20 @@ export class Volume extends VolumeReader {
     return this.exclusive(async () => {
       const started = performance.now();
       const events = await this.projector.rebuild();
+      this.settler.poke();
       return { events, ms: performance.now() - started };
     });
+  }
+
+  /**
+   * Recursive statistics of the directory at `path` (docs/aggregates.md):
+   * the last settled figures and whether they are exact; with `exact`, waits
+   * until every committed change is folded in.
+   */
+  async aggregates(path: string, options: AggregateOptions = {}): Promise<Aggregates> {
+    this.check(options.signal);
+    if (options.exact === true) await this.settler.settleNow();
+    return storedAggregates(this, this.projection, path, options);
   }
 
   /**
@@ -240,7 +514,7 @@ export class Volume extends VolumeReader {
   fsck(options: FsckOptions = {}): Promise<FsckReport> {
     this.check(options.signal);
     return this.exclusive(() => runFsck({
-      arenas: this.open.arenas, log: this.open.log, content: this.content, projection: this.projection, dir: this.open.dir,
+      arenas: this.vol.arenas, log: this.vol.log, content: this.content, projection: this.projection, dir: this.vol.dir,
     }, options));
   }
 
@@ -256,15 +530,16 @@ export class Volume extends VolumeReader {
   private commit<T>(signal: AbortSignal | undefined, work: (batch: WriteBatch) => Promise<T>): Promise<T> {
     this.check(signal);
     return this.exclusive(async () => {
-      const batch = new WriteBatch(this.open.log, this.open.arenas, this.content, signal);
+      const batch = new WriteBatch(this.vol.log, this.vol.arenas, this.content, signal);
       let result: T;
       try {
         result = await work(batch);
         await batch.flush();
       } finally {
         if (batch.appended > 0) {
-          await this.open.log.sync();
+          await this.vol.log.sync();
           await this.projector.catchUp();
+          this.settler.poke();
         }
       }
       return result;

@@ -10,6 +10,15 @@
 // they touch none of the inodes the queue touches: so every inode, and
 // every directory, sees its events in call order. What moves is only the
 // interleaving of unrelated inodes (and hence ctimes).
+//
+// Content may be written by several writers at once (import pipelines its
+// files), so the batch cannot tell from finished writes alone what is
+// durable: a file whose chunks all dedup may name objects that a writer
+// still running appended a moment ago. Content therefore counts as dirty
+// from the moment a write starts until a sync made after every write then
+// running had finished; and the event operations (append, createFile,
+// flush) run one at a time, in call order, so a flush's queue is exactly
+// what was queued before its sync.
 
 import type { ArenaSet } from '../../arena/arena-set.js';
 import { checkAborted, type ContentSource, type ContentStore, type WriteResult } from '../cas/content-store.js';
@@ -43,7 +52,14 @@ export class WriteBatch {
   private readonly queuedTouch = new Set<string>();
   private unsyncedBytes = 0;
   private contentDirty = false;
+  /** Content writes started and not yet finished, and started ever. */
+  private writing = 0;
+  private writesStarted = 0;
   private appendedCount = 0;
+  /** The tail of the event operations, which run one at a time (see the top). */
+  private serial: Promise<unknown> = Promise.resolve();
+  /** The first failure of a flush nobody awaited; every later call throws it. */
+  private failure: { err: unknown } | null = null;
 
   constructor(
     private readonly log: LogStore,
@@ -60,10 +76,24 @@ export class WriteBatch {
   /** Stores a file's content, not yet durable; a set-content naming it waits for the batch's next flush. */
   async writeContent(source: ContentSource): Promise<WriteResult> {
     checkAborted(this.signal);
-    const result = await this.content.writeStream(source, { sync: false, signal: this.signal });
-    if (result.newBytes > 0) this.contentDirty = true;
+    if (this.failure !== null) throw this.failure.err;
+    this.contentDirty = true;
+    this.writing++;
+    this.writesStarted++;
+    let result: WriteResult;
+    try {
+      result = await this.content.writeStream(source, { sync: false, signal: this.signal });
+    } finally {
+      this.writing--;
+    }
     this.unsyncedBytes += result.newBytes;
-    if (this.unsyncedBytes >= FLUSH_CONTENT_BYTES) await this.flush();
+    if (this.unsyncedBytes >= FLUSH_CONTENT_BYTES) {
+      this.unsyncedBytes = 0;
+      // Not awaited: the writer goes on with the next file while the sync
+      // runs (its events wait their turn behind it anyway). A failure is
+      // thrown by the next call.
+      this.inTurn(() => this.flushNow()).catch((err: unknown) => { this.failure ??= { err }; });
+    }
     return result;
   }
 
@@ -73,13 +103,15 @@ export class WriteBatch {
    * whole file or none of it, never an empty one where the source was not.
    * Returns the id when appended now (content already durable), else null.
    */
-  async createFile(file: DeferredFile): Promise<Buffer | null> {
+  createFile(file: DeferredFile): Promise<Buffer | null> {
     checkAborted(this.signal);
-    if (!this.contentDirty && this.queued.length === 0) return this.appendDeferred(file);
-    this.queued.push(file);
-    this.queuedTouch.add(Buffer.from(file.parent).toString('hex'));
-    if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flush();
-    return null;
+    return this.inTurn(async () => {
+      if (!this.contentDirty && this.queued.length === 0) return this.appendDeferred(file);
+      this.queued.push(file);
+      this.queuedTouch.add(Buffer.from(file.parent).toString('hex'));
+      if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flushNow();
+      return null;
+    });
   }
 
   /** Appends a creation event (see append) and returns the new inode's id. */
@@ -92,24 +124,44 @@ export class WriteBatch {
    * or behind queued events on the same inodes. Returns the event's id when
    * appended now; creations are always appended now.
    */
-  async append(body: EventBody): Promise<Buffer | null> {
+  append(body: EventBody): Promise<Buffer | null> {
     checkAborted(this.signal);
-    const touched = touches(body);
-    const waits = (body.type === 'set-content' && this.contentDirty) || touched.some((t) => this.queuedTouch.has(t));
-    if (waits && !isCreation(body)) {
-      this.queued.push(body);
-      for (const t of touched) this.queuedTouch.add(t);
-      if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flush();
-      return null;
-    }
-    if (waits) await this.flush();
-    return this.appendNow(body);
+    return this.inTurn(async () => {
+      const touched = touches(body);
+      const waits = (body.type === 'set-content' && this.contentDirty) || touched.some((t) => this.queuedTouch.has(t));
+      if (waits && !isCreation(body)) {
+        this.queued.push(body);
+        for (const t of touched) this.queuedTouch.add(t);
+        if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flushNow();
+        return null;
+      }
+      if (waits) await this.flushNow();
+      return this.appendNow(body);
+    });
   }
 
   /** Makes the batch's content durable, then appends every queued event, in order. */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    return this.inTurn(() => this.flushNow());
+  }
+
+  /** Runs an event operation after the ones called before it (see the top). */
+  private inTurn<T>(op: () => Promise<T>): Promise<T> {
+    const checked = async (): Promise<T> => {
+      if (this.failure !== null) throw this.failure.err;
+      return op();
+    };
+    const result = this.serial.then(checked, checked);
+    this.serial = result.catch(() => undefined);
+    return result;
+  }
+
+  private async flushNow(): Promise<void> {
+    // Writes running during the sync, or started since it began, keep the
+    // content dirty: what they append after it is not covered by it.
+    const started = this.writesStarted;
     if (this.contentDirty) await this.arenas.sync();
-    this.contentDirty = false;
+    this.contentDirty = this.writing > 0 || this.writesStarted !== started;
     this.unsyncedBytes = 0;
     const queued = this.queued.splice(0);
     this.queuedTouch.clear();

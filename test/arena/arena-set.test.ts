@@ -431,3 +431,25 @@ test('damage in the middle of an active arena cuts the stream there but keeps th
     assert.equal(readdirSync(dir).filter((n) => n.includes('.cut-')).length, 1);
   });
 });
+
+test('a records() iteration that outlives its active arena goes on from the sealed one', async () => {
+  await withTempDir(async (dir) => {
+    const { WRITER } = await import('./helpers.js');
+    const set = await openSet(dir);
+    const n = 300;
+    for (let i = 0; i < n; i++) set.append('log', 1, keyOf(i), payloadOf(i, 50));
+    await set.sync();
+    const it = set.records('log', WRITER);
+    const seen: bigint[] = [];
+    for (let i = 0; i < 100; i++) seen.push(it.next().value!.seq);
+    // The seal closes the active arena the iterator was reading.
+    assert.equal((await set.sealNow()).length, 1);
+    assert.equal(activeFiles(dir).length, 0);
+    for (let r = it.next(); !r.done; r = it.next()) {
+      assert.deepEqual(Buffer.from(r.value.payload), payloadOf(Number(r.value.seq) - 1, 50));
+      seen.push(r.value.seq);
+    }
+    assert.deepEqual(seen, Array.from({ length: n }, (_, i) => BigInt(i + 1)));
+    await set.close();
+  });
+});

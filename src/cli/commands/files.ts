@@ -8,6 +8,8 @@ import type { Volume, Attrs } from '../../volume/volume.js';
 import { parseTarget, withVolume, type HomeOptions } from '../volume-access.js';
 import { printResult, wantsJson } from '../output.js';
 import { HOME_OPTION } from './init.js';
+import { parseWhen } from '../../history/when.js';
+import { atPoint } from './history.js';
 
 const PAGE = 1000;
 const PROGRESS_EVERY_MS = 200;
@@ -35,11 +37,14 @@ export function register(program: Command): void {
     .argument('<source>', 'VOL[:PATH]: what to export (default: the whole volume)')
     .argument('<dir>', 'where to write it: a new or empty directory (a file is written at this path)')
     .option('--no-xattrs', 'do not set extended attributes on the exported files')
+    .option('--at <when>', "export the state at this point in history: @N, a time ('2026-11-20 14:00', '3h ago'), a snapshot name (default: now)")
     .option(HOME_OPTION.flags, HOME_OPTION.description)
-    .action(async (spec: string, dir: string, options: HomeOptions & { xattrs: boolean }, cmd: Command) => {
+    .action(async (spec: string, dir: string, options: HomeOptions & { xattrs: boolean; at?: string }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
+      const point = parseWhen(options.at ?? 'now');
       const progress = progressLine(cmd);
-      const result = await withVolume(options, name, (v) => exportTree(v, path, dir, { onProgress: progress.update, xattrs: options.xattrs })).finally(progress.done);
+      const result = await withVolume(options, name, (v) => atPoint(v, point, (r) =>
+        exportTree(r, path, dir, { onProgress: progress.update, xattrs: options.xattrs }))).finally(progress.done);
       printResult(cmd, summarize(result), () => `exported ${describeTree(result)}\n`);
     });
 

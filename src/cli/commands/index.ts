@@ -8,7 +8,10 @@ import { register as version } from './version.js';
 import { register as init } from './init.js';
 import { register as volume } from './volume.js';
 import { register as files } from './files.js';
+import { register as history } from './history.js';
+import { register as du } from './du.js';
+import { register as mount } from './mount.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: readonly RegisterCommands[] = [version, init, volume, files];
+export const commandGroups: readonly RegisterCommands[] = [version, init, volume, files, mount, du, history];

@@ -1,26 +1,13 @@
 // `bazil volume create|ls`: the volumes of a home.
 
 import type { Command } from 'commander';
-import { openHome, resolveHomeDir, type Home } from '../../home/home.js';
 import { createVolume, listVolumes, type VolumeListing } from '../../home/volumes.js';
 import { printResult } from '../output.js';
+import { withHome, type HomeOptions } from '../volume-access.js';
 import { HOME_OPTION } from './init.js';
 
 /** Hex digits of a volume id shown in tables: enough to tell volumes apart at a glance. */
 const ID_PREFIX = 12;
-
-interface HomeOptions {
-  home?: string;
-}
-
-async function withHome<T>(options: HomeOptions, work: (home: Home) => Promise<T>): Promise<T> {
-  const home = await openHome(resolveHomeDir(options.home));
-  try {
-    return await work(home);
-  } finally {
-    await home.close();
-  }
-}
 
 export function register(program: Command): void {
   const volume = program.command('volume').description('create and list volumes');

@@ -1,0 +1,272 @@
+// The filesystem projection held in memory: the same state ProjectionStore
+// keeps in LevelDB (inodes, entries, xattrs, notes, vector and position),
+// written by the same applyEvent through FsTx and read through the same
+// interface VolumeReader uses. Past states are built here: replaying a
+// prefix of the log needs no LevelDB and nothing on disk.
+//
+// Its dump() is byte for byte ProjectionStore.dump() of the same events
+// (the same keys and canonical values, in key order), which is what a
+// checkpoint hashes and stores, and what tests compare with the live
+// projection. Maps are keyed by the raw bytes of ids (and UTF-8 bytes of
+// names) as latin1 strings, whose string order is the bytes' order, so
+// listings and dumps come out sorted the way LevelDB sorts keys.
+
+import { BazilError, ErrorCodes } from '../../errors/index.js';
+import type { LogEvent } from '../log/codec.js';
+import { VersionVector } from '../log/version-vector.js';
+import { applyEvent, type FsTx } from '../projection/fs-state.js';
+import {
+  POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
+  encodeNote, encodePosition, type Entry, type Inode, type Note, type Position,
+} from '../projection/schema.js';
+import type { Attrs, DirEntry } from '../projection/store.js';
+import type { ProjectionReader } from '../volume/reader.js';
+
+// Table tags of src/projection/schema.ts (docs/projection.md, "Schema").
+const META = 0x01;
+const INODE = 0x02;
+const ENTRY = 0x03;
+const XATTR = 0x04;
+const NOTE = 0x05;
+
+const key = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
+const nameKey = (name: string): string => Buffer.from(name, 'utf8').toString('latin1');
+const unkey = (k: string): Buffer => Buffer.from(k, 'latin1');
+
+interface Dir {
+  /** Name key (UTF-8 bytes as latin1) → entry. */
+  entries: Map<string, Entry>;
+  /** The name keys in byte order, or null when a change made them stale. */
+  sorted: string[] | null;
+}
+
+export class MemProjection implements FsTx, ProjectionReader {
+  private rootValue: Buffer | undefined;
+  private readonly inodes = new Map<string, Inode>();
+  private readonly dirs = new Map<string, Dir>();
+  private readonly xattrs = new Map<string, Map<string, Buffer>>();
+  private readonly notes = new Map<string, Note>();
+  private vv = VersionVector.EMPTY;
+  private last: Position | null = null;
+  private applied = 0n;
+
+  /** Events applied (or noted rejected): the position in the merge order, when they are a prefix of it. */
+  get count(): bigint {
+    return this.applied;
+  }
+
+  versionVector(): VersionVector {
+    return this.vv;
+  }
+
+  position(): Position | null {
+    return this.last;
+  }
+
+  /** Applies one event (or notes it rejected, when its body could not be opened), as Batch.apply does. */
+  async apply(header: Position, event: LogEvent | { rejected: string }): Promise<Note | null> {
+    const note = 'rejected' in event ? { outcome: 'rejected' as const, detail: event.rejected } : await applyEvent(this, event);
+    if (note !== null) this.notes.set(encodePosition(header).toString('latin1'), note);
+    this.vv = this.vv.with(header.writer, header.seq);
+    this.last = { hlc: header.hlc, writer: Buffer.from(header.writer), seq: header.seq };
+    this.applied++;
+    return note;
+  }
+
+  // ---- FsTx: what applyEvent reads and writes ----
+
+  async root(): Promise<Buffer | undefined> {
+    return this.rootValue;
+  }
+
+  setRoot(id: Buffer): void {
+    this.rootValue = Buffer.from(id);
+  }
+
+  // Copies in and out: applyEvent changes the objects it reads before it puts them back.
+  async inode(id: Uint8Array): Promise<Inode | undefined> {
+    const n = this.inodes.get(key(id));
+    return n === undefined ? undefined : { ...n };
+  }
+
+  putInode(id: Uint8Array, inode: Inode): void {
+    this.inodes.set(key(id), { ...inode });
+  }
+
+  async entry(parent: Uint8Array, name: string): Promise<Entry | undefined> {
+    return this.dirs.get(key(parent))?.entries.get(nameKey(name));
+  }
+
+  putEntry(parent: Uint8Array, name: string, entry: Entry): void {
+    const p = key(parent);
+    let dir = this.dirs.get(p);
+    if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
+    const k = nameKey(name);
+    if (!dir.entries.has(k)) dir.sorted = null;
+    dir.entries.set(k, { child: Buffer.from(entry.child), placed: entry.placed });
+  }
+
+  deleteEntry(parent: Uint8Array, name: string): void {
+    const p = key(parent);
+    const dir = this.dirs.get(p);
+    if (dir === undefined || !dir.entries.delete(nameKey(name))) return;
+    dir.sorted = null;
+    if (dir.entries.size === 0) this.dirs.delete(p);
+  }
+
+  async xattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
+    return this.xattrs.get(key(id))?.get(nameKey(name));
+  }
+
+  putXattr(id: Uint8Array, name: string, value: Buffer): void {
+    const k = key(id);
+    let m = this.xattrs.get(k);
+    if (m === undefined) this.xattrs.set(k, (m = new Map()));
+    m.set(nameKey(name), Buffer.from(value));
+  }
+
+  deleteXattr(id: Uint8Array, name: string): void {
+    const k = key(id);
+    const m = this.xattrs.get(k);
+    if (m === undefined) return;
+    m.delete(nameKey(name));
+    if (m.size === 0) this.xattrs.delete(k);
+  }
+
+  // ---- ProjectionReader: what VolumeReader reads ----
+
+  async rootId(): Promise<Buffer | undefined> {
+    return this.rootValue;
+  }
+
+  async lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined> {
+    return this.dirs.get(key(parent))?.entries.get(nameKey(name))?.child;
+  }
+
+  async getattr(id: Uint8Array): Promise<Attrs | undefined> {
+    const n = this.inodes.get(key(id));
+    if (n === undefined) return undefined;
+    return {
+      id: Buffer.from(id), kind: n.kind, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, nlink: n.nlink,
+      mtime: n.mtime, ctime: n.ctime, atime: n.atime ?? n.mtime, manifest: n.manifest,
+    };
+  }
+
+  async readdir(parent: Uint8Array, options: { after?: string; limit?: number } = {}): Promise<DirEntry[]> {
+    const dir = this.dirs.get(key(parent));
+    if (dir === undefined) return [];
+    const names = this.sortedNames(dir);
+    let start = 0;
+    if (options.after !== undefined) {
+      const after = nameKey(options.after);
+      let lo = 0;
+      let hi = names.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (names[mid]! <= after) lo = mid + 1;
+        else hi = mid;
+      }
+      start = lo;
+    }
+    const end = options.limit === undefined || options.limit < 0 ? names.length : Math.min(names.length, start + options.limit);
+    const out: DirEntry[] = [];
+    for (let i = start; i < end; i++) out.push({ name: unkey(names[i]!).toString('utf8'), id: dir.entries.get(names[i]!)!.child });
+    return out;
+  }
+
+  async readlink(id: Uint8Array): Promise<string | undefined> {
+    return this.inodes.get(key(id))?.target ?? undefined;
+  }
+
+  async listxattr(id: Uint8Array): Promise<string[]> {
+    const m = this.xattrs.get(key(id));
+    return m === undefined ? [] : [...m.keys()].sort().map((k) => unkey(k).toString('utf8'));
+  }
+
+  async getxattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
+    return this.xattrs.get(key(id))?.get(nameKey(name));
+  }
+
+  /** The state as ProjectionStore.dump() writes it: every key and value in key order, each u32 BE length ‖ bytes. */
+  async dump(): Promise<Buffer> {
+    return Buffer.concat([...this.records()].flatMap(([k, v]) => [lengthPrefixed(k), lengthPrefixed(v)]));
+  }
+
+  /** Every (key, value) of the state in key order, in the LevelDB projection's schema. */
+  *records(): Generator<[Buffer, Buffer]> {
+    // Within the meta table, keys sort as "position" < "root" < "vector".
+    if (this.last !== null) yield [POSITION_KEY, encodePosition(this.last)];
+    if (this.rootValue !== undefined) yield [ROOT_KEY, this.rootValue];
+    if (this.applied > 0n) yield [VECTOR_KEY, this.vv.encode()];
+    for (const k of [...this.inodes.keys()].sort()) yield [tagged(INODE, k), encodeInode(this.inodes.get(k)!)];
+    for (const p of [...this.dirs.keys()].sort()) {
+      const dir = this.dirs.get(p)!;
+      for (const n of this.sortedNames(dir)) yield [tagged(ENTRY, p + n), encodeEntry(dir.entries.get(n)!)];
+    }
+    for (const k of [...this.xattrs.keys()].sort()) {
+      const m = this.xattrs.get(k)!;
+      for (const n of [...m.keys()].sort()) yield [tagged(XATTR, k + n), m.get(n)!];
+    }
+    for (const k of [...this.notes.keys()].sort()) yield [tagged(NOTE, k), encodeNote(this.notes.get(k)!)];
+  }
+
+  /** A projection from records() output (a checkpoint's state), with `count` events applied. */
+  static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint): MemProjection {
+    const p = new MemProjection();
+    p.applied = count;
+    for (const [k, v] of records) {
+      const rest = k.subarray(1);
+      switch (k[0]) {
+        case META:
+          if (k.equals(ROOT_KEY)) p.rootValue = Buffer.from(v);
+          else if (k.equals(VECTOR_KEY)) p.vv = VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
+          else if (k.equals(POSITION_KEY)) p.last = decodePosition(Buffer.from(v));
+          else throw badRecord('an unknown meta key');
+          break;
+        case INODE:
+          if (rest.length !== 32) throw badRecord('an inode key of the wrong length');
+          p.inodes.set(rest.toString('latin1'), decodeInode(v));
+          break;
+        case ENTRY: {
+          if (rest.length <= 32) throw badRecord('an entry key without a name');
+          const e = decodeEntry(v);
+          p.putEntry(rest.subarray(0, 32), rest.subarray(32).toString('utf8'), e);
+          break;
+        }
+        case XATTR:
+          if (rest.length <= 32) throw badRecord('an xattr key without a name');
+          p.putXattr(rest.subarray(0, 32), rest.subarray(32).toString('utf8'), v);
+          break;
+        case NOTE:
+          if (rest.length !== 48) throw badRecord('a note key of the wrong length');
+          p.notes.set(rest.toString('latin1'), decodeNote(v));
+          break;
+        default:
+          throw badRecord(`an unknown table ${k[0]}`);
+      }
+    }
+    return p;
+  }
+
+  private sortedNames(dir: Dir): string[] {
+    if (dir.sorted === null) dir.sorted = [...dir.entries.keys()].sort();
+    return dir.sorted;
+  }
+}
+
+function tagged(tag: number, latin1: string): Buffer {
+  const b = Buffer.allocUnsafe(1 + latin1.length);
+  b[0] = tag;
+  b.write(latin1, 1, 'latin1');
+  return b;
+}
+
+function lengthPrefixed(b: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+function badRecord(what: string): BazilError {
+  return new BazilError(ErrorCodes.BAD_CHECKPOINT, `checkpoint state holds ${what}`);
+}

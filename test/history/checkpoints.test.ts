@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ContentStore } from '../../src/cas/content-store.js';
+import { deriveVolumeKeys } from '../../src/crypto/volume-keys.js';
+import { CheckpointStore, CHECKPOINTS_DIR } from '../../src/history/checkpoints.js';
+import { History } from '../../src/history/history.js';
+import { bytesOf, VOLUME } from '../log/helpers.js';
+import { ALICE, BOB, WALL_MS, openPeer, withTempDir, type Peer } from '../projection/helpers.js';
+import { listProjection } from './helpers.js';
+
+const KEYS = deriveVolumeKeys(bytesOf('test secret'), VOLUME);
+
+/** A volume of 1 + 2 × `files` events: each file created, then chmodded. */
+function fill(p: Peer, files: number): void {
+  const root = p.append({ type: 'create-volume', label: 'ck', mode: 0o755, uid: 0, gid: 0 });
+  for (let i = 0; i < files; i++) {
+    const ev = p.append({ type: 'create', parent: root.id, name: `f${i}`, mode: 0o644, uid: 1, gid: 1 });
+    p.append({ type: 'chmod', inode: ev.id, mode: 0o600 });
+  }
+}
+
+async function checkpointFiles(dir: string): Promise<string[]> {
+  return (await readdir(join(dir, CHECKPOINTS_DIR))).filter((n) => n.endsWith('.ckpt')).sort();
+}
+
+async function withPeer(work: (dir: string, p: Peer, content: ContentStore) => Promise<void>): Promise<void> {
+  await withTempDir(async (dir) => {
+    const p = await openPeer(dir, ALICE);
+    const content = new ContentStore(p.arenas, { keys: KEYS });
+    try {
+      await work(dir, p, content);
+    } finally {
+      await content.close();
+      await p.close();
+    }
+  });
+}
+
+test('a checkpoint with a flipped byte is detected on load, skipped, and rebuilt with the same canonical id', async () => {
+  await withPeer(async (dir, p, content) => {
+    fill(p, 30); // 61 events
+    const src = { name: 'ck', dir, log: p.log, content };
+    const h = await History.open(src, { every: 10n });
+    assert.equal(await h.update(), 6);
+    const files = await checkpointFiles(dir);
+    assert.equal(files.length, 6);
+    const expected = await listProjection((await h.at({ kind: 'position', count: 35n })).projection);
+
+    const victim = files[2]!; // @30
+    const bytes = await readFile(join(dir, CHECKPOINTS_DIR, victim));
+    bytes[bytes.length - 3] ^= 0x40;
+    await writeFile(join(dir, CHECKPOINTS_DIR, victim), bytes);
+
+    const h2 = await History.open(src, { every: 10n });
+    const view = await h2.at({ kind: 'position', count: 35n });
+    assert.equal(view.from, 20n, 'the damaged @30 was skipped for @20');
+    assert.deepEqual(await listProjection(view.projection), expected);
+    // The replay from @20 passed @30 and wrote it again: same state, same bytes, same name.
+    assert.deepEqual(await checkpointFiles(dir), files);
+    assert.ok((await readFile(join(dir, CHECKPOINTS_DIR, victim))).equals(bytes.map((b, i) => (i === bytes.length - 3 ? b ^ 0x40 : b))));
+  });
+});
+
+test('a truncated checkpoint or one with a garbage header is dropped at open and rebuilt by update', async () => {
+  await withPeer(async (dir, p, content) => {
+    fill(p, 20); // 41 events
+    const src = { name: 'ck', dir, log: p.log, content };
+    await (await History.open(src, { every: 8n })).update();
+    const files = await checkpointFiles(dir);
+    assert.equal(files.length, 5);
+    await truncate(join(dir, CHECKPOINTS_DIR, files[1]!), 20);
+    await writeFile(join(dir, CHECKPOINTS_DIR, files[3]!), Buffer.from('BZCKPT\n\x01\xff\xff\xff\xffnonsense', 'latin1'));
+    await writeFile(join(dir, CHECKPOINTS_DIR, 'unrelated.txt'), 'left alone');
+    const h = await History.open(src, { every: 8n });
+    assert.deepEqual(h.checkpoints().map((r) => r.count), [8n, 24n, 40n]);
+    assert.equal(await h.update(), 2);
+    assert.deepEqual(h.checkpoints().map((r) => r.count), [8n, 16n, 24n, 32n, 40n]);
+    assert.deepEqual(await checkpointFiles(dir), files);
+    assert.ok((await readdir(join(dir, CHECKPOINTS_DIR))).includes('unrelated.txt'));
+  });
+});
+
+test('a forged checkpoint whose hash matches its name but not the log is caught by verify and replaced', async () => {
+  await withPeer(async (dir, p, content) => {
+    fill(p, 15); // 31 events
+    const src = { name: 'ck', dir, log: p.log, content };
+    const h = await History.open(src, { every: 10n });
+    await h.update();
+    const original = await checkpointFiles(dir);
+    const store = CheckpointStore.forVolume(dir);
+    const ref = h.checkpoints()[1]!; // @20
+    // A state that is not the log's at @20: one file's mode changed, saved as a well-formed checkpoint.
+    const forged = await store.load(ref);
+    const root = (await forged.rootId())!;
+    const f0 = (await forged.lookup(root, 'f0'))!;
+    forged.putInode(f0, { ...(await forged.inode(f0))!, mode: 0o777 });
+    const fake = await store.write(forged, ref.snapshots);
+    await store.remove(ref.path);
+    assert.notEqual(fake.id, ref.id);
+
+    const h2 = await History.open(src, { every: 10n });
+    assert.equal((await listProjection((await h2.at({ kind: 'position', count: 21n })).projection)).find((n) => n.path === '/f0')!.mode, 0o777, 'a forged checkpoint is only caught by a replay');
+    // And one whose bytes no longer hash to its name.
+    const flipped = h2.checkpoints()[0]!;
+    const bytes = await readFile(flipped.path);
+    bytes[bytes.length - 1] ^= 1;
+    await writeFile(flipped.path, bytes);
+    const report = await h2.verify();
+    assert.deepEqual(report, { checked: 3, replaced: [flipped.path, fake.path] });
+    assert.deepEqual(await checkpointFiles(dir), original);
+    assert.equal((await listProjection((await h2.at({ kind: 'position', count: 21n })).projection)).find((n) => n.path === '/f0')!.mode, 0o600);
+  });
+});
+
+test('checkpoints made stale by a late event from another writer are dropped; views follow the new merge order', async () => {
+  await withTempDir(async (dir) => {
+    const a = await openPeer(join(dir, 'a'), ALICE);
+    const b = await openPeer(join(dir, 'b'), BOB);
+    const content = new ContentStore(a.arenas, { keys: KEYS });
+    try {
+      const root = a.append({ type: 'create-volume', label: 'ck', mode: 0o755, uid: 0, gid: 0 });
+      b.log.ingest([...a.log.merged()].map((e) => e.bytes), { wallMs: WALL_MS });
+      // Bob writes first (his clock runs behind Alice's); Alice's events then reach higher clocks.
+      for (let i = 0; i < 5; i++) b.append({ type: 'mkdir', parent: root.id, name: `b${i}`, mode: 0o755, uid: 0, gid: 0 });
+      for (let i = 0; i < 12; i++) a.append({ type: 'mkdir', parent: root.id, name: `a${i}`, mode: 0o755, uid: 0, gid: 0 });
+      const src = { name: 'ck', dir: join(dir, 'a'), log: a.log, content };
+      const h = await History.open(src, { every: 4n });
+      await h.update();
+      assert.deepEqual(h.checkpoints().map((r) => r.count), [4n, 8n, 12n]);
+      a.log.ingest([...b.log.read(BOB.writer)].map((e) => e.bytes), { wallMs: WALL_MS });
+      const h2 = await History.open(src, { every: 4n });
+      // Bob's events sort among Alice's early ones: every checkpoint past the first of his is stale.
+      const kept = h2.checkpoints().map((r) => r.count);
+      assert.ok(kept.length < 3, `kept ${kept.join(',')}`);
+      await h2.update();
+      await a.projector.catchUp();
+      const now = await h2.at({ kind: 'now' });
+      assert.equal(now.count, 18n);
+      assert.deepEqual(await listProjection(now.projection), await listProjection(a.store));
+      for (const r of h2.checkpoints()) {
+        const view = await h2.at({ kind: 'position', count: r.count });
+        assert.ok(view.vector.equals(r.vector));
+      }
+    } finally {
+      await content.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});

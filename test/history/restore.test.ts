@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { isBazilError } from '../../errors/index.js';
+import { openHistory, restorePath, walkTree } from '../../src/history/index.js';
+import { initHome } from '../../src/home/home.js';
+import { createVolume } from '../../src/home/volumes.js';
+import type { ProjectionReader, VolumeReader } from '../../src/volume/reader.js';
+import { Volume } from '../../src/volume/volume.js';
+
+interface Row {
+  path: string;
+  kind: string;
+  mode: number;
+  size: number;
+  mtime: bigint;
+  manifest: string | null;
+  target: string | null;
+  xattrs: [string, string][];
+  /** The first path (in byte order) of the node: names of one hard-linked file share it. */
+  group: string;
+}
+
+/** The tree as paths, with what a restore must give back (not ids, ctimes or nlink of removed nodes). */
+async function rows(r: VolumeReader<ProjectionReader>): Promise<Row[]> {
+  const out: Row[] = [];
+  for (const n of (await walkTree(r, '/'))!.values()) {
+    const group = [...n.paths].sort()[0]!;
+    for (const path of n.paths) {
+      out.push({
+        path, kind: n.kind, mode: n.mode, size: n.size, mtime: n.mtime, manifest: n.manifest, target: n.target,
+        xattrs: [...n.xattrs].sort(), group,
+      });
+    }
+  }
+  return out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+}
+
+const NAMES = ['a', 'b', 'c'];
+
+interface Op {
+  t: string;
+  p: string[];
+  q: string[];
+  n: number;
+  bytes: Uint8Array;
+}
+
+const arbOp: fc.Arbitrary<Op> = fc.record({
+  t: fc.constantFrom('mkdir', 'mkdir', 'write', 'write', 'write', 'symlink', 'link', 'chmod', 'setxattr', 'rename', 'unlink', 'rmdir', 'truncate'),
+  p: fc.array(fc.constantFrom(...NAMES), { minLength: 1, maxLength: 2 }),
+  q: fc.array(fc.constantFrom(...NAMES), { minLength: 1, maxLength: 2 }),
+  n: fc.nat(0o777),
+  bytes: fc.uint8Array({ maxLength: 40 }),
+});
+
+/** Applies one random operation through the volume API; what the volume refuses (EEXIST, ENOENT, …) is skipped. */
+async function perform(v: Volume, op: Op): Promise<void> {
+  const p = `/${op.p.join('/')}`;
+  const q = `/${op.q.join('/')}`;
+  try {
+    switch (op.t) {
+      case 'mkdir': await v.mkdir(p, { mode: op.n | 0o700 }); break;
+      case 'write': await v.writeFile(p, Buffer.from(op.bytes), { mode: op.n }); break;
+      case 'symlink': await v.symlink(`target-${op.n}`, p); break;
+      case 'link': await v.link(p, q); break;
+      case 'chmod': await v.chmod(p, op.n); break;
+      case 'setxattr': await v.setxattr(p, `user.k${op.n % 3}`, Buffer.from(op.bytes)); break;
+      case 'rename': await v.rename(p, q); break;
+      case 'unlink': await v.unlink(p); break;
+      case 'rmdir': await v.rmdir(p); break;
+      case 'truncate': await v.truncate(p, op.n); break;
+    }
+  } catch (err) {
+    if (!isBazilError(err)) throw err;
+  }
+}
+
+test('property: restoring / at any past point makes the live tree equal to the view at that point', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bazil-restore-'));
+  try {
+    const run = { n: 0, biggest: 0, events: 0 };
+    await fc.assert(fc.asyncProperty(fc.array(arbOp, { minLength: 20, maxLength: 50 }), fc.nat(), fc.nat(), async (ops, pick1, pick2) => {
+      const home = join(dir, `home${run.n++}`);
+      const { home: h } = await initHome(home);
+      await createVolume(h, 'v').finally(() => h.close());
+      const v = await Volume.open(home, 'v');
+      try {
+        const total = (): bigint => v.historySource().log.versionVector().pairs().reduce((s, [, seq]) => s + seq, 0n);
+        const points: bigint[] = [total()];
+        for (const op of ops) {
+          await perform(v, op);
+          if (total() !== points.at(-1)) points.push(total());
+        }
+        for (const pick of [pick1, pick2]) {
+          const at = points[pick % points.length]!;
+          const past = await (await openHistory(v, { every: 5n })).at({ kind: 'position', count: at });
+          const want = await rows(past.reader);
+          run.biggest = Math.max(run.biggest, want.length);
+          const before = total();
+          const result = await restorePath(v, past.reader, '/');
+          assert.equal(total() - before, BigInt(result.events));
+          run.events += result.events;
+          assert.deepEqual(await rows(v), want, `restore to @${at}`);
+          // The past before the restore is still there, unchanged.
+          const again = await (await openHistory(v, { every: 5n })).at({ kind: 'position', count: at });
+          assert.deepEqual(await rows(again.reader), want);
+        }
+        // Restoring the state it already has appends nothing.
+        const now = await (await openHistory(v, { every: 5n })).at({ kind: 'now' });
+        assert.equal((await restorePath(v, now.reader, '/')).events, 0);
+      } finally {
+        await v.close();
+      }
+    }), { numRuns: process.env.BAZIL_SLOW === '1' ? 60 : 15 });
+    assert.ok(run.biggest >= 6 && run.events >= 20, `the runs restored trees of up to ${run.biggest} entries with ${run.events} events`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,6 @@
+// Flipped bytes in events (log arena records): caught by fsck and on read,
+// with stable codes (test/lib/corruption-cases.ts has the cases).
+
+import { corruptionTests } from '../lib/corruption-cases.js';
+
+corruptionTests('log');
