@@ -10,7 +10,7 @@
 
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes, ioError } from '../errors/index.js';
 
@@ -54,22 +54,26 @@ export async function acquireDirLock(dir: string, purpose: string): Promise<Rele
 }
 
 async function tryCreate(path: string, content: LockContent): Promise<boolean> {
-  let handle;
+  // The lock appears whole or not at all: its content is written to a file
+  // of our own, then hard-linked to the lock's name (link fails with EEXIST
+  // like O_EXCL). A process killed while writing leaves only its own
+  // temporary file, never an empty lock that others must wait out.
+  const temp = `${path}.${content.token}`;
   try {
-    handle = await open(path, 'wx', 0o644);
+    await writeFile(temp, `${JSON.stringify(content)}\n`, { encoding: 'utf8', mode: 0o644, flag: 'wx' });
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw ioError('write', temp, err);
+  }
+  try {
+    await link(temp, path);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw ioError('create', path, err);
+  } finally {
+    await unlink(temp).catch(() => undefined);
   }
-  try {
-    await handle.writeFile(`${JSON.stringify(content)}\n`, 'utf8');
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    await unlink(path).catch(() => undefined);
-    throw ioError('write', path, err);
-  }
-  await handle.close();
-  return true;
 }
 
 /** Removes the lock at `path` if its owner is gone; throws LOCKED if it is alive. */

@@ -83,7 +83,7 @@ export function summarize(entry: LogEntry, pathOf: (id: Uint8Array) => string | 
   switch (b.type) {
     case 'create-volume': return `create volume${b.label === '' ? '' : ` '${b.label}'`} (root ${mode(b.mode)})`;
     case 'mkdir': return `mkdir ${inDir(b.parent, b.name)}`;
-    case 'create': return `create ${inDir(b.parent, b.name)}`;
+    case 'create': return `create ${inDir(b.parent, b.name)}${b.size === undefined ? '' : ` (${b.size} bytes)`}`;
     case 'symlink': return `symlink ${inDir(b.parent, b.name)} -> ${b.target}`;
     case 'mknod': return `mknod ${b.kind} ${inDir(b.parent, b.name)}`;
     case 'link': return `link ${inDir(b.parent, b.name)} to ${node(b.inode)}`;

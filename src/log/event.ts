@@ -38,7 +38,12 @@ export type TimeSpec = bigint | 'now' | null;
 
 export interface CreateVolumeEvent { type: 'create-volume'; label: string; mode: number; uid: number; gid: number }
 export interface MkdirEvent { type: 'mkdir'; parent: EventId; name: string; mode: number; uid: number; gid: number; mtime?: bigint }
-export interface CreateEvent { type: 'create'; parent: EventId; name: string; mode: number; uid: number; gid: number; mtime?: bigint }
+/**
+ * A new regular file; with `size` and `manifest` it is born with its content
+ * (what import writes: one event per file instead of create, set-content and
+ * utimens), and `mtime` then stays the file's mtime.
+ */
+export interface CreateEvent { type: 'create'; parent: EventId; name: string; mode: number; uid: number; gid: number; mtime?: bigint; size?: number; manifest?: Uint8Array | null }
 /** New content of a whole file: its manifest (opaque here, from src/cas) and size; an empty file has no manifest. */
 export interface SetContentEvent { type: 'set-content'; inode: EventId; size: number; manifest: Uint8Array | null }
 export interface TruncateEvent { type: 'truncate'; inode: EventId; size: number }
@@ -92,7 +97,10 @@ const nodeAttrs = [
 const SCHEMAS: Schemas = {
   'create-volume': [{ name: 'label', kind: 'label' }, { name: 'mode', kind: 'mode' }, { name: 'uid', kind: 'uint32' }, { name: 'gid', kind: 'uint32' }],
   mkdir: [{ name: 'parent', kind: 'id' }, { name: 'name', kind: 'name' }, ...nodeAttrs],
-  create: [{ name: 'parent', kind: 'id' }, { name: 'name', kind: 'name' }, ...nodeAttrs],
+  create: [
+    { name: 'parent', kind: 'id' }, { name: 'name', kind: 'name' }, ...nodeAttrs,
+    { name: 'size', kind: 'size', optional: true }, { name: 'manifest', kind: 'manifest', optional: true },
+  ],
   'set-content': [{ name: 'inode', kind: 'id' }, { name: 'size', kind: 'size' }, { name: 'manifest', kind: 'manifest' }],
   truncate: [{ name: 'inode', kind: 'id' }, { name: 'size', kind: 'size' }],
   rename: [

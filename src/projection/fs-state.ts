@@ -102,7 +102,13 @@ class Apply {
     if (root === undefined) return skipped(`${b.type}: no create-volume applied yet`);
     switch (b.type) {
       case 'mkdir': return this.make(root, b.parent, b.name, this.node('dir', b.mode, b.uid, b.gid, b.mtime, null, null));
-      case 'create': return this.make(root, b.parent, b.name, this.node('file', b.mode, b.uid, b.gid, b.mtime, null, null));
+      case 'create': {
+        const file = this.node('file', b.mode, b.uid, b.gid, b.mtime, null, null);
+        // Born with content: the size and manifest of a set-content, but the mtime stays the event's explicit one.
+        if (b.size !== undefined) file.size = b.size;
+        if (b.manifest !== undefined && b.manifest !== null) file.manifest = Buffer.from(b.manifest);
+        return this.make(root, b.parent, b.name, file);
+      }
       case 'mknod': return this.make(root, b.parent, b.name, this.node(b.kind, b.mode, b.uid, b.gid, b.mtime, null, null));
       case 'symlink': return this.make(root, b.parent, b.name, this.node('symlink', 0o777, b.uid, b.gid, b.mtime, b.target, null));
       case 'link': return this.link(b.inode, b.parent, b.name);

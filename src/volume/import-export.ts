@@ -292,18 +292,14 @@ class Importer {
     this.inFlightBytes += bytes;
     this.inOrder(async () => {
       const written = await writing;
+      // One event makes the file with its content and the source's mtime
+      // (the create names content, so it waits for that content to be durable).
       await this.batch.createFile({
-        create,
+        create: { ...create, size: written.size, manifest: manifestBytes(written.manifestRoot) },
         parent,
         then: (id) => {
-          const inode = id!;
-          ref.id = inode;
-          return [
-            ...xattrs(inode),
-            { type: 'set-content', inode, size: written.size, manifest: manifestBytes(written.manifestRoot) },
-            // set-content stamps the event's clock as mtime; the source's comes after it.
-            { type: 'utimens', inode, atime: null, mtime: st.mtimeNs },
-          ];
+          ref.id = id!;
+          return xattrs(id!);
         },
       });
       counted(written.size, written.newBytes);

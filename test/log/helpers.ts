@@ -39,6 +39,7 @@ export function sampleBodies(): EventBody[] {
     { type: 'mkdir', parent: A, name: 'é'.repeat(127), mode: 0o7777, uid: 1, gid: 2, mtime: 1_700_000_000_123_456_789n },
     { type: 'create', parent: B, name: 'file.txt', mode: 0o644, uid: 1000, gid: 100 },
     { type: 'create', parent: B, name: 'x'.repeat(255), mode: 0o600, uid: 0, gid: 0, mtime: -5n },
+    { type: 'create', parent: B, name: 'born-full', mode: 0o644, uid: 1, gid: 2, mtime: 7n, size: 70_000, manifest: Buffer.from([1, 2, 3]) },
     { type: 'set-content', inode: C, size: 0, manifest: null },
     { type: 'set-content', inode: C, size: Number.MAX_SAFE_INTEGER, manifest: Buffer.from('a manifest, opaque here') },
     { type: 'truncate', inode: C, size: 4096 },

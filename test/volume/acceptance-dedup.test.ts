@@ -63,7 +63,7 @@ test('importing the same tree twice stores no new content, only metadata', () =>
 });
 
 test('importing the same tree twice adds < 1% to the home', {
-  todo: 'about 1.7 KiB of events and projection per file (~3.3 signed events of ~390 bytes each, plus ~450 bytes of projection): 1.7% at the issue\'s 1 GiB of 10k files',
+  todo: 'import now writes one event per file (create with its content) plus xattr events and ~450 bytes of projection per file; the small CI tree still grows 1.4-1.7%',
 }, () => {
   const t = twice!;
   assert.ok(t.added / t.before < 0.01, `the home grew ${(t.added / t.before * 100).toFixed(2)}% (limit 1%)`);
