@@ -29,8 +29,6 @@ import { describePoint, type Point } from './when.js';
 
 /** Events between checkpoints: replaying this many in memory takes well under a second. */
 export const DEFAULT_CHECKPOINT_EVERY = 4096n;
-/** Restarts of a replay whose log arena was sealed under it; more means something else is wrong. */
-const MAX_RESUMES = 8;
 
 /** What a history needs of an open volume. */
 export interface HistorySource {
@@ -250,19 +248,11 @@ export class History {
 
   private async replay(state: ReplayState, plan: ReplayPlan): Promise<void> {
     const { proj } = state;
-    let events = this.src.log.merged(proj.versionVector());
-    let resumed = 0;
+    // A log arena sealed while the replay awaits is read on from its sealed form (ArenaSet.records).
+    const events = this.src.log.merged(proj.versionVector());
     try {
       for (;;) {
-        let it: IteratorResult<Envelope>;
-        try {
-          it = events.next();
-        } catch (err) {
-          // An arena sealed while the replay awaited (the volume stays live) closes the one being read: resume past what is applied.
-          if (!isBazilError(err, ErrorCodes.CLOSED) || ++resumed > MAX_RESUMES) throw err;
-          events = this.src.log.merged(proj.versionVector());
-          continue;
-        }
+        const it = events.next();
         if (it.done) break;
         const env = it.value;
         if (plan.stop(env)) break;

@@ -9,6 +9,7 @@ import { initHome } from '../../src/home/home.js';
 import { createVolume } from '../../src/home/volumes.js';
 import { exportTree, importTree, toUtimeSeconds } from '../../src/volume/import-export.js';
 import { Volume } from '../../src/volume/volume.js';
+import { walk } from '../lib/gen-tree.js';
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bazil-volume-test-'));
@@ -67,16 +68,6 @@ async function makeTree(root: string, files = 240): Promise<number> {
     if (!st.isSymbolicLink()) await utimes(p, toUtimeSeconds(ns), toUtimeSeconds(ns));
   }
   return bytes;
-}
-
-async function walk(dir: string): Promise<string[]> {
-  const out = [dir];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out;
 }
 
 /** What must survive a round trip, per relative path. */

@@ -178,7 +178,7 @@ export function register(program: Command): void {
       const homeDir = resolveHomeDir(options.home);
       const status = await daemonStatus(homeDir);
       if (status === undefined) {
-        printResult(cmd, { running: false, home: homeDir }, () => `no daemon runs for ${homeDir}\n`);
+        printResult(cmd, { running: false, home: homeDir }, () => describe(undefined, homeDir));
         return;
       }
       await callDaemon(homeDir, { op: 'stop' });
