@@ -8,7 +8,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { freeWedgedMount } from '../fuse/free-mount.js';
-import { mountVolume, type VolumeMount } from '../fuse/mount.js';
+import { mountPast, mountVolume, type Mounted } from '../fuse/mount.js';
+import { PastTree } from '../fuse/past-tree.js';
+import { describePoint, openHistory, parseWhen } from '../history/index.js';
 import { openHome, type Home } from '../home/home.js';
 import { Volume } from '../volume/volume.js';
 import { connectDaemon } from './client.js';
@@ -44,8 +46,10 @@ interface OpenedVolume {
 }
 
 interface MountRecord {
-  mount: VolumeMount;
+  mount: Mounted;
   since: string;
+  /** A past-state mount's point as asked for, and the position it resolved to. */
+  at?: { text: string; position: string };
 }
 
 /** A volume lent out by the daemon; release() when done with it. */
@@ -129,8 +133,9 @@ export class Daemon {
   }
 
   mountList(): MountInfo[] {
-    return [...this.mounts.values()].map(({ mount, since }) => ({
-      volume: mount.volume.name, dir: mount.dir, since, openFiles: mount.ops.openCount(),
+    return [...this.mounts.values()].map(({ mount, since, at }) => ({
+      volume: mount.volumeName, dir: mount.dir, since, openFiles: mount.openCount(),
+      ...(at === undefined ? {} : { at: at.text, position: at.position }),
     }));
   }
 
@@ -168,24 +173,35 @@ export class Daemon {
     };
   }
 
-  async mount(volumeName: string, dir: string): Promise<MountInfo> {
+  /**
+   * Mounts volume `volumeName` at `dir`: read-write and live, or with `at`
+   * read-only as of that point in history. A bad point fails (with the
+   * history's errors) before anything is mounted.
+   */
+  async mount(volumeName: string, dir: string, at?: string): Promise<MountInfo> {
     this.checkRunning();
     const target = resolve(dir);
     if (this.mounts.has(target)) throw new BazilError(ErrorCodes.ALREADY_EXISTS, `${target} is already a mount of this daemon`, { path: target });
+    const point = at === undefined ? undefined : parseWhen(at);
     const lease = await this.acquire(volumeName);
-    let mount: VolumeMount;
+    let record: MountRecord;
     try {
-      mount = await mountVolume(lease.volume, target, { log: this.log });
+      if (point === undefined) {
+        record = { mount: await mountVolume(lease.volume, target, { log: this.log }), since: new Date().toISOString() };
+      } else {
+        const asOf = await (await openHistory(lease.volume)).at(point);
+        const mount = await mountPast(lease.volume, new PastTree(asOf), target, { log: this.log });
+        record = { mount, since: new Date().toISOString(), at: { text: at!, position: `@${asOf.count}` } };
+      }
     } catch (err) {
       await lease.release();
       this.stopIfIdle();
       throw err;
     }
-    const since = new Date().toISOString();
-    this.mounts.set(target, { mount, since });
+    this.mounts.set(target, record);
     this.leases.set(target, lease);
-    this.log(`mounted ${volumeName} at ${target}`);
-    return { volume: volumeName, dir: target, since, openFiles: 0 };
+    this.log(`mounted ${volumeName} at ${target}${point === undefined ? '' : ` read-only as of ${describePoint(point)} (${record.at!.position})`}`);
+    return this.mountList().find((m) => m.dir === target)!;
   }
 
   /**
@@ -308,7 +324,7 @@ export class Daemon {
       case 'status':
         return { type: 'result', data: this.status() };
       case 'mount':
-        return { type: 'result', data: await this.mount(request.volume, request.dir) };
+        return { type: 'result', data: await this.mount(request.volume, request.dir, request.at) };
       case 'umount':
         await this.umount(request.dir, request.force);
         return { type: 'result', data: { dir: resolve(request.dir) } };
