@@ -279,7 +279,8 @@ export function withSnapDir(live: FuseOperations, options: SnapDirOptions): Snap
       return;
     }
     catalog.find(w.name, ctx.signal).then((info) => {
-      if (info === undefined) return cb(-E.ENOENT);
+      // Only directories (snapshots) can be made in .snap.
+      if (info === undefined) return cb(w.inner === '/' && (op === 'create' || op === 'mknod') ? -E.EROFS : -E.ENOENT);
       const handler = (catalog.view(info).operations as unknown as Record<string, Handler | undefined>)[op];
       if (handler === undefined) return cb(-E.ENOSYS);
       handler(ctx, w.inner, ...args);
