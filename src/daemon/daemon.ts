@@ -20,7 +20,12 @@ import {
 } from './protocol.js';
 
 /** Runs a forwarded `bazil` command line in this process with its output captured; returns its exit status. */
-export type CommandRunner = (argv: string[], io: { stdout(text: string | Uint8Array): void; stderr(text: string | Uint8Array): void }) => Promise<number>;
+export type CommandRunner = (argv: string[], io: {
+  stdout(text: string | Uint8Array): void;
+  stderr(text: string | Uint8Array): void;
+  /** Aborted when the client goes away before the command ends (Ctrl-C of the forwarding `bazil`). */
+  signal: AbortSignal;
+}) => Promise<number>;
 
 export interface DaemonOptions {
   homeDir: string;
@@ -285,6 +290,12 @@ export class Daemon {
     socket.on('close', () => this.connections.delete(socket));
     socket.on('error', () => socket.destroy());
     let handled = false;
+    let answered = false;
+    // The client waits on this connection until the final reply: its closing first means the client went away.
+    const gone = new AbortController();
+    socket.on('close', () => {
+      if (!answered) gone.abort(new BazilError(ErrorCodes.ABORTED, 'the client went away'));
+    });
     const send = (reply: DaemonReply): void => {
       if (!socket.destroyed) socket.write(encodeLine(reply));
     };
@@ -300,10 +311,11 @@ export class Daemon {
         return;
       }
       this.answering += 1;
-      this.handle(request, send).then(
+      this.handle(request, send, gone.signal).then(
         (final) => send(final),
         (err: unknown) => send(errorReply(err)),
       ).finally(() => {
+        answered = true;
         socket.end();
         this.answering -= 1;
       });
@@ -319,7 +331,7 @@ export class Daemon {
     });
   }
 
-  private async handle(request: DaemonRequest, send: (reply: DaemonReply) => void): Promise<DaemonReply> {
+  private async handle(request: DaemonRequest, send: (reply: DaemonReply) => void, signal: AbortSignal): Promise<DaemonReply> {
     switch (request.op) {
       case 'status':
         return { type: 'result', data: this.status() };
@@ -339,11 +351,19 @@ export class Daemon {
         this.checkOutsideMounts(request.localPaths);
         this.running += 1;
         try {
-          const code = await runner(request.argv, {
-            stdout: (data) => send({ type: 'output', stream: 'stdout', data: Buffer.from(data).toString('base64') }),
-            stderr: (data) => send({ type: 'output', stream: 'stderr', data: Buffer.from(data).toString('base64') }),
-          });
-          return { type: 'exit', code };
+          const aborted = (): void => this.log(`forwarded command aborted, its client went away: bazil ${request.argv.join(' ')}`);
+          signal.addEventListener('abort', aborted, { once: true });
+          try {
+            const code = await runner(request.argv, {
+              stdout: (data) => send({ type: 'output', stream: 'stdout', data: Buffer.from(data).toString('base64') }),
+              stderr: (data) => send({ type: 'output', stream: 'stderr', data: Buffer.from(data).toString('base64') }),
+              signal,
+            });
+            if (signal.aborted) this.log(`forwarded command ended (exit ${code}) after its client went away: bazil ${request.argv.join(' ')}`);
+            return { type: 'exit', code };
+          } finally {
+            signal.removeEventListener('abort', aborted);
+          }
         } finally {
           this.running -= 1;
           this.stopIfIdle();

@@ -15,6 +15,7 @@ import { socketPath, type DaemonStatus, type MountInfo } from '../../daemon/prot
 import { findFuseConnection, freeWedgedMount } from '../../fuse/free-mount.js';
 import { parseWhen } from '../../history/index.js';
 import { openHome, resolveHomeDir } from '../../home/home.js';
+import { runWithSignal } from '../command-signal.js';
 import { printResult } from '../output.js';
 import { run } from '../program.js';
 import { installVolumeProvider, type HomeOptions } from '../volume-access.js';
@@ -52,7 +53,7 @@ function routeStdout(): void {
  * socket. A command that reports failure through process.exitCode (fsck
  * with problems) sets it for itself, not for the daemon.
  */
-const runForwarded: CommandRunner = (argv, io) => forwardedCommand.run({ stdout: (data) => io.stdout(data) }, async () => {
+const runForwarded: CommandRunner = (argv, io) => forwardedCommand.run({ stdout: (data) => io.stdout(data) }, () => runWithSignal(io.signal, async () => {
   const before = process.exitCode;
   process.exitCode = undefined;
   try {
@@ -63,7 +64,7 @@ const runForwarded: CommandRunner = (argv, io) => forwardedCommand.run({ stdout:
   } finally {
     process.exitCode = before;
   }
-});
+}));
 
 /**
  * Runs the home's daemon in this process until it stops (SIGTERM and
