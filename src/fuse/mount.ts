@@ -19,6 +19,8 @@ import { withStatXattrs } from './stat-xattrs.js';
  * can be seen this late.
  */
 const CACHE_SECONDS = 1;
+/** A past state never changes: the kernel may keep what it learnt of it longer. */
+const PAST_CACHE_SECONDS = 60;
 
 /**
  * Per-operation timeouts (ms). A timed-out operation is answered ETIMEDOUT
@@ -66,8 +68,8 @@ export function mountOptions(volumeName: string, debug = false, readOnly = false
     // allow_other lets other users in (permission checks are the kernel's, by
     // default_permissions); an unprivileged mounter may not ask for it.
     allowOther: process.getuid?.() === 0,
-    attrTimeout: CACHE_SECONDS,
-    entryTimeout: CACHE_SECONDS,
+    attrTimeout: readOnly ? PAST_CACHE_SECONDS : CACHE_SECONDS,
+    entryTimeout: readOnly ? PAST_CACHE_SECONDS : CACHE_SECONDS,
     // fuse-native has no option for big_writes, and without it libfuse 2
     // splits every write into 4 KiB requests. Its options are joined with
     // commas into one -o argument, so an extra option can ride along after
