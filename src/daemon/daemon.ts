@@ -8,7 +8,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { freeWedgedMount } from '../fuse/free-mount.js';
-import { mountVolume, type VolumeMount } from '../fuse/mount.js';
+import { mountPast, mountVolume, type Mounted } from '../fuse/mount.js';
+import { PastTree } from '../fuse/past-tree.js';
+import { describePoint, openHistory, parseWhen } from '../history/index.js';
 import { openHome, type Home } from '../home/home.js';
 import { Volume } from '../volume/volume.js';
 import { connectDaemon } from './client.js';
@@ -18,7 +20,12 @@ import {
 } from './protocol.js';
 
 /** Runs a forwarded `bazil` command line in this process with its output captured; returns its exit status. */
-export type CommandRunner = (argv: string[], io: { stdout(text: string | Uint8Array): void; stderr(text: string | Uint8Array): void }) => Promise<number>;
+export type CommandRunner = (argv: string[], io: {
+  stdout(text: string | Uint8Array): void;
+  stderr(text: string | Uint8Array): void;
+  /** Aborted when the client goes away before the command ends (Ctrl-C of the forwarding `bazil`). */
+  signal: AbortSignal;
+}) => Promise<number>;
 
 export interface DaemonOptions {
   homeDir: string;
@@ -44,8 +51,10 @@ interface OpenedVolume {
 }
 
 interface MountRecord {
-  mount: VolumeMount;
+  mount: Mounted;
   since: string;
+  /** A past-state mount's point as asked for, and the position it resolved to. */
+  at?: { text: string; position: string };
 }
 
 /** A volume lent out by the daemon; release() when done with it. */
@@ -129,8 +138,9 @@ export class Daemon {
   }
 
   mountList(): MountInfo[] {
-    return [...this.mounts.values()].map(({ mount, since }) => ({
-      volume: mount.volume.name, dir: mount.dir, since, openFiles: mount.ops.openCount(),
+    return [...this.mounts.values()].map(({ mount, since, at }) => ({
+      volume: mount.volumeName, dir: mount.dir, since, openFiles: mount.openCount(),
+      ...(at === undefined ? {} : { at: at.text, position: at.position }),
     }));
   }
 
@@ -168,24 +178,35 @@ export class Daemon {
     };
   }
 
-  async mount(volumeName: string, dir: string): Promise<MountInfo> {
+  /**
+   * Mounts volume `volumeName` at `dir`: read-write and live, or with `at`
+   * read-only as of that point in history. A bad point fails (with the
+   * history's errors) before anything is mounted.
+   */
+  async mount(volumeName: string, dir: string, at?: string): Promise<MountInfo> {
     this.checkRunning();
     const target = resolve(dir);
     if (this.mounts.has(target)) throw new BazilError(ErrorCodes.ALREADY_EXISTS, `${target} is already a mount of this daemon`, { path: target });
+    const point = at === undefined ? undefined : parseWhen(at);
     const lease = await this.acquire(volumeName);
-    let mount: VolumeMount;
+    let record: MountRecord;
     try {
-      mount = await mountVolume(lease.volume, target, { log: this.log });
+      if (point === undefined) {
+        record = { mount: await mountVolume(lease.volume, target, { log: this.log }), since: new Date().toISOString() };
+      } else {
+        const asOf = await (await openHistory(lease.volume)).at(point);
+        const mount = await mountPast(lease.volume, new PastTree(asOf), target, { log: this.log });
+        record = { mount, since: new Date().toISOString(), at: { text: at!, position: `@${asOf.count}` } };
+      }
     } catch (err) {
       await lease.release();
       this.stopIfIdle();
       throw err;
     }
-    const since = new Date().toISOString();
-    this.mounts.set(target, { mount, since });
+    this.mounts.set(target, record);
     this.leases.set(target, lease);
-    this.log(`mounted ${volumeName} at ${target}`);
-    return { volume: volumeName, dir: target, since, openFiles: 0 };
+    this.log(`mounted ${volumeName} at ${target}${point === undefined ? '' : ` read-only as of ${describePoint(point)} (${record.at!.position})`}`);
+    return this.mountList().find((m) => m.dir === target)!;
   }
 
   /**
@@ -269,6 +290,12 @@ export class Daemon {
     socket.on('close', () => this.connections.delete(socket));
     socket.on('error', () => socket.destroy());
     let handled = false;
+    let answered = false;
+    // The client waits on this connection until the final reply: its closing first means the client went away.
+    const gone = new AbortController();
+    socket.on('close', () => {
+      if (!answered) gone.abort(new BazilError(ErrorCodes.ABORTED, 'the client went away'));
+    });
     const send = (reply: DaemonReply): void => {
       if (!socket.destroyed) socket.write(encodeLine(reply));
     };
@@ -284,10 +311,11 @@ export class Daemon {
         return;
       }
       this.answering += 1;
-      this.handle(request, send).then(
+      this.handle(request, send, gone.signal).then(
         (final) => send(final),
         (err: unknown) => send(errorReply(err)),
       ).finally(() => {
+        answered = true;
         socket.end();
         this.answering -= 1;
       });
@@ -303,12 +331,12 @@ export class Daemon {
     });
   }
 
-  private async handle(request: DaemonRequest, send: (reply: DaemonReply) => void): Promise<DaemonReply> {
+  private async handle(request: DaemonRequest, send: (reply: DaemonReply) => void, signal: AbortSignal): Promise<DaemonReply> {
     switch (request.op) {
       case 'status':
         return { type: 'result', data: this.status() };
       case 'mount':
-        return { type: 'result', data: await this.mount(request.volume, request.dir) };
+        return { type: 'result', data: await this.mount(request.volume, request.dir, request.at) };
       case 'umount':
         await this.umount(request.dir, request.force);
         return { type: 'result', data: { dir: resolve(request.dir) } };
@@ -323,11 +351,19 @@ export class Daemon {
         this.checkOutsideMounts(request.localPaths);
         this.running += 1;
         try {
-          const code = await runner(request.argv, {
-            stdout: (data) => send({ type: 'output', stream: 'stdout', data: Buffer.from(data).toString('base64') }),
-            stderr: (data) => send({ type: 'output', stream: 'stderr', data: Buffer.from(data).toString('base64') }),
-          });
-          return { type: 'exit', code };
+          const aborted = (): void => this.log(`forwarded command aborted, its client went away: bazil ${request.argv.join(' ')}`);
+          signal.addEventListener('abort', aborted, { once: true });
+          try {
+            const code = await runner(request.argv, {
+              stdout: (data) => send({ type: 'output', stream: 'stdout', data: Buffer.from(data).toString('base64') }),
+              stderr: (data) => send({ type: 'output', stream: 'stderr', data: Buffer.from(data).toString('base64') }),
+              signal,
+            });
+            if (signal.aborted) this.log(`forwarded command ended (exit ${code}) after its client went away: bazil ${request.argv.join(' ')}`);
+            return { type: 'exit', code };
+          } finally {
+            signal.removeEventListener('abort', aborted);
+          }
         } finally {
           this.running -= 1;
           this.stopIfIdle();

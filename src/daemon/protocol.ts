@@ -20,6 +20,9 @@ export interface MountInfo {
   dir: string;
   since: string;
   openFiles: number;
+  /** A past-state mount's point, as written (`--at`), and the position it resolved to (`@N`). */
+  at?: string;
+  position?: string;
 }
 
 export interface DaemonStatus {
@@ -33,7 +36,8 @@ export interface DaemonStatus {
 
 export type DaemonRequest =
   | { op: 'status' }
-  | { op: 'mount'; volume: string; dir: string }
+  /** at: a point in history (docs/history.md) for a read-only mount of that past state. */
+  | { op: 'mount'; volume: string; dir: string; at?: string }
   | { op: 'umount'; dir: string; force: boolean }
   | { op: 'stop' }
   /** A `bazil` command line, its local paths already made absolute by the client, and listed in localPaths. */
@@ -97,7 +101,8 @@ export function parseRequest(value: unknown): DaemonRequest {
       return { op: r['op'] };
     case 'mount':
       if (typeof r['volume'] !== 'string' || typeof r['dir'] !== 'string') return bad('mount needs volume and dir');
-      return { op: 'mount', volume: r['volume'], dir: r['dir'] };
+      if (r['at'] !== undefined && typeof r['at'] !== 'string') return bad('mount\'s at must be a string');
+      return r['at'] === undefined ? { op: 'mount', volume: r['volume'], dir: r['dir'] } : { op: 'mount', volume: r['volume'], dir: r['dir'], at: r['at'] };
     case 'umount':
       if (typeof r['dir'] !== 'string') return bad('umount needs dir');
       return { op: 'umount', dir: r['dir'], force: r['force'] === true };

@@ -5,8 +5,12 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import type { Volume } from '../volume/volume.js';
-import { createFuse, findFuseConnection, mountFuse, unmountFuse, type FuseMountOptions } from './binding.js';
+import { createFuse, findFuseConnection, mountFuse, unmountFuse, type FuseMountOptions, type FuseOperations } from './binding.js';
 import { createVolumeOps, type VolumeOps } from './ops.js';
+import type { PastTree } from './past-tree.js';
+import { createReadOnlyOps } from './readonly-ops.js';
+import { withSnapDir } from './snap-dir.js';
+import { withStatXattrs } from './stat-xattrs.js';
 
 /**
  * Seconds the kernel may cache attributes and names. Every change made
@@ -15,6 +19,8 @@ import { createVolumeOps, type VolumeOps } from './ops.js';
  * can be seen this late.
  */
 const CACHE_SECONDS = 1;
+/** A past state never changes: the kernel may keep what it learnt of it longer. */
+const PAST_CACHE_SECONDS = 60;
 
 /**
  * Per-operation timeouts (ms). A timed-out operation is answered ETIMEDOUT
@@ -38,16 +44,23 @@ export interface MountVolumeOptions {
   debug?: boolean;
 }
 
-export interface VolumeMount {
+/** What the daemon keeps of any mount, live or past. */
+export interface Mounted {
   readonly dir: string;
-  readonly volume: Volume;
-  readonly ops: VolumeOps;
+  readonly volumeName: string;
+  /** Files open through the mount. */
+  openCount(): number;
   /** Detaches the mount (lazily, so a busy mount goes once its users leave), then releases the open handles. */
   unmount(): Promise<void>;
 }
 
+export interface VolumeMount extends Mounted {
+  readonly volume: Volume;
+  readonly ops: VolumeOps;
+}
+
 /** The options every Bazil mount uses; exported so the benchmark mounts its ceiling filesystem the same way. */
-export function mountOptions(volumeName: string, debug = false): FuseMountOptions {
+export function mountOptions(volumeName: string, debug = false, readOnly = false): FuseMountOptions {
   return {
     timeout: TIMEOUTS,
     useIno: true,
@@ -55,20 +68,23 @@ export function mountOptions(volumeName: string, debug = false): FuseMountOption
     // allow_other lets other users in (permission checks are the kernel's, by
     // default_permissions); an unprivileged mounter may not ask for it.
     allowOther: process.getuid?.() === 0,
-    attrTimeout: CACHE_SECONDS,
-    entryTimeout: CACHE_SECONDS,
+    attrTimeout: readOnly ? PAST_CACHE_SECONDS : CACHE_SECONDS,
+    entryTimeout: readOnly ? PAST_CACHE_SECONDS : CACHE_SECONDS,
     // fuse-native has no option for big_writes, and without it libfuse 2
     // splits every write into 4 KiB requests. Its options are joined with
     // commas into one -o argument, so an extra option can ride along after
     // fsname's value. (The binding's patch could grow a `bigWrites` option.)
-    fsname: `bazil:${volumeName},big_writes`,
+    // `ro` rides along the same way: the kernel then refuses writes itself
+    // (EROFS) and statvfs reports ST_RDONLY, which it takes from the mount
+    // flags, not from the file system's answer.
+    fsname: `bazil:${volumeName},big_writes${readOnly ? ',ro' : ''}`,
     subtype: 'bazil',
     debug,
   };
 }
 
-export async function mountVolume(volume: Volume, dir: string, options: MountVolumeOptions): Promise<VolumeMount> {
-  const target = resolve(dir);
+/** Refuses a mount point that is not a directory or already has a FUSE mount. */
+async function checkMountPoint(target: string): Promise<void> {
   // A stale mount of a dead server would hang the stat below: look it up in mountinfo instead.
   if ((await findFuseConnection(target)) !== undefined) {
     throw new BazilError(ErrorCodes.ALREADY_EXISTS, `${target} already has a FUSE file system mounted (if it is a dead one, free it with \`bazil umount --force ${target}\`)`, { path: target, errno: 'EBUSY' });
@@ -77,23 +93,71 @@ export async function mountVolume(volume: Volume, dir: string, options: MountVol
     throw ioError('stat', target, err);
   });
   if (!info.isDirectory()) throw new BazilError(ErrorCodes.NOT_A_DIRECTORY, `${target} is not a directory`, { path: target, errno: 'ENOTDIR' });
-  const ops = createVolumeOps(volume, { log: options.log });
-  const fuse = createFuse(target, ops.operations, mountOptions(volume.name, options.debug));
+}
+
+async function mountOps(name: string, target: string, operations: FuseOperations, options: FuseMountOptions): Promise<{ unmount(): Promise<void> }> {
+  const fuse = createFuse(target, operations, options);
   try {
     await mountFuse(fuse);
   } catch (err) {
-    throw new BazilError(ErrorCodes.IO, `cannot mount ${volume.name} at ${target}: ${err instanceof Error ? err.message : String(err)}`, { path: target }, err);
+    throw new BazilError(ErrorCodes.IO, `cannot mount ${name} at ${target}: ${err instanceof Error ? err.message : String(err)}`, { path: target }, err);
   }
+  return { unmount: () => unmountFuse(fuse) };
+}
+
+/** The live, read-write mount: the volume's operations, with the statistics xattrs and `.snap` layered on. */
+export async function mountVolume(volume: Volume, dir: string, options: MountVolumeOptions): Promise<VolumeMount> {
+  const target = resolve(dir);
+  await checkMountPoint(target);
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const ops = createVolumeOps(volume, { log });
+  const withStats = withStatXattrs(ops.operations, {
+    attrs: (path, signal) => volume.stat(path, { signal }),
+    aggregates: (_attrs, path, signal) => volume.aggregates(path, { signal }),
+  }, log);
+  const snap = withSnapDir(withStats, { volume, log });
+  const fuse = await mountOps(volume.name, target, snap.operations, mountOptions(volume.name, options.debug));
   let unmounting: Promise<void> | undefined;
   return {
     dir: target,
+    volumeName: volume.name,
     volume,
     ops,
+    openCount: () => ops.openCount() + snap.openCount(),
     unmount() {
       unmounting ??= (async () => {
-        await unmountFuse(fuse);
+        await fuse.unmount();
         await ops.releaseAll();
       })();
+      return unmounting;
+    },
+  };
+}
+
+/**
+ * A read-only mount of a past state (`bazil mount --at`), mounted `ro`.
+ * `volume` is the live volume the state was read from: its content store
+ * serves the files, and its disk the space figures.
+ */
+export async function mountPast(volume: Volume, tree: PastTree, dir: string, options: MountVolumeOptions): Promise<Mounted> {
+  const target = resolve(dir);
+  await checkMountPoint(target);
+  const ops = createReadOnlyOps({
+    tree: () => Promise.resolve(tree),
+    statfs: async (signal) => {
+      const st = await volume.statfs({ signal });
+      return { ...st, favail: st.ffree, fsid: 0 };
+    },
+    log: options.log,
+  });
+  const fuse = await mountOps(volume.name, target, ops.operations, mountOptions(volume.name, options.debug, true));
+  let unmounting: Promise<void> | undefined;
+  return {
+    dir: target,
+    volumeName: volume.name,
+    openCount: () => ops.openCount(),
+    unmount() {
+      unmounting ??= fuse.unmount();
       return unmounting;
     },
   };

@@ -52,11 +52,13 @@ const KIND_BITS: Record<Attrs['kind'], number> = {
 
 /**
  * A stable st_ino from an inode id (the id of the event that created it):
- * its first 8 bytes, kept below 2^63 so signed 64-bit readers see it
- * positive. Hard links share the id, hence the number.
+ * its first 8 bytes, kept below 2^62: signed 64-bit readers see it
+ * positive, and the numbers from 2^62 up are left to `.snap` (snap-dir.ts),
+ * so a past state's inodes never share a number with a live one. Hard
+ * links share the id, hence the number.
  */
 export function inodeNumber(id: Uint8Array): bigint {
-  const n = Buffer.from(id.buffer, id.byteOffset, id.byteLength).readBigUInt64BE(0) & 0x7fff_ffff_ffff_ffffn;
+  const n = Buffer.from(id.buffer, id.byteOffset, id.byteLength).readBigUInt64BE(0) & 0x3fff_ffff_ffff_ffffn;
   return n === 0n ? 1n : n;
 }
 

@@ -9,6 +9,7 @@ import { parseTarget, withVolume, type HomeOptions } from '../volume-access.js';
 import { printResult, wantsJson } from '../output.js';
 import { HOME_OPTION } from './init.js';
 import { parseWhen } from '../../history/when.js';
+import { commandSignal } from '../command-signal.js';
 import { atPoint } from './history.js';
 
 const PAGE = 1000;
@@ -26,7 +27,7 @@ export function register(program: Command): void {
     .action(async (dir: string, spec: string, options: HomeOptions & { xattrs: boolean }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
       const progress = progressLine(cmd);
-      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs })).finally(progress.done);
+      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs, signal: commandSignal() })).finally(progress.done);
       const summary = { ...summarize(result), newBytes: result.newBytes, events: result.events };
       printResult(cmd, summary, () => `imported ${describeTree(result)}, ${mb(result.newBytes)} MB new content, ${result.events} events\n`);
     });
@@ -44,7 +45,7 @@ export function register(program: Command): void {
       const point = parseWhen(options.at ?? 'now');
       const progress = progressLine(cmd);
       const result = await withVolume(options, name, (v) => atPoint(v, point, (r) =>
-        exportTree(r, path, dir, { onProgress: progress.update, xattrs: options.xattrs }))).finally(progress.done);
+        exportTree(r, path, dir, { onProgress: progress.update, xattrs: options.xattrs, signal: commandSignal() }))).finally(progress.done);
       printResult(cmd, summarize(result), () => `exported ${describeTree(result)}\n`);
     });
 

@@ -13,7 +13,9 @@ import { callDaemon, daemonStatus, startDaemon } from '../../daemon/client.js';
 import { Daemon, type CommandRunner } from '../../daemon/daemon.js';
 import { socketPath, type DaemonStatus, type MountInfo } from '../../daemon/protocol.js';
 import { findFuseConnection, freeWedgedMount } from '../../fuse/free-mount.js';
+import { parseWhen } from '../../history/index.js';
 import { openHome, resolveHomeDir } from '../../home/home.js';
+import { runWithSignal } from '../command-signal.js';
 import { printResult } from '../output.js';
 import { run } from '../program.js';
 import { installVolumeProvider, type HomeOptions } from '../volume-access.js';
@@ -51,7 +53,7 @@ function routeStdout(): void {
  * socket. A command that reports failure through process.exitCode (fsck
  * with problems) sets it for itself, not for the daemon.
  */
-const runForwarded: CommandRunner = (argv, io) => forwardedCommand.run({ stdout: (data) => io.stdout(data) }, async () => {
+const runForwarded: CommandRunner = (argv, io) => forwardedCommand.run({ stdout: (data) => io.stdout(data) }, () => runWithSignal(io.signal, async () => {
   const before = process.exitCode;
   process.exitCode = undefined;
   try {
@@ -62,13 +64,13 @@ const runForwarded: CommandRunner = (argv, io) => forwardedCommand.run({ stdout:
   } finally {
     process.exitCode = before;
   }
-});
+}));
 
 /**
  * Runs the home's daemon in this process until it stops (SIGTERM and
  * SIGINT stop it cleanly: unmount, close, remove the socket).
  */
-async function runDaemon(homeDir: string, exitWhenIdle: boolean, firstMount?: { volume: string; dir: string }, onMounted?: (m: MountInfo) => void): Promise<void> {
+async function runDaemon(homeDir: string, exitWhenIdle: boolean, firstMount?: { volume: string; dir: string; at?: string }, onMounted?: (m: MountInfo) => void): Promise<void> {
   const daemon = await Daemon.start({ homeDir, runCommand: runForwarded, exitWhenIdle });
   installVolumeProvider(daemon);
   routeStdout();
@@ -81,7 +83,7 @@ async function runDaemon(homeDir: string, exitWhenIdle: boolean, firstMount?: { 
   try {
     if (firstMount !== undefined) {
       try {
-        onMounted?.(await daemon.mount(firstMount.volume, firstMount.dir));
+        onMounted?.(await daemon.mount(firstMount.volume, firstMount.dir, firstMount.at));
       } catch (err) {
         await daemon.stop();
         throw err;
@@ -99,22 +101,26 @@ async function runDaemon(homeDir: string, exitWhenIdle: boolean, firstMount?: { 
 export function register(program: Command): void {
   program
     .command('mount')
-    .description('mount a volume read-write at a directory, in the home\'s daemon (started if needed)')
+    .description('mount a volume at a directory, in the home\'s daemon (started if needed): read-write, or read-only as of a point in history with --at')
     .argument('<volume>', 'the volume to mount')
     .argument('<dir>', 'an existing directory: the mount point')
+    .option('--at <when>', "mount the state at this point in history, read-only: @N, a time ('2026-11-20 14:00', '3h ago'), a snapshot name")
     .option('--foreground', 'run the daemon in this process and stay attached until it stops (Ctrl-C unmounts)')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
-    .action(async (volume: string, dir: string, options: HomeOptions & { foreground?: boolean }, cmd: Command) => {
+    .action(async (volume: string, dir: string, options: HomeOptions & { foreground?: boolean; at?: string }, cmd: Command) => {
       const homeDir = resolveHomeDir(options.home);
       const target = resolve(dir);
+      // A malformed point fails here, before any daemon starts; the daemon checks it against the log before mounting.
+      if (options.at !== undefined) parseWhen(options.at);
+      const first = { volume, dir: target, ...(options.at === undefined ? {} : { at: options.at }) };
       const report = (m: MountInfo, pid: number): void =>
-        printResult(cmd, { ...m, pid }, () => `mounted ${m.volume} at ${m.dir} (daemon ${pid})\n`);
+        printResult(cmd, { ...m, pid }, () => `mounted ${m.volume} at ${m.dir}${m.at === undefined ? '' : ` read-only as of ${m.at} (${m.position})`} (daemon ${pid})\n`);
       if (options.foreground === true) {
-        await runDaemon(homeDir, true, { volume, dir: target }, (m) => report(m, process.pid));
+        await runDaemon(homeDir, true, first, (m) => report(m, process.pid));
         return;
       }
       const status = (await daemonStatus(homeDir)) ?? (await startDaemon(homeDir, CLI_MAIN));
-      const { data } = await callDaemon(homeDir, { op: 'mount', volume, dir: target });
+      const { data } = await callDaemon(homeDir, { op: 'mount', ...first });
       report(data as MountInfo, status.pid);
     });
 
@@ -154,7 +160,7 @@ export function register(program: Command): void {
       const mounts = status?.mounts ?? [];
       printResult(cmd, mounts, () => mounts.length === 0
         ? 'no mounts\n'
-        : mounts.map((m) => `${m.volume}\t${m.dir}\t${m.openFiles} open\tsince ${m.since}\n`).join(''));
+        : mounts.map((m) => `${m.volume}\t${m.dir}\t${m.at === undefined ? 'read-write' : `read-only as of ${m.at} (${m.position})`}\t${m.openFiles} open\tsince ${m.since}\n`).join(''));
     });
 
   const daemon = program.command('daemon').description('the home\'s daemon: it holds the mounts and serves every other command while it runs');
@@ -198,7 +204,7 @@ export function register(program: Command): void {
 
 function describe(status: DaemonStatus | undefined, homeDir: string): string {
   if (status === undefined) return `no daemon runs for ${homeDir}\n`;
-  const mounts = status.mounts.map((m) => `  ${m.volume} at ${m.dir} (${m.openFiles} open)\n`).join('');
+  const mounts = status.mounts.map((m) => `  ${m.volume} at ${m.dir}${m.at === undefined ? '' : ` as of ${m.at} (${m.position}, read-only)`} (${m.openFiles} open)\n`).join('');
   return `daemon ${status.pid} serving ${status.home} since ${status.started}\nsocket ${status.socket}\nlog ${status.log}\n${status.mounts.length} mount(s)\n${mounts}`;
 }
 
