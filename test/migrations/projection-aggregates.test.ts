@@ -2,7 +2,8 @@
 // aggregates, migrations/projection/0001-aggregates.ts): in place on a copy
 // of the frozen v1 fixture home, idempotent, refusing a newer schema, and
 // interrupted by SIGKILL at random moments, after which the next open
-// resumes it and the volume is whole.
+// resumes it and the volume is whole. The open runs migration 2 (sealing,
+// 0002-encrypted-names.ts) right after it, so the kills land in either.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,11 @@ import { initHome } from '../../src/home/home.js';
 import { createVolume } from '../../src/home/volumes.js';
 import { aggregatesMigration } from '../../migrations/projection/0001-aggregates.js';
 import { ProjectionStore } from '../../src/projection/store.js';
+import { ProjectionCipher } from '../../src/projection/cipher.js';
+import { SealingCodec } from '../../src/projection/record-codec.js';
+import { SealedLevel } from '../../src/projection/sealed-level.js';
+import { openHome } from '../../src/home/home.js';
+import { openVolumeByName } from '../../src/home/volumes.js';
 import { walkAggregates } from '../../src/volume/aggregates.js';
 import { PROJECTION_DIR, Volume } from '../../src/volume/volume.js';
 import { copyFixtureHome, listVolumeTree } from '../home/fixture-listing.js';
@@ -47,6 +53,34 @@ async function formatVersion(dir: string): Promise<number | null> {
 
 const quiet = (): void => undefined;
 
+/** The projection cipher of the home's volume `name`, as Volume.open derives it. */
+export async function cipherOf(home: string, name: string): Promise<ProjectionCipher> {
+  const h = await openHome(home);
+  try {
+    const open = await openVolumeByName(h, name);
+    try {
+      return new ProjectionCipher(open.keys.projectionKey);
+    } finally {
+      await open.close();
+    }
+  } finally {
+    await h.close();
+  }
+}
+
+/** Every record of a LevelDB as stored, in key order. */
+async function rawDump(dir: string): Promise<Buffer> {
+  const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+  await db.open();
+  try {
+    const parts: Buffer[] = [];
+    for await (const [k, v] of db.iterator()) parts.push(k, Buffer.from([0]), v, Buffer.from([1]));
+    return Buffer.concat(parts);
+  } finally {
+    await db.close();
+  }
+}
+
 test('the v1 fixture\'s projection migrates in place: version 2 recorded, identical content, aggregates exact at once, fsck clean', async () => {
   await withTemp(async (dir) => {
     const home = join(dir, 'home');
@@ -56,7 +90,7 @@ test('the v1 fixture\'s projection migrates in place: version 2 recorded, identi
     const v = await Volume.open(home, expected.volume);
     try {
       const record = JSON.parse(await readFile(join(proj, 'FORMAT.json'), 'utf8')) as { format: string; version: number; applied: { id: number; name: string }[] };
-      assert.deepEqual([record.format, record.version, record.applied.map((a) => [a.id, a.name])], ['bazil-projection', 2, [[1, 'aggregates']]]);
+      assert.deepEqual([record.format, record.version, record.applied.map((a) => [a.id, a.name])], ['bazil-projection', 3, [[1, 'aggregates'], [2, 'encrypted-names']]]);
       assert.deepEqual(await listVolumeTree(v), expected.nodes);
       // Computed by the migration itself: exact before any background settling.
       for (const path of ['/', '/docs', '/docs/notes', '/data', '/données']) {
@@ -79,25 +113,18 @@ test('the v1 fixture\'s projection migrates in place: version 2 recorded, identi
   });
 });
 
-test('the migration is idempotent: run again over a migrated projection it changes nothing', async () => {
+test('the migration is idempotent: run again over a projection it migrated it changes nothing', async () => {
   await withTemp(async (dir) => {
     const home = join(dir, 'home');
-    const expected = await copyFixtureHome(home);
-    await (await Volume.open(home, expected.volume)).close();
+    await copyFixtureHome(home);
+    // Schema 2 is plaintext: the migration is run on the fixture's own (schema 1) projection, then again.
     const proj = await projectionDir(home);
-    const store = await ProjectionStore.open(proj);
-    const before = await store.dump({ links: true });
-    const rootAgg = await store.aggregate((await store.rootId())!);
-    await store.close();
+    await aggregatesMigration.up(proj, quiet);
+    const before = await rawDump(proj);
+    assert.ok(before.includes(Buffer.from([0x07])), 'aggregates were written');
     await aggregatesMigration.up(proj, quiet);
     await aggregatesMigration.up(proj, quiet);
-    const again = await ProjectionStore.open(proj);
-    try {
-      assert.deepEqual(await again.dump({ links: true }), before);
-      assert.deepEqual(await again.aggregate((await again.rootId())!), rootAgg);
-    } finally {
-      await again.close();
-    }
+    assert.ok((await rawDump(proj)).equals(before));
   });
 });
 
@@ -107,24 +134,40 @@ test('bad input: a projection of a newer schema is refused and left alone; a mig
     await copyFixtureHome(home);
     const proj = await projectionDir(home);
     await writeFile(join(proj, 'FORMAT.json'), JSON.stringify({ format: 'bazil-projection', version: 99, applied: [] }));
-    await assert.rejects(ProjectionStore.open(proj, { log: quiet }), (err: { code: string }) => err.code === 'BAZIL_UNSUPPORTED_FORMAT');
+    const cipher = await cipherOf(home, 'fixture');
+    await assert.rejects(ProjectionStore.open(proj, cipher, { log: quiet }), (err: { code: string }) => err.code === 'BAZIL_UNSUPPORTED_FORMAT');
     assert.equal(await formatVersion(proj), 99);
     await writeFile(join(proj, 'FORMAT.json'), JSON.stringify({ format: 'bazil-arena-set', version: 1, applied: [] }));
-    await assert.rejects(ProjectionStore.open(proj, { log: quiet }), (err: { code: string }) => err.code === 'BAZIL_FORMAT_MISMATCH');
+    await assert.rejects(ProjectionStore.open(proj, cipher, { log: quiet }), (err: { code: string }) => err.code === 'BAZIL_FORMAT_MISMATCH');
     await assert.rejects(aggregatesMigration.up(join(dir, 'nothing-here'), quiet), (err: { code: string }) => err.code === 'BAZIL_IO');
   });
 });
 
-/** Strips a current projection back to schema 1: what the volumes issue's code wrote (same inode, entry, xattr and note tables, no derived ones, no record). */
-async function downgrade(proj: string): Promise<void> {
-  const db = new ClassicLevel<Buffer, Buffer>(proj, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open();
+/**
+ * Strips a current projection back to schema 1: what the volumes issue's
+ * code wrote (the inode, entry, xattr and note tables in plaintext, no
+ * derived ones, no key check, no record), in a fresh LevelDB.
+ */
+export async function downgrade(proj: string, cipher: ProjectionCipher, keepDerived = false): Promise<void> {
+  const sealed = new ClassicLevel<Buffer, Buffer>(proj, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await sealed.open();
+  const plainDir = `${proj}.plain`;
+  const plain = new ClassicLevel<Buffer, Buffer>(plainDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await plain.open();
   try {
-    for (const tag of [0x06, 0x07, 0x08]) await db.clear({ gte: Buffer.from([tag]), lt: Buffer.from([tag + 1]) });
+    const ops: { type: 'put'; key: Buffer; value: Buffer }[] = [];
+    for await (const [key, value] of new SealedLevel(sealed, new SealingCodec(cipher)).iterator()) {
+      if (key.equals(Buffer.from('\x01keycheck', 'latin1')) || (!keepDerived && key[0]! >= 0x06)) continue;
+      ops.push({ type: 'put', key, value });
+    }
+    await plain.batch(ops, { sync: true });
   } finally {
-    await db.close();
+    await plain.close();
+    await sealed.close();
   }
-  await rm(join(proj, 'FORMAT.json'));
+  await rm(proj, { recursive: true });
+  await cp(plainDir, proj, { recursive: true });
+  await rm(plainDir, { recursive: true });
 }
 
 /** A v1 home with `files` nodes in a few levels of directories, sizes set by truncate (no content needed). */
@@ -149,7 +192,7 @@ async function makeV1Home(home: string, files: number): Promise<void> {
   } finally {
     await v.close();
   }
-  await downgrade(await projectionDir(home));
+  await downgrade(await projectionDir(home), await cipherOf(home, 'big'));
 }
 
 interface ChildRun {
@@ -195,7 +238,8 @@ test('a migration killed by SIGKILL at random moments resumes at the next open, 
     const expectedRoot = await ref.aggregates('/', { exact: true });
     assert.deepEqual((await ref.fsck()).problems, []);
     await ref.close();
-    const expectedDump = await dumpWithLinks(await projectionDir(reference));
+    const cipher = await cipherOf(reference, 'big');
+    const expectedDump = await dumpWithLinks(await projectionDir(reference), cipher);
     assert.equal(expectedRoot.rfiles, files + Math.ceil(files / 10));
 
     let interrupted = 0;
@@ -206,11 +250,12 @@ test('a migration killed by SIGKILL at random moments resumes at the next open, 
       // One or two kills in a row, each at a random moment of the open.
       for (let k = 0; k < 1 + (round % 2); k++) {
         const run = await runChild(home, Math.random() * clean.openedMs! * 1.2);
-        if (run.killedAfterMs !== null && ((await formatVersion(proj)) ?? 1) < 2) interrupted++;
+        if (run.killedAfterMs !== null && ((await formatVersion(proj)) ?? 1) < 3) interrupted++;
       }
       const v = await Volume.open(home, 'big');
       try {
-        assert.equal(await formatVersion(proj), 2);
+        assert.equal(await formatVersion(proj), 3);
+        assert.deepEqual((await readdir(proj)).filter((n) => n.startsWith('sealing.')), [], 'no stage of the sealing migration is left');
         // Every directory's aggregates once (the dump below covers the rest of the tree).
         if (round === rounds - 1) assert.deepEqual(await shallowTree(v), expectedTree);
         const root = await v.aggregates('/', { exact: true });
@@ -219,15 +264,20 @@ test('a migration killed by SIGKILL at random moments resumes at the next open, 
         await v.close();
       }
       // The same events projected the same way: byte-identical to the fsck-clean reference, back-links included.
-      assert.ok((await dumpWithLinks(proj)).equals(expectedDump), `round ${round}: the projection differs from the reference`);
+      assert.ok((await dumpWithLinks(proj, cipher)).equals(expectedDump), `round ${round}: the projection differs from the reference`);
+      // Sealed: no file of the projection holds a name of the tree.
+      for (const f of await readdir(proj)) {
+        const bytes = await readFile(join(proj, f));
+        assert.ok(!bytes.includes('f1999') && !bytes.includes('h1990'), `round ${round}: ${f} holds a name in the clear`);
+      }
       await rm(home, { recursive: true, force: true });
     }
     assert.ok(interrupted >= 1, 'at least one kill landed inside the migration');
   });
 });
 
-async function dumpWithLinks(proj: string): Promise<Buffer> {
-  const store = await ProjectionStore.open(proj);
+async function dumpWithLinks(proj: string, cipher: ProjectionCipher): Promise<Buffer> {
+  const store = await ProjectionStore.open(proj, cipher);
   try {
     return await store.dump({ links: true });
   } finally {
