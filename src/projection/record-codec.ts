@@ -40,6 +40,7 @@ export class SealingCodec implements RecordCodec {
 
   encode(key: Buffer, value: Buffer): [Buffer, Buffer] {
     const l = layout(key);
+    if (l.keepName === false) return [this.storedKey(key), value];
     if (l.clear) return [key, value];
     if (l.nameAt === null || key.length <= l.nameAt) return [key, this.cipher.seal(key, value)];
     const stored = this.storedKey(key);

@@ -82,11 +82,14 @@ export const INODE_TABLE = INODE;
  * `clear`: the values are ids and numbers only, stored as they are; every
  * other value is sealed. A table missing here is sealed and has no name,
  * so a new table is protected without more work unless its key ends in a
- * name: then it must be listed here.
+ * name: then it must be listed here. `keepName: false` (back-links, whose
+ * readers need only the ids before the name) drops the name instead of
+ * carrying it: such a table's keys read back with the hash in its place.
  */
 export interface TableLayout {
   nameAt: number | null;
   clear: boolean;
+  keepName?: boolean;
 }
 
 export const TABLE_LAYOUTS: ReadonlyMap<number, TableLayout> = new Map<number, TableLayout>([
@@ -95,7 +98,7 @@ export const TABLE_LAYOUTS: ReadonlyMap<number, TableLayout> = new Map<number, T
   [ENTRY, { nameAt: 33, clear: false }],
   [XATTR, { nameAt: 33, clear: false }],
   [NOTE, { nameAt: null, clear: false }],
-  [LINK, { nameAt: 65, clear: false }],
+  [LINK, { nameAt: 65, clear: true, keepName: false }],
   [AGGREGATE, { nameAt: null, clear: true }],
   [DIRTY, { nameAt: null, clear: true }],
 ]);
