@@ -55,6 +55,14 @@ export class MemProjection implements FsTx, ProjectionReader {
   private last: Position | null = null;
   private applied = 0n;
 
+  /**
+   * The stored form of each record as of the last records(), by logical
+   * key, with the plain value it was made from: a replay writes a
+   * checkpoint every few thousand events, and most records have not
+   * changed since the last one, so they are not sealed again.
+   */
+  private sealed = new Map<string, { plain: Buffer; stored: [Buffer, Buffer] }>();
+
   /** `codec` turns records into their stored form for records() and dump(), and back in fromRecords(). */
   constructor(private readonly codec: RecordCodec) {}
 
@@ -202,7 +210,16 @@ export class MemProjection implements FsTx, ProjectionReader {
 
   /** Every (key, value) of the state as the LevelDB projection stores it, in stored-key order. */
   records(): [Buffer, Buffer][] {
-    const out = [...this.plainRecords()].map(([k, v]) => this.codec.encode(k, v));
+    const next = new Map<string, { plain: Buffer; stored: [Buffer, Buffer] }>();
+    const out: [Buffer, Buffer][] = [];
+    for (const [k, v] of this.plainRecords()) {
+      const id = k.toString('latin1');
+      const hit = this.sealed.get(id);
+      const stored = hit !== undefined && hit.plain.equals(v) ? hit.stored : this.codec.encode(k, v);
+      next.set(id, { plain: v, stored });
+      out.push(stored);
+    }
+    this.sealed = next;
     return out.sort((a, b) => Buffer.compare(a[0], b[0]));
   }
 

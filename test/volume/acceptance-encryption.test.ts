@@ -137,8 +137,13 @@ test('the scan would see a leak: the planted markers are in the source tree and 
   const out = await filesUnder(join(dir, 'out'));
   const names = (await readdir(join(dir, 'out'), { recursive: true })).join('\n');
   const outText = Buffer.concat([Buffer.from(names), ...(await Promise.all(out.map((f) => readFile(f))))]);
-  const visible = s.markers.filter((m) => m.what !== 'xattr value' && m.what !== 'xattr name' && m.what !== 'symlink target' && outText.includes(m.text));
-  assert.ok(visible.length >= s.markers.length - 3, `${visible.length} of ${s.markers.length} markers found in the export`);
+  const readable = s.markers.filter((m) => m.what !== 'xattr value' && m.what !== 'xattr name' && m.what !== 'symlink target');
+  const visible = readable.filter((m) => outText.includes(m.text));
+  // The generated tree's odd nodes (fifos, unreadable modes) may hide a few; the planted ones must all show.
+  assert.ok(visible.length >= readable.length * 0.9, `${visible.length} of ${readable.length} markers found in the export`);
+  for (const what of ['directory name', 'file name', 'file content (repeated text)']) {
+    assert.ok(visible.some((m) => m.what === what), `the ${what} is found in the export`);
+  }
   // A sealed projection read with the volume's key gives the names back.
   const listing = cliOk(s.home, ['ls', `v:/t`]);
   assert.ok(s.markers.some((m) => listing.includes(m.text)));
