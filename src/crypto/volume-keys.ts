@@ -17,6 +17,8 @@ export interface VolumeKeys {
   readonly gearKey: Buffer;
   /** Encrypts event bodies (AES-256-GCM). */
   readonly eventKey: Buffer;
+  /** Seals the local projection's names and values (src/projection/cipher.ts). */
+  readonly projectionKey: Buffer;
 }
 
 function derive(secret: Uint8Array, volumeId: Uint8Array, label: string): Buffer {
@@ -34,5 +36,6 @@ export function deriveVolumeKeys(secret: Uint8Array, volumeId: Uint8Array): Volu
     chunkKey: derive(secret, volumeId, 'chunk-key'),
     gearKey: derive(secret, volumeId, 'gear'),
     eventKey: derive(secret, volumeId, 'event'),
+    projectionKey: derive(secret, volumeId, 'projection'),
   };
 }

@@ -25,6 +25,7 @@ import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/inde
 import { writeFileAtomic } from '../../migrations/durable-file.js';
 import { decodeCanonical, encodeCanonical, type DecodedValue } from '../log/canonical-cbor.js';
 import { VersionVector } from '../log/version-vector.js';
+import type { RecordCodec } from '../projection/record-codec.js';
 import { decodePosition, encodePosition, type Position } from '../projection/schema.js';
 import { MemProjection } from './mem-projection.js';
 
@@ -102,8 +103,8 @@ export class CheckpointStore {
     return { id, path, count: proj.count, vector: proj.versionVector(), position, snapshots: table };
   }
 
-  /** The checkpoint's state; BAD_CHECKPOINT when its bytes do not hash to its name or do not parse. */
-  async load(ref: CheckpointRef): Promise<MemProjection> {
+  /** The checkpoint's state, opened with `codec`; BAD_CHECKPOINT when its bytes do not hash to its name or do not parse. */
+  async load(ref: CheckpointRef, codec: RecordCodec): Promise<MemProjection> {
     let bytes: Buffer;
     try {
       bytes = await readFile(ref.path);
@@ -115,7 +116,7 @@ export class CheckpointStore {
     if (createHash('sha256').update(body).digest('hex') !== ref.id) throw bad(ref.path, 'its bytes do not hash to its name');
     const headerLen = body.readUInt32BE(0);
     try {
-      return MemProjection.fromRecords(records(body, 4 + headerLen, ref.path), ref.count);
+      return MemProjection.fromRecords(records(body, 4 + headerLen, ref.path), ref.count, codec);
     } catch (err) {
       if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(ref.path, `its state does not parse (${err.message})`);
       throw err;

@@ -21,6 +21,7 @@ import { compareCausal } from '../log/causal-merge.js';
 import type { Envelope, LogEvent } from '../log/codec.js';
 import { hlcMs } from '../log/hlc.js';
 import type { LogStore } from '../log/stream.js';
+import { SealingCodec, type ProjectionCipher } from '../projection/index.js';
 import { VersionVector } from '../log/version-vector.js';
 import { VolumeReader } from '../volume/reader.js';
 import { CheckpointStore, checkpointBytes, type CheckpointRef, type SnapshotInfo } from './checkpoints.js';
@@ -37,6 +38,8 @@ export interface HistorySource {
   dir: string;
   log: LogStore;
   content: ContentStore;
+  /** Seals past states the way the live projection is sealed: checkpoints hold no plaintext either. */
+  cipher: ProjectionCipher;
 }
 
 export interface HistoryOptions {
@@ -81,11 +84,15 @@ export class History {
   /** Checkpoints this object wrote. */
   private written = 0;
 
+  private readonly codec: SealingCodec;
+
   private constructor(
     private readonly src: HistorySource,
     private readonly store: CheckpointStore,
     readonly every: bigint,
-  ) {}
+  ) {
+    this.codec = new SealingCodec(src.cipher);
+  }
 
   /** Lists the volume's checkpoints and drops those the log no longer supports. */
   static async open(src: HistorySource, options: HistoryOptions = {}): Promise<History> {
@@ -185,7 +192,7 @@ export class History {
    */
   async verify(options: { signal?: AbortSignal } = {}): Promise<{ checked: number; replaced: string[] }> {
     const byCount = new Map(this.refs.map((r) => [r.count, r]));
-    const state: ReplayState = { proj: new MemProjection(), snapshots: new Map() };
+    const state: ReplayState = { proj: new MemProjection(this.codec), snapshots: new Map() };
     const replaced: string[] = [];
     let checked = 0;
     const total = this.total();
@@ -235,7 +242,7 @@ export class History {
       if (!usable(ref)) continue;
       checkAbort(signal);
       try {
-        const proj = await this.store.load(ref);
+        const proj = await this.store.load(ref, this.codec);
         return { proj, snapshots: new Map(ref.snapshots.map((s) => [s.name, s])) };
       } catch (err) {
         if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
@@ -243,7 +250,7 @@ export class History {
         this.refs.splice(i, 1);
       }
     }
-    return { proj: new MemProjection(), snapshots: new Map() };
+    return { proj: new MemProjection(this.codec), snapshots: new Map() };
   }
 
   private async replay(state: ReplayState, plan: ReplayPlan): Promise<void> {

@@ -9,7 +9,11 @@
 // checkpoint hashes and stores, and what tests compare with the live
 // projection. Maps are keyed by the raw bytes of ids (and UTF-8 bytes of
 // names) as latin1 strings, whose string order is the bytes' order, so
-// listings and dumps come out sorted the way LevelDB sorts keys.
+// listings come out in name order. Records leave (and checkpoints come
+// back) through the same RecordCodec the LevelDB projection stores with:
+// names hashed, values sealed, sorted by stored key as LevelDB sorts them.
+// Readdir here pages in name order; the LevelDB one in hash order: each is
+// stable for its own paging, which is all a reader may rely on.
 
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { LogEvent } from '../log/codec.js';
@@ -20,6 +24,7 @@ import {
   encodeNote, encodePosition, type Entry, type Inode, type Note, type Position,
 } from '../projection/schema.js';
 import type { Attrs, DirEntry } from '../projection/store.js';
+import type { RecordCodec } from '../projection/record-codec.js';
 import type { ProjectionReader } from '../volume/reader.js';
 
 // Table tags of src/projection/schema.ts (docs/projection.md, "Schema").
@@ -49,6 +54,17 @@ export class MemProjection implements FsTx, ProjectionReader {
   private vv = VersionVector.EMPTY;
   private last: Position | null = null;
   private applied = 0n;
+
+  /**
+   * The stored form of each record as of the last records(), by logical
+   * key, with the plain value it was made from: a replay writes a
+   * checkpoint every few thousand events, and most records have not
+   * changed since the last one, so they are not sealed again.
+   */
+  private sealed = new Map<string, { plain: Buffer; stored: [Buffer, Buffer] }>();
+
+  /** `codec` turns records into their stored form for records() and dump(), and back in fromRecords(). */
+  constructor(private readonly codec: RecordCodec) {}
 
   /** Events applied (or noted rejected): the position in the merge order, when they are a prefix of it. */
   get count(): bigint {
@@ -187,13 +203,28 @@ export class MemProjection implements FsTx, ProjectionReader {
     return this.xattrs.get(key(id))?.get(nameKey(name));
   }
 
-  /** The state as ProjectionStore.dump() writes it: every key and value in key order, each u32 BE length ‖ bytes. */
+  /** The state as ProjectionStore.dump() writes it: every stored key and value in key order, each u32 BE length ‖ bytes. */
   async dump(): Promise<Buffer> {
     return Buffer.concat([...this.records()].flatMap(([k, v]) => [lengthPrefixed(k), lengthPrefixed(v)]));
   }
 
-  /** Every (key, value) of the state in key order, in the LevelDB projection's schema. */
-  *records(): Generator<[Buffer, Buffer]> {
+  /** Every (key, value) of the state as the LevelDB projection stores it, in stored-key order. */
+  records(): [Buffer, Buffer][] {
+    const next = new Map<string, { plain: Buffer; stored: [Buffer, Buffer] }>();
+    const out: [Buffer, Buffer][] = [];
+    for (const [k, v] of this.plainRecords()) {
+      const id = k.toString('latin1');
+      const hit = this.sealed.get(id);
+      const stored = hit !== undefined && hit.plain.equals(v) ? hit.stored : this.codec.encode(k, v);
+      next.set(id, { plain: v, stored });
+      out.push(stored);
+    }
+    this.sealed = next;
+    return out.sort((a, b) => Buffer.compare(a[0], b[0]));
+  }
+
+  /** Every (key, value) of the state in key order, in the LevelDB projection's schema before sealing. */
+  private *plainRecords(): Generator<[Buffer, Buffer]> {
     // Within the meta table, keys sort as "position" < "root" < "vector".
     if (this.last !== null) yield [POSITION_KEY, encodePosition(this.last)];
     if (this.rootValue !== undefined) yield [ROOT_KEY, this.rootValue];
@@ -210,11 +241,12 @@ export class MemProjection implements FsTx, ProjectionReader {
     for (const k of [...this.notes.keys()].sort()) yield [tagged(NOTE, k), encodeNote(this.notes.get(k)!)];
   }
 
-  /** A projection from records() output (a checkpoint's state), with `count` events applied. */
-  static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint): MemProjection {
-    const p = new MemProjection();
+  /** A projection from records() output (a checkpoint's state, opened with `codec`), with `count` events applied. */
+  static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint, codec: RecordCodec): MemProjection {
+    const p = new MemProjection(codec);
     p.applied = count;
-    for (const [k, v] of records) {
+    for (const [storedKey, storedValue] of records) {
+      const [k, v] = codec.decode(storedKey, storedValue);
       const rest = k.subarray(1);
       switch (k[0]) {
         case META:

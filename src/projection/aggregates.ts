@@ -16,13 +16,13 @@
 // back-link row `child ‖ parent ‖ name`; a change to a file's inode finds the
 // directories to mark through them.
 
-import type { ClassicLevel } from 'classic-level';
 import {
   DIRTY_TABLE_PREFIX, ENTRY_TABLE, INODE_TABLE, aggregateKey, decodeAggregate, decodeEntry, decodeInode, dirtyKey, encodeAggregate,
   entryPrefix, inodeKey, linkKey, linkPrefix, prefixEnd, type Aggregate, type Inode,
 } from './schema.js';
+import type { ProjectionDb } from './sealed-level.js';
 
-type Db = ClassicLevel<Buffer, Buffer>;
+type Db = ProjectionDb;
 
 /** One write of a batch, as Batch keeps them (value null deletes). */
 export interface KeyWrite {

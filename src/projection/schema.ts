@@ -74,7 +74,38 @@ export const DERIVED_TABLES: readonly number[] = [LINK, ...CACHE_TABLES];
 export const ENTRY_TABLE = ENTRY;
 export const INODE_TABLE = INODE;
 
+/**
+ * How each table is stored (docs/projection.md, "Encryption"). `nameAt`:
+ * where a name starts in the key (after the tag and the ids before it),
+ * or null when the key holds none; the name is replaced by its keyed hash,
+ * scoped by the 32 bytes before it, and carried sealed in the value.
+ * `clear`: the values are ids and numbers only, stored as they are; every
+ * other value is sealed. A table missing here is sealed and has no name,
+ * so a new table is protected without more work unless its key ends in a
+ * name: then it must be listed here. `keepName: false` (back-links, whose
+ * readers need only the ids before the name) drops the name instead of
+ * carrying it: such a table's keys read back with the hash in its place.
+ */
+export interface TableLayout {
+  nameAt: number | null;
+  clear: boolean;
+  keepName?: boolean;
+}
+
+export const TABLE_LAYOUTS: ReadonlyMap<number, TableLayout> = new Map<number, TableLayout>([
+  [META, { nameAt: null, clear: true }],
+  [INODE, { nameAt: null, clear: false }],
+  [ENTRY, { nameAt: 33, clear: false }],
+  [XATTR, { nameAt: 33, clear: false }],
+  [NOTE, { nameAt: null, clear: false }],
+  [LINK, { nameAt: 65, clear: true, keepName: false }],
+  [AGGREGATE, { nameAt: null, clear: true }],
+  [DIRTY, { nameAt: null, clear: true }],
+]);
+
 export const ROOT_KEY = Buffer.from([META, ...Buffer.from('root')]);
+/** The sealing key's check value (cipher.ts keyCheck): a projection sealed with another key is caught at open. Not part of dump(). */
+export const KEY_CHECK_KEY = Buffer.from([META, ...Buffer.from('keycheck')]);
 export const VECTOR_KEY = Buffer.from([META, ...Buffer.from('vector')]);
 export const POSITION_KEY = Buffer.from([META, ...Buffer.from('position')]);
 

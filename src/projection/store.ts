@@ -1,10 +1,13 @@
 // The filesystem projection in classic-level: inodes, directory entries
-// (keyed parent ‖ name, so readdir pages in name order), xattrs, notes on
+// (keyed parent ‖ name), xattrs, notes on
 // events that did not simply apply, and the log position it reflects (the
 // version vector and the last applied (hlc, writer, seq)). Writes go
 // through a Batch, which also serves apply's reads (its own pending writes
 // first), and commits them with the new position in one LevelDB batch, so
-// the stored position always matches the stored state.
+// the stored position always matches the stored state. Every read and
+// write goes through SealedLevel, which stores names hashed and values
+// sealed with the volume's projection key (docs/projection.md,
+// "Encryption"); readdir therefore pages in hash order, not name order.
 
 import { ClassicLevel } from 'classic-level';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
@@ -12,9 +15,12 @@ import type { LogEvent } from '../log/codec.js';
 import { VersionVector } from '../log/version-vector.js';
 import { applyEvent, likelyReads, type FsTx } from './fs-state.js';
 import { AggregateSettler, aggregateWrites, readAggregate, type StoredAggregate } from './aggregates.js';
+import type { ProjectionCipher } from './cipher.js';
 import { prepareProjectionDir } from './format.js';
+import { SealingCodec } from './record-codec.js';
+import { SealedLevel } from './sealed-level.js';
 import {
-  CACHE_TABLES, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
+  CACHE_TABLES, KEY_CHECK_KEY, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
   encodeNote, encodePosition, entryKey, entryPrefix, inodeKey, noteKey, prefixEnd, xattrKey, xattrPrefix,
   type Entry, type Inode, type InodeKind, type Note, type Position,
 } from './schema.js';
@@ -40,29 +46,37 @@ export interface DirEntry {
   id: Buffer;
 }
 
-type Db = ClassicLevel<Buffer, Buffer>;
+type RawDb = ClassicLevel<Buffer, Buffer>;
+type Db = SealedLevel;
 
 export class ProjectionStore {
   private vv = VersionVector.EMPTY;
   private last: Position | null = null;
   private readonly settler: AggregateSettler;
+  private readonly db: Db;
 
-  private constructor(private readonly db: Db) {
-    this.settler = new AggregateSettler(db);
+  private constructor(private readonly raw: RawDb, readonly cipher: ProjectionCipher) {
+    this.db = new SealedLevel(raw, new SealingCodec(cipher));
+    this.settler = new AggregateSettler(this.db);
   }
 
-  /** Opens (or creates) the projection at `dir`, migrating an older schema in place first (docs/migrations.md). */
-  static async open(dir: string, options: { log?: (msg: string) => void } = {}): Promise<ProjectionStore> {
-    await prepareProjectionDir(dir, options.log);
-    const db: Db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  /**
+   * Opens (or creates) the projection at `dir`, sealed with `cipher` (the
+   * volume's projection key), migrating an older schema first
+   * (docs/migrations.md).
+   */
+  static async open(dir: string, cipher: ProjectionCipher, options: { log?: (msg: string) => void } = {}): Promise<ProjectionStore> {
+    await prepareProjectionDir(dir, cipher, options.log);
+    const db: RawDb = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
       await db.open();
     } catch (err) {
       const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
       throw new BazilError(locked ? ErrorCodes.LOCKED : ErrorCodes.IO, `cannot open the projection at ${dir}`, { path: dir }, err);
     }
-    const store = new ProjectionStore(db);
+    const store = new ProjectionStore(db, cipher);
     try {
+      await store.checkKey(dir);
       await store.loadPosition();
     } catch (err) {
       // A position that does not read (a damaged table) must not leave the LevelDB lock held by this process.
@@ -73,7 +87,28 @@ export class ProjectionStore {
   }
 
   close(): Promise<void> {
-    return this.db.close();
+    return this.raw.close();
+  }
+
+  /**
+   * A new projection gets the key's check value; an existing one must hold
+   * it, else its records were sealed with another key (a replaced volume
+   * secret) and would not open: CORRUPT_METADATA, which the volume treats
+   * as damage and answers by replaying the log.
+   */
+  private async checkKey(dir: string): Promise<void> {
+    const want = this.cipher.keyCheck();
+    const got = await this.raw.get(KEY_CHECK_KEY);
+    if (got !== undefined && got.equals(want)) return;
+    if (got === undefined) {
+      let empty = true;
+      for await (const _ of this.raw.keys({ limit: 1 })) empty = false;
+      if (empty) {
+        await this.raw.put(KEY_CHECK_KEY, want);
+        return;
+      }
+    }
+    throw new BazilError(ErrorCodes.CORRUPT_METADATA, `projection: ${dir} was not sealed with this volume's key`, { path: dir });
   }
 
   private async loadPosition(): Promise<void> {
@@ -95,7 +130,8 @@ export class ProjectionStore {
 
   /** Drops everything: the projection of no events. */
   async clear(): Promise<void> {
-    await this.db.clear();
+    await this.raw.clear();
+    await this.raw.put(KEY_CHECK_KEY, this.cipher.keyCheck());
     this.settler.generation++;
     this.vv = VersionVector.EMPTY;
     this.last = null;
@@ -129,7 +165,12 @@ export class ProjectionStore {
     };
   }
 
-  /** Entries of `parent` in UTF-8 byte order of their names, after the name `after`, at most `limit`. */
+  /**
+   * Entries of `parent` after the entry named `after` (which need not
+   * exist any more), at most `limit`, in the order of their names' keyed
+   * hashes: an order stable while the directory does not change, which is
+   * what paging needs; a caller that promises sorted names sorts.
+   */
   async readdir(parent: Uint8Array, options: { after?: string; limit?: number } = {}): Promise<DirEntry[]> {
     const prefix = entryPrefix(parent);
     const range = options.after === undefined ? { gte: prefix } : { gt: entryKey(parent, options.after) };
@@ -147,9 +188,10 @@ export class ProjectionStore {
 
   async listxattr(id: Uint8Array): Promise<string[]> {
     const prefix = xattrPrefix(id);
-    const names: string[] = [];
-    for await (const k of this.db.keys({ gte: prefix, lt: prefixEnd(prefix) })) names.push(k.subarray(prefix.length).toString('utf8'));
-    return names;
+    const names: Buffer[] = [];
+    for await (const k of this.db.keys({ gte: prefix, lt: prefixEnd(prefix) })) names.push(k.subarray(prefix.length));
+    // Stored in hash order; a handful per inode, so they are given in name order as before.
+    return names.sort(Buffer.compare).map((n) => n.toString('utf8'));
   }
 
   async getxattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
@@ -176,16 +218,18 @@ export class ProjectionStore {
   }
 
   /**
-   * The whole projection as bytes: every key and value in key order, each
-   * as u32 big-endian length ‖ bytes. Two projections of the same events
-   * give the same dump. Derived tables (back-links, aggregate caches) are
+   * The whole projection as bytes: every key and value as stored (names
+   * hashed, values sealed), in stored-key order, each as u32 big-endian
+   * length ‖ bytes. Two projections of the same events with the same key
+   * give the same dump (the key check is left out, like the caches). Derived tables (back-links, aggregate caches) are
    * left out, except the back-links with `links` (they follow from the
    * entries alone, so they must match too; the caches depend on timing).
    */
   async dump(options: { links?: boolean } = {}): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const [k, v] of this.db.iterator()) {
+    for await (const [k, v] of this.raw.iterator()) {
       const tag = k[0]!;
+      if (k.equals(KEY_CHECK_KEY)) continue;
       if (CACHE_TABLES.includes(tag) || (tag === LINK_TABLE && options.links !== true)) continue;
       parts.push(lengthPrefixed(k), lengthPrefixed(v));
     }

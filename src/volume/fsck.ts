@@ -171,7 +171,7 @@ function checkFile(content: ContentStore, name: string, manifestBytes: Buffer, p
 async function checkProjection(parts: FsckParts, problems: FsckProblem[]): Promise<void> {
   const scratchDir = await mkdtemp(join(parts.dir, 'fsck-'));
   try {
-    const scratch = await ProjectionStore.open(join(scratchDir, 'projection'));
+    const scratch = await ProjectionStore.open(join(scratchDir, 'projection'), parts.projection.cipher);
     try {
       try {
         await new Projector(scratch, parts.log).rebuild();

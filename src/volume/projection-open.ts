@@ -10,6 +10,7 @@
 import { rm } from 'node:fs/promises';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { LogStore } from '../log/stream.js';
+import type { ProjectionCipher } from '../projection/cipher.js';
 import { ProjectionStore, Projector } from '../projection/index.js';
 import { PROJECTION_REBUILT_WARNING, warn } from './warnings.js';
 
@@ -18,11 +19,14 @@ export interface OpenedProjection {
   projector: Projector;
 }
 
-/** Opens the projection at `dir` and rolls it forward from `log`, rebuilding it from scratch if it is damaged or missing. */
-export async function openProjection(dir: string, log: LogStore, volumeName: string): Promise<OpenedProjection> {
+/**
+ * Opens the projection at `dir` (sealed with `cipher`) and rolls it forward
+ * from `log`, rebuilding it from scratch if it is damaged or missing.
+ */
+export async function openProjection(dir: string, log: LogStore, volumeName: string, cipher: ProjectionCipher): Promise<OpenedProjection> {
   let store: ProjectionStore | undefined;
   try {
-    store = await ProjectionStore.open(dir);
+    store = await ProjectionStore.open(dir, cipher);
     const projector = new Projector(store, log);
     const empty = store.position() === null;
     const { applied } = await projector.catchUp();
@@ -38,7 +42,7 @@ export async function openProjection(dir: string, log: LogStore, volumeName: str
     await rm(dir, { recursive: true, force: true }).catch((rmErr: unknown) => {
       throw new BazilError(ErrorCodes.IO, `cannot remove the damaged projection at ${dir}`, { path: dir }, rmErr);
     });
-    const fresh = await ProjectionStore.open(dir);
+    const fresh = await ProjectionStore.open(dir, cipher);
     try {
       const projector = new Projector(fresh, log);
       const events = await projector.rebuild();

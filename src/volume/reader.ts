@@ -15,7 +15,7 @@ export interface CallOptions {
 }
 
 export interface ReaddirOptions extends CallOptions {
-  /** Entries after this name (in UTF-8 byte order): the last name of the previous page. */
+  /** Entries after this name, the last name of the previous page (pages come in the projection's order: hash order for the live one). */
   after?: string;
   limit?: number;
 }

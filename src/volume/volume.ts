@@ -18,7 +18,7 @@ import { openVolumeByName, type OpenVolume, type OpenVolumeOptions } from '../ho
 import type { EventBody, TimeSpec } from '../log/event.js';
 import type { LogStore } from '../log/stream.js';
 import { NAME_MAX_BYTES } from '../log/names.js';
-import { ProjectionStore, Projector, type Attrs, type DirEntry } from '../projection/index.js';
+import { ProjectionCipher, ProjectionStore, Projector, type Attrs, type DirEntry } from '../projection/index.js';
 import { VolumeReader, type CallOptions, type ReaddirOptions } from './reader.js';
 import { pathError, splitParent, splitPath } from './paths.js';
 import { WriteBatch } from './write-batch.js';
@@ -123,7 +123,7 @@ export class Volume extends VolumeReader {
       // What the arenas' recovery did (a torn tail, damaged records set aside) goes to stderr as a warning.
       open = await openVolumeByName(home, name, { fs: options.fs, log: (m) => warn(ARENA_RECOVERY_WARNING, m) });
       // A damaged or missing projection is rebuilt from the log, with a warning (projection-open.ts).
-      const opened = await openProjection(join(open.dir, PROJECTION_DIR), open.log, name);
+      const opened = await openProjection(join(open.dir, PROJECTION_DIR), open.log, name, new ProjectionCipher(open.keys.projectionKey));
       projection = opened.store;
       const projector = opened.projector;
       return new Volume(home, open, projection, projector, new ContentStore(open.arenas, { keys: open.keys }));
@@ -140,9 +140,9 @@ export class Volume extends VolumeReader {
   }
 
   /** What past-state views (src/history) read besides the projection: the log, the content store, the volume's directory. */
-  historySource(): { name: string; dir: string; log: LogStore; content: ContentStore } {
+  historySource(): { name: string; dir: string; log: LogStore; content: ContentStore; cipher: ProjectionCipher } {
     this.check(undefined);
-    return { name: this.name, dir: this.vol.dir, log: this.vol.log, content: this.content };
+    return { name: this.name, dir: this.vol.dir, log: this.vol.log, content: this.content, cipher: this.projection.cipher };
   }
 
   /** Waits for pending writes, then closes the content store, projection, volume and home. */

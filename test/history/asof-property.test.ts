@@ -43,7 +43,7 @@ test('property: the as-of view at every prefix of the log equals the model at th
         });
         await p.projector.catchUp();
 
-        const h = await History.open({ name: 'asof', dir, log: p.log, content }, { every: BigInt(run.every) });
+        const h = await History.open({ name: 'asof', dir, log: p.log, content, cipher: p.store.cipher }, { every: BigInt(run.every) });
         const written = await h.update();
         assert.equal(written, Math.floor(expected.length / run.every));
         for (let k = 1; k <= expected.length; k++) {
@@ -62,7 +62,7 @@ test('property: the as-of view at every prefix of the log equals the model at th
         const now = await h.at({ kind: 'now' });
         assert.deepEqual(dumpTables(await now.projection.dump()), dumpTables(await p.store.dump()));
         // A fresh History over the same checkpoints agrees, and a full replay confirms every checkpoint.
-        const again = await History.open({ name: 'asof', dir, log: p.log, content }, { every: BigInt(run.every) });
+        const again = await History.open({ name: 'asof', dir, log: p.log, content, cipher: p.store.cipher }, { every: BigInt(run.every) });
         assert.equal(again.checkpoints().length, Math.floor(expected.length / run.every));
         const verified = await again.verify();
         assert.deepEqual(verified, { checked: again.checkpoints().length, replaced: [] });

@@ -6,6 +6,7 @@ import { ContentStore } from '../../src/cas/content-store.js';
 import { deriveVolumeKeys } from '../../src/crypto/volume-keys.js';
 import { CheckpointStore, CHECKPOINTS_DIR } from '../../src/history/checkpoints.js';
 import { History } from '../../src/history/history.js';
+import { SealingCodec } from '../../src/projection/record-codec.js';
 import { bytesOf, VOLUME } from '../log/helpers.js';
 import { ALICE, BOB, WALL_MS, openPeer, withTempDir, type Peer } from '../projection/helpers.js';
 import { listProjection } from './helpers.js';
@@ -41,7 +42,7 @@ async function withPeer(work: (dir: string, p: Peer, content: ContentStore) => P
 test('a checkpoint with a flipped byte is detected on load, skipped, and rebuilt with the same canonical id', async () => {
   await withPeer(async (dir, p, content) => {
     fill(p, 30); // 61 events
-    const src = { name: 'ck', dir, log: p.log, content };
+    const src = { name: 'ck', dir, log: p.log, content, cipher: p.store.cipher };
     const h = await History.open(src, { every: 10n });
     assert.equal(await h.update(), 6);
     const files = await checkpointFiles(dir);
@@ -66,7 +67,7 @@ test('a checkpoint with a flipped byte is detected on load, skipped, and rebuilt
 test('a truncated checkpoint or one with a garbage header is dropped at open and rebuilt by update', async () => {
   await withPeer(async (dir, p, content) => {
     fill(p, 20); // 41 events
-    const src = { name: 'ck', dir, log: p.log, content };
+    const src = { name: 'ck', dir, log: p.log, content, cipher: p.store.cipher };
     await (await History.open(src, { every: 8n })).update();
     const files = await checkpointFiles(dir);
     assert.equal(files.length, 5);
@@ -85,14 +86,14 @@ test('a truncated checkpoint or one with a garbage header is dropped at open and
 test('a forged checkpoint whose hash matches its name but not the log is caught by verify and replaced', async () => {
   await withPeer(async (dir, p, content) => {
     fill(p, 15); // 31 events
-    const src = { name: 'ck', dir, log: p.log, content };
+    const src = { name: 'ck', dir, log: p.log, content, cipher: p.store.cipher };
     const h = await History.open(src, { every: 10n });
     await h.update();
     const original = await checkpointFiles(dir);
     const store = CheckpointStore.forVolume(dir);
     const ref = h.checkpoints()[1]!; // @20
     // A state that is not the log's at @20: one file's mode changed, saved as a well-formed checkpoint.
-    const forged = await store.load(ref);
+    const forged = await store.load(ref, new SealingCodec(p.store.cipher));
     const root = (await forged.rootId())!;
     const f0 = (await forged.lookup(root, 'f0'))!;
     forged.putInode(f0, { ...(await forged.inode(f0))!, mode: 0o777 });
@@ -125,7 +126,7 @@ test('checkpoints made stale by a late event from another writer are dropped; vi
       // Bob writes first (his clock runs behind Alice's); Alice's events then reach higher clocks.
       for (let i = 0; i < 5; i++) b.append({ type: 'mkdir', parent: root.id, name: `b${i}`, mode: 0o755, uid: 0, gid: 0 });
       for (let i = 0; i < 12; i++) a.append({ type: 'mkdir', parent: root.id, name: `a${i}`, mode: 0o755, uid: 0, gid: 0 });
-      const src = { name: 'ck', dir: join(dir, 'a'), log: a.log, content };
+      const src = { name: 'ck', dir: join(dir, 'a'), log: a.log, content, cipher: a.store.cipher };
       const h = await History.open(src, { every: 4n });
       await h.update();
       assert.deepEqual(h.checkpoints().map((r) => r.count), [4n, 8n, 12n]);

@@ -20,13 +20,16 @@ export async function listProjection(p: ProjectionReader): Promise<Listed[]> {
       manifest: a.manifest?.toString('hex') ?? null, target: (await p.readlink(id)) ?? null, xattrs,
     });
     if (a.kind !== 'dir') return;
+    const entries: { name: string; id: Buffer }[] = [];
     let after: string | undefined;
     for (;;) {
       const page = await p.readdir(id, { after, limit: 2 });
-      for (const e of page) await visit(e.id, `${path}/${e.name}`);
+      entries.push(...page);
       if (page.length < 2) break;
       after = page[page.length - 1]!.name;
     }
+    // The LevelDB projection pages in hash order; the listing is in name order.
+    for (const e of entries.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)))) await visit(e.id, `${path}/${e.name}`);
   };
   await visit(root, '');
   return out;

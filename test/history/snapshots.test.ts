@@ -35,7 +35,7 @@ test('a snapshot names what its writer had seen, even when concurrent events sor
       a.append({ type: 'snapshot', name: 'alices-view' });
       await a.projector.catchUp();
 
-      const h = await History.open({ name: 's', dir: join(dir, 'a'), log: a.log, content }, { every: 3n });
+      const h = await History.open({ name: 's', dir: join(dir, 'a'), log: a.log, content, cipher: a.store.cipher }, { every: 3n });
       await h.update();
       const view = await h.at({ kind: 'snapshot', name: 'bobs-view' });
       assert.deepEqual(await listProjection(view.projection), bobSaw);

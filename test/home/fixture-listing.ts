@@ -48,13 +48,16 @@ export async function listVolumeTree(volume: VolumeReader): Promise<ListedNode[]
       mtime: attrs.mtime.toString(), sha256, target, inode: attrs.id.toString('hex'), xattrs,
     });
     if (attrs.kind !== 'dir') return;
+    const names: string[] = [];
     let after: string | undefined;
     for (;;) {
       const page = await volume.readdir(path, { after, limit: 500 });
       if (page.length === 0) break;
-      for (const e of page) await visit(path === '/' ? `/${e.name}` : `${path}/${e.name}`);
+      names.push(...page.map((e) => e.name));
       after = page[page.length - 1]!.name;
     }
+    // Pages come in the projection's (hash) order; the listing promises byte order.
+    for (const name of names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) await visit(path === '/' ? `/${name}` : `${path}/${name}`);
   };
   await visit('/');
   return out;

@@ -151,7 +151,7 @@ test('aggregates are exact at every prefix of the log replayed into a fresh proj
       const events = [...p.log.merged(VersionVector.EMPTY)];
       assert.ok(events.length > 60);
       for (let k = 1; k <= events.length; k += Math.max(1, Math.floor(events.length / 15))) {
-        const view = await ProjectionStore.open(join(dir, `asof-${k}`));
+        const view = await ProjectionStore.open(join(dir, `asof-${k}`), p.store.cipher);
         try {
           const batch = view.batch();
           for (const env of events.slice(0, k)) await batch.apply(env, p.log.open(env));

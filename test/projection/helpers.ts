@@ -9,13 +9,18 @@ import { LogStore } from '../../src/log/stream.js';
 import type { LogEvent } from '../../src/log/codec.js';
 import type { EventBody } from '../../src/log/event.js';
 import type { Signer } from '../../src/log/signing.js';
-import { ProjectionStore } from '../../src/projection/store.js';
+import { ProjectionStore, type DirEntry } from '../../src/projection/store.js';
 import { Projector } from '../../src/projection/projector.js';
-import { EVENT_KEY, VOLUME } from '../log/helpers.js';
+import { ProjectionCipher } from '../../src/projection/cipher.js';
+import { deriveVolumeKeys } from '../../src/crypto/volume-keys.js';
+import { EVENT_KEY, VOLUME, bytesOf } from '../log/helpers.js';
 
 export { withTempDir, ALICE, BOB, CAROL } from '../log/helpers.js';
 
 export const WALL_MS = 1_700_000_000_000;
+
+/** The projection cipher of the test volume (the key a volume with secret 'test secret' derives). */
+export const PROJECTION_CIPHER = new ProjectionCipher(deriveVolumeKeys(bytesOf('test secret'), VOLUME).projectionKey);
 
 export interface Peer {
   arenas: ArenaSet;
@@ -30,7 +35,7 @@ export interface Peer {
 export async function openPeer(dir: string, signer: Signer, batchEvents?: number): Promise<Peer> {
   const arenas = await ArenaSet.open(join(dir, 'arenas'), { fs: nodeFileSystem, writer: signer.writer });
   const log = LogStore.open({ arenas, volume: VOLUME, eventKey: EVENT_KEY, signer });
-  const store = await ProjectionStore.open(join(dir, 'projection'));
+  const store = await ProjectionStore.open(join(dir, 'projection'), PROJECTION_CIPHER);
   const projector = new Projector(store, log, batchEvents);
   return {
     arenas, log, store, projector,
@@ -77,15 +82,22 @@ export async function listTree(store: ProjectionStore): Promise<Listed[]> {
       manifest: a.manifest?.toString('hex') ?? null, target: (await store.readlink(id)) ?? null, xattrs,
     });
     if (a.kind !== 'dir') return;
-    // Page by two to exercise `after`.
+    // Page by two to exercise `after`; pages come in hash order, the listing is in name order.
+    const entries: DirEntry[] = [];
     let after: string | undefined;
     for (;;) {
       const page = await store.readdir(id, { after, limit: 2 });
-      for (const e of page) await visit(e.id, `${path}/${e.name}`);
+      entries.push(...page);
       if (page.length < 2) break;
       after = page[page.length - 1].name;
     }
+    for (const e of byName(entries)) await visit(e.id, `${path}/${e.name}`);
   };
   await visit(root, '');
   return out;
+}
+
+/** Entries in UTF-8 byte order of their names, the order a listing promises. */
+export function byName<T extends { name: string }>(entries: readonly T[]): T[] {
+  return [...entries].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
 }

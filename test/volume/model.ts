@@ -502,14 +502,16 @@ export async function listVolume(v: VolumeView): Promise<{ listed: Listed[]; tim
       xattrs, ino: a.id.toString('hex'),
     });
     if (a.kind !== 'dir') return;
-    // Pages of three exercise `after`.
+    // Pages of three exercise `after`; they come in the projection's hash order, the listing is in name order.
+    const names: string[] = [];
     let after: string | undefined;
     for (;;) {
       const page = await v.readdir(path, { after, limit: 3 });
-      for (const e of page) await visit(path === '/' ? `/${e.name}` : `${path}/${e.name}`);
+      names.push(...page.map((e) => e.name));
       if (page.length < 3) break;
       after = page[page.length - 1]!.name;
     }
+    for (const name of names.sort(byteOrder)) await visit(path === '/' ? `/${name}` : `${path}/${name}`);
   };
   await visit('/');
   return { listed, times };

@@ -28,7 +28,7 @@ import { createVolume, openVolumeByName, SECRET_FILE, VOLUME_FILE, type OpenVolu
 import type { Envelope } from '../../src/log/codec.js';
 import { VersionVector } from '../../src/log/version-vector.js';
 import { CONTENT_KIND } from '../../src/cas/content-store.js';
-import { LOST_FOUND_NAME, ProjectionStore, Projector } from '../../src/projection/index.js';
+import { LOST_FOUND_NAME, ProjectionCipher, ProjectionStore, Projector } from '../../src/projection/index.js';
 import { PROJECTION_DIR, Volume } from '../../src/volume/volume.js';
 import { listVolume, runOp, type VolOp } from './model.js';
 import { prng } from './power-cut-workload.js';
@@ -44,7 +44,7 @@ async function withLog<T>(homeDir: string, name: string, work: (open: OpenVolume
   try {
     const open = await openVolumeByName(home, name);
     try {
-      const store = await ProjectionStore.open(join(open.dir, PROJECTION_DIR));
+      const store = await ProjectionStore.open(join(open.dir, PROJECTION_DIR), new ProjectionCipher(open.keys.projectionKey));
       try {
         return await work(open, new Projector(store, open.log));
       } finally {

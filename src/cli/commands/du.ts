@@ -65,6 +65,8 @@ async function describe(v: Volume, path: string, depth: number): Promise<DuNode>
     }
     after = page[page.length - 1]!.name;
   }
+  // Pages come in the projection's hash order (docs/projection.md); du shows names in byte order.
+  node.children.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
   return node;
 }
 

@@ -163,7 +163,8 @@ async function listing(v: Volume, path: string): Promise<Row[]> {
   for (let page = await v.readdir(path, { limit: PAGE }); page.length > 0; page = await v.readdir(path, { after: page[page.length - 1]!.name, limit: PAGE })) {
     for (const e of page) rows.push(await row(e.name, path === '/' ? `/${e.name}` : `${path.replace(/\/$/, '')}/${e.name}`, await v.getattr(e.id)));
   }
-  return rows;
+  // Pages come in the projection's hash order (docs/projection.md); ls lists names in byte order.
+  return rows.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
 }
 
 function longLine(r: Row): string {

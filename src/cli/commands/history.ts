@@ -71,6 +71,7 @@ export function register(program: Command): void {
             rows.push({ name: e.name, kind: a.kind, size: a.size, mode: a.mode.toString(8).padStart(4, '0') });
           }
         }
+        rows.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
         printResult(cmd, rows, () => rows.map((row) => `${row.name}${row.kind === 'dir' ? '/' : ''}\n`).join(''));
       }));
     });
