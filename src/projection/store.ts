@@ -13,6 +13,7 @@ import { VersionVector } from '../log/version-vector.js';
 import { applyEvent, likelyReads, type FsTx } from './fs-state.js';
 import { AggregateSettler, aggregateWrites, readAggregate, type StoredAggregate } from './aggregates.js';
 import { prepareProjectionDir } from './format.js';
+import { restoreRecords } from './restore.js';
 import {
   CACHE_TABLES, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
   encodeNote, encodePosition, entryKey, entryPrefix, inodeKey, noteKey, prefixEnd, xattrKey, xattrPrefix,
@@ -99,6 +100,18 @@ export class ProjectionStore {
     this.settler.generation++;
     this.vv = VersionVector.EMPTY;
     this.last = null;
+  }
+
+  /**
+   * Replaces the state with `records` (a saved dump in key order: the
+   * projection of a prefix of the log), writing only what differs, derived
+   * tables included (restore.ts); returns the records written or deleted.
+   */
+  async restore(records: Iterable<[Buffer, Buffer]>): Promise<number> {
+    const changed = await restoreRecords(this.db, records);
+    this.settler.generation++;
+    await this.loadPosition();
+    return changed;
   }
 
   /** A batch of events to apply; nothing is stored (or visible to the reads below) before commit. */
