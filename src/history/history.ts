@@ -215,10 +215,13 @@ export class History {
   /**
    * Replays the log up to the last checkpoint and checks each one against
    * the state the replay reaches at its position: a full one's state, a
-   * delta's base (it must name the good checkpoint there) and changes, and
-   * each file's bytes against its name. One that differs (a well-formed
-   * file with a forged name is only caught this way) is deleted and, with
-   * `rewrite` (the default), written again from the replayed state.
+   * delta's changes (against the replayed state at its base's position),
+   * and each file's bytes against its name. A delta is checked on its own:
+   * its base is checked at its own position, and a delta whose base is bad
+   * or gone names an id no good checkpoint has, so it is never loaded until
+   * a correct base with that id is written again. One that differs (a
+   * well-formed file with a forged name is only caught this way) is deleted
+   * and, with `rewrite` (the default), written again from the replay.
    */
   async verify(options: { signal?: AbortSignal; rewrite?: boolean } = {}): Promise<{ checked: number; replaced: string[]; findings: CheckpointFinding[] }> {
     const rewrite = options.rewrite ?? true;
@@ -226,55 +229,56 @@ export class History {
     const state: ReplayState = { proj: new MemProjection(), snapshots: new Map(), base: null };
     const findings: CheckpointFinding[] = [];
     const replaced: string[] = [];
-    // The replayed state at each position a later checkpoint is (or may be rewritten as) a delta against, until the last one that needs it.
+    // The replayed state at each position a checkpoint is (or may be rewritten as) a delta against, kept until the last one that needs it.
     const lastUse = new Map<bigint, bigint>();
     for (const r of todo) {
       for (const c of [r.base?.count, r.count - this.every]) {
         if (c !== undefined && c > 0n && (lastUse.get(c) ?? 0n) < r.count) lastUse.set(c, r.count);
       }
     }
+    const stops = [...new Set([...todo.map((r) => r.count), ...lastUse.keys()])].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
     const states = new Map<bigint, StateRecords>();
     /** The id of the good (checked or rewritten) checkpoint at each position. */
     const good = new Map<bigint, string>();
     let checked = 0;
-    for (const ref of todo) {
-      if (state.proj.count > ref.count) continue;
-      await this.replay(state, { stop: () => state.proj.count >= ref.count, record: false, signal: options.signal });
-      if (state.proj.count !== ref.count) break;
-      checked++;
-      const why = await this.check(ref, state, states, good);
-      if (why === null) {
-        good.set(ref.count, ref.id);
-      } else {
-        findings.push({ path: ref.path, count: ref.count, why });
+    for (const stop of stops) {
+      await this.replay(state, { stop: () => state.proj.count >= stop, record: false, signal: options.signal });
+      if (state.proj.count !== stop) break;
+      for (const ref of todo.filter((r) => r.count === stop)) {
+        checked++;
+        const why = await this.check(ref, state, states);
+        if (why === null) {
+          good.set(stop, ref.id);
+          continue;
+        }
+        findings.push({ path: ref.path, count: stop, why });
         await this.store.remove(ref.path);
         this.refs = this.refs.filter((r) => r !== ref);
-        if (rewrite && !good.has(ref.count)) {
-          const baseCount = ref.count - this.every;
-          const baseId = good.get(baseCount);
-          const baseState = states.get(baseCount);
-          const delta = !this.isFullPosition(ref.count) && baseId !== undefined && baseState !== undefined;
-          const bytes = delta ? deltaBytes(state.proj, state.snapshots.values(), { count: baseCount, id: baseId }, baseState) : checkpointBytes(state.proj, state.snapshots.values());
-          const written = await this.store.writeBytes(state.proj, bytes, delta ? { count: baseCount, id: baseId } : null);
-          this.insertRef(written);
-          good.set(ref.count, written.id);
-          replaced.push(ref.path);
-        }
+        if (!rewrite || good.has(stop)) continue;
+        const baseCount = stop - this.every;
+        const baseId = good.get(baseCount);
+        const baseState = states.get(baseCount);
+        const delta = !this.isFullPosition(stop) && baseId !== undefined && baseState !== undefined;
+        const bytes = delta ? deltaBytes(state.proj, state.snapshots.values(), { count: baseCount, id: baseId }, baseState) : checkpointBytes(state.proj, state.snapshots.values());
+        const written = await this.store.writeBytes(state.proj, bytes, delta ? { count: baseCount, id: baseId } : null);
+        this.insertRef(written);
+        good.set(stop, written.id);
+        replaced.push(ref.path);
       }
-      if ((lastUse.get(ref.count) ?? 0n) > ref.count && !states.has(ref.count)) states.set(ref.count, stateOf(state.proj));
-      for (const [c] of states) if ((lastUse.get(c) ?? 0n) <= ref.count) states.delete(c);
+      if ((lastUse.get(stop) ?? 0n) > stop) states.set(stop, stateOf(state.proj));
+      for (const [c] of states) if ((lastUse.get(c) ?? 0n) <= stop) states.delete(c);
     }
     return { checked, replaced, findings };
   }
 
   /** Why `ref` is not the checkpoint the replayed `state` calls for, or null when it is. */
-  private async check(ref: CheckpointRef, state: ReplayState, states: ReadonlyMap<bigint, StateRecords>, good: ReadonlyMap<bigint, string>): Promise<string | null> {
+  private async check(ref: CheckpointRef, state: ReplayState, states: ReadonlyMap<bigint, StateRecords>): Promise<string | null> {
     if (!(await this.store.intact(ref))) return 'its bytes do not hash to its name, or it does not parse';
     if (ref.base === null) {
       return checkpointBytes(state.proj, state.snapshots.values()).id === ref.id ? null : 'its state differs from a replay of the log to its position';
     }
     const baseState = states.get(ref.base.count);
-    if (good.get(ref.base.count) !== ref.base.id || baseState === undefined) return `the checkpoint it is a delta against (@${ref.base.count}) is gone or was bad`;
+    if (baseState === undefined) return `its base position @${ref.base.count} is not one the log reaches`;
     return deltaBytes(state.proj, state.snapshots.values(), ref.base, baseState).id === ref.id ? null : 'its changes differ from a replay of the log between its base and its position';
   }
 
