@@ -12,29 +12,34 @@
 // fails is deleted and rebuilt by the next replay that passes its
 // position: checkpoints are a cache, never the truth.
 //
-// Two kinds, told apart by the version byte after the magic:
+// File: "BZCKPT\n" | version | u32 BE header length | header | payload,
+// three versions:
 //
-// - full (0x01, the only kind before delta checkpoints, still read as is):
-//   "BZCKPT\n" 01 | u32 BE header length | header | state
-//   header = canonical CBOR [count, vector, position(48), snapshots],
-//   snapshots = [[name, count, vector, hlc, writer, seq], …] in name order;
-//   state = the dump (u32 BE length ‖ key, u32 BE length ‖ value, …, in key
-//   order).
-// - delta (0x02): the records that differ from an earlier checkpoint, its
-//   base, which the header names by position and id:
-//   "BZCKPT\n" 02 | u32 BE header length | header | changes
+// - 0x01, full, plain (the only kind before delta checkpoints; read, no
+//   longer written): header = canonical CBOR [count, vector, position(48),
+//   snapshots], snapshots = [[name, count, vector, hlc, writer, seq], …] in
+//   name order; payload = the state: the dump (u32 BE length ‖ key, u32 BE
+//   length ‖ value, …, in key order).
+// - 0x03, full, deflated: the same header; payload = the state as raw
+//   DEFLATE (RFC 1951).
+// - 0x02, delta, deflated: the records that differ from an earlier
+//   checkpoint, its base, which the header names by position and id:
 //   header = canonical CBOR [count, vector, position(48), snapshots,
-//   base count, base id(32)]; changes = (u32 BE length ‖ key, then
-//   u32 BE length ‖ value, or FFFFFFFF for a key the base has and this state
-//   does not), in key order.
+//   base count, base id(32)]; payload = the changes as raw DEFLATE, changes
+//   = (u32 BE length ‖ key, then u32 BE length ‖ value, or FFFFFFFF for a
+//   key the base has and this state does not), in key order.
 //
-// File name: `<count, 20 digits>-<id hex>.ckpt`, id = SHA-256 of everything
-// after the 8-byte magic (version byte included). A delta's id covers its
-// base's id, so a chain of deltas is checked link by link back to a full.
+// File name: `<count, 20 digits>-<id hex>.ckpt`, id = SHA-256(version ‖
+// header length ‖ header ‖ the payload uncompressed). The name is thus a
+// function of the events covered (and of the base's id) whatever the
+// compressor's output, which may differ between zlib versions. A delta's
+// id covers its base's id, so a chain of deltas is checked link by link
+// back to a full one.
 
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
 import { writeFileAtomic } from '../../migrations/durable-file.js';
 import { decodeCanonical, encodeCanonical, type DecodedValue, type EncodableValue } from '../log/canonical-cbor.js';
@@ -44,8 +49,11 @@ import { MemProjection } from './mem-projection.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 const MAGIC_PREFIX = Buffer.from('BZCKPT\n', 'latin1');
-const FULL = 0x01;
+const FULL_PLAIN = 0x01;
 const DELTA = 0x02;
+const FULL = 0x03;
+/** Fast DEFLATE: most of the gain (ids and writer ids repeat across records) at a fraction of the time of the default level. */
+const DEFLATE_LEVEL = 1;
 const MAGIC_LENGTH = MAGIC_PREFIX.length + 1;
 const NAME = /^(\d{20})-([0-9a-f]{64})\.ckpt$/;
 /** A header larger than this is damage, not a snapshot table (names are ≤ 255 bytes). */
@@ -81,6 +89,8 @@ export interface CheckpointRef {
   snapshots: SnapshotInfo[];
   /** A delta's base; null for a full checkpoint. */
   base: BaseRef | null;
+  /** The format version (0x01 full plain, 0x02 delta, 0x03 full deflated). */
+  version: number;
 }
 
 /**
@@ -90,10 +100,13 @@ export interface CheckpointRef {
  */
 export type StateRecords = Map<string, Buffer>;
 
-/** A checkpoint's bytes after the magic, its id, and what its ref records. */
+/** A checkpoint's content after the magic, its id, and what its ref records. */
 export interface CheckpointBytes {
   version: number;
-  body: Buffer;
+  /** Version byte, header length and header. */
+  head: Buffer;
+  /** The state or changes, uncompressed. */
+  payload: Buffer;
   id: string;
   position: Position;
   table: SnapshotInfo[];
@@ -150,8 +163,9 @@ export class CheckpointStore {
   async writeBytes(proj: MemProjection, bytes: CheckpointBytes, base: BaseRef | null): Promise<CheckpointRef> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => { throw ioError('create', this.dir, err); });
     const path = join(this.dir, fileName(proj.count, bytes.id));
-    await writeFileAtomic(path, Buffer.concat([MAGIC_PREFIX, bytes.body]), 0o600);
-    return { id: bytes.id, path, count: proj.count, vector: proj.versionVector(), position: bytes.position, snapshots: bytes.table, base };
+    const payload = bytes.version === FULL_PLAIN ? bytes.payload : deflateRawSync(bytes.payload, { level: DEFLATE_LEVEL });
+    await writeFileAtomic(path, Buffer.concat([MAGIC_PREFIX, bytes.head, payload]), 0o600);
+    return { id: bytes.id, path, count: proj.count, vector: proj.versionVector(), position: bytes.position, snapshots: bytes.table, base, version: bytes.version };
   }
 
   /**
@@ -168,13 +182,11 @@ export class CheckpointStore {
     if (chain === null) throw new BazilError(ErrorCodes.BAD_CHECKPOINT, `checkpoint ${ref.path} is unusable: the checkpoint it is a delta against is gone`, { path: ref.path, missing: true });
     const state: StateRecords = new Map();
     for (const link of chain) {
-      const body = await this.readBody(link);
-      const headerLen = body.readUInt32BE(1);
-      const at = 1 + 4 + headerLen;
+      const payload = await this.readPayload(link);
       if (link.base === null) {
-        for (const [k, v] of records(body, at, link.path)) state.set(k.toString('latin1'), v);
+        for (const [k, v] of records(payload, 0, link.path)) state.set(k.toString('latin1'), v);
       } else {
-        for (const [k, v] of changes(body, at, link.path)) {
+        for (const [k, v] of changes(payload, 0, link.path)) {
           if (v === null) state.delete(k.toString('latin1'));
           else state.set(k.toString('latin1'), v);
         }
@@ -191,7 +203,7 @@ export class CheckpointStore {
   /** Whether the file's bytes still hash to its name. */
   async intact(ref: CheckpointRef): Promise<boolean> {
     try {
-      await this.readBody(ref);
+      await this.readPayload(ref);
       return true;
     } catch (err) {
       if (isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) return false;
@@ -205,8 +217,8 @@ export class CheckpointStore {
     });
   }
 
-  /** The bytes after the magic (version byte first), checked against the name and the kind the header gave. */
-  private async readBody(ref: CheckpointRef): Promise<Buffer> {
+  /** The payload, uncompressed, with the whole content checked against the name and the version the header gave. */
+  private async readPayload(ref: CheckpointRef): Promise<Buffer> {
     let bytes: Buffer;
     try {
       bytes = await readFile(ref.path);
@@ -214,12 +226,21 @@ export class CheckpointStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw bad(ref.path, 'it is gone');
       throw ioError('read', ref.path, err);
     }
-    const version = ref.base === null ? FULL : DELTA;
     if (bytes.length < MAGIC_LENGTH + 4 || !bytes.subarray(0, MAGIC_PREFIX.length).equals(MAGIC_PREFIX)) throw bad(ref.path, 'it does not start with the checkpoint magic');
-    if (bytes[MAGIC_PREFIX.length] !== version) throw bad(ref.path, 'its version byte changed');
-    const body = bytes.subarray(MAGIC_PREFIX.length);
-    if (createHash('sha256').update(body).digest('hex') !== ref.id) throw bad(ref.path, 'its bytes do not hash to its name');
-    return body;
+    if (bytes[MAGIC_PREFIX.length] !== ref.version) throw bad(ref.path, 'its version byte changed');
+    const payloadAt = MAGIC_LENGTH + 4 + bytes.readUInt32BE(MAGIC_LENGTH);
+    if (payloadAt > bytes.length) throw bad(ref.path, 'it is truncated');
+    let payload = bytes.subarray(payloadAt);
+    if (ref.version !== FULL_PLAIN) {
+      try {
+        payload = inflateRawSync(payload);
+      } catch (err) {
+        throw bad(ref.path, `its payload does not inflate (${(err as Error).message})`);
+      }
+    }
+    const hash = createHash('sha256').update(bytes.subarray(MAGIC_PREFIX.length, payloadAt)).update(payload);
+    if (hash.digest('hex') !== ref.id) throw bad(ref.path, 'its bytes do not hash to its name');
+    return payload;
   }
 }
 
@@ -257,16 +278,21 @@ export function stateOf(proj: MemProjection): StateRecords {
   return state;
 }
 
-/** A full checkpoint's bytes (after the magic, version byte first) and its id: a function of the state alone, so a replay can recompute them. */
-export function checkpointBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>): CheckpointBytes {
+/**
+ * A full checkpoint's content and id: a function of the state alone, so a
+ * replay can recompute them. `version` 0x01 gives the plain form older
+ * Bazils wrote (to check such a file); the default is the deflated one.
+ */
+export function checkpointBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, version = FULL): CheckpointBytes {
+  if (version !== FULL && version !== FULL_PLAIN) throw new BazilError(ErrorCodes.INTERNAL, `no full checkpoint has version ${version}`);
   const { position, table, header } = headerOf(proj, snapshots, null);
-  const parts: Buffer[] = [Buffer.from([FULL]), u32(header.length), header];
+  const parts: Buffer[] = [];
   let n = 0;
   for (const [k, v] of proj.records()) {
     parts.push(u32(k.length), k, u32(v.length), v);
     n++;
   }
-  return finish(FULL, parts, position, table, n);
+  return finish(version, header, parts, position, table, n);
 }
 
 /**
@@ -284,7 +310,7 @@ export function deltaBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo
   }
   for (const k of baseState.keys()) if (!state.has(k)) changed.push(k);
   changed.sort();
-  const parts: Buffer[] = [Buffer.from([DELTA]), u32(header.length), header];
+  const parts: Buffer[] = [];
   for (const k of changed) {
     const key = Buffer.from(k, 'latin1');
     const v = state.get(k);
@@ -292,7 +318,7 @@ export function deltaBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo
     if (v === undefined) parts.push(u32(REMOVED));
     else parts.push(u32(v.length), v);
   }
-  return { ...finish(DELTA, parts, position, table, changed.length), state };
+  return { ...finish(DELTA, header, parts, position, table, changed.length), state };
 }
 
 function headerOf(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: BaseRef | null): { position: Position; table: SnapshotInfo[]; header: Buffer } {
@@ -307,9 +333,10 @@ function headerOf(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: 
   return { position, table, header: encodeCanonical(fields) };
 }
 
-function finish(version: number, parts: Buffer[], position: Position, table: SnapshotInfo[], changes: number): CheckpointBytes {
-  const body = Buffer.concat(parts);
-  return { version, body, id: createHash('sha256').update(body).digest('hex'), position, table, changes };
+function finish(version: number, header: Buffer, parts: Buffer[], position: Position, table: SnapshotInfo[], changes: number): CheckpointBytes {
+  const head = Buffer.concat([Buffer.from([version]), u32(header.length), header]);
+  const payload = Buffer.concat(parts);
+  return { version, head, payload, id: createHash('sha256').update(head).update(payload).digest('hex'), position, table, changes };
 }
 
 function fileName(count: bigint, id: string): string {
@@ -328,7 +355,7 @@ async function readHeader(path: string, id: string): Promise<CheckpointRef> {
     const { bytesRead } = await fh.read(start, 0, start.length, 0);
     if (bytesRead < start.length || !start.subarray(0, MAGIC_PREFIX.length).equals(MAGIC_PREFIX)) throw bad(path, 'it does not start with the checkpoint magic');
     const version = start[MAGIC_PREFIX.length]!;
-    if (version !== FULL && version !== DELTA) throw bad(path, `its format version ${version} is not one this Bazil reads`);
+    if (version !== FULL && version !== FULL_PLAIN && version !== DELTA) throw bad(path, `its format version ${version} is not one this Bazil reads`);
     const len = start.readUInt32BE(MAGIC_LENGTH);
     if (len > MAX_HEADER_BYTES) throw bad(path, 'its header length is implausible');
     const header = Buffer.alloc(len);
@@ -344,9 +371,9 @@ function parseHeader(bytes: Buffer, version: number, path: string, id: string): 
   let v: DecodedValue;
   try {
     v = decodeCanonical(bytes, ErrorCodes.BAD_CHECKPOINT);
-    const fields = version === FULL ? 4 : 6;
+    const fields = version === DELTA ? 6 : 4;
     if (!Array.isArray(v) || v.length !== fields || !Array.isArray(v[3])) {
-      throw bad(path, version === FULL ? 'its header is not [count, vector, position, snapshots]' : 'its header is not [count, vector, position, snapshots, base count, base id]');
+      throw bad(path, version !== DELTA ? 'its header is not [count, vector, position, snapshots]' : 'its header is not [count, vector, position, snapshots, base count, base id]');
     }
     const snapshots = v[3].map((s): SnapshotInfo => {
       if (!Array.isArray(s) || s.length !== 6) throw bad(path, 'a snapshot entry is malformed');
@@ -363,7 +390,7 @@ function parseHeader(bytes: Buffer, version: number, path: string, id: string): 
     }
     return {
       id, path, count: big(v[0], path), vector: VersionVector.fromCbor(v[1]!, ErrorCodes.BAD_CHECKPOINT),
-      position: decodePosition(buf(v[2], path)), snapshots, base,
+      position: decodePosition(buf(v[2], path)), snapshots, base, version,
     };
   } catch (err) {
     if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(path, `its header does not parse (${err.message})`);

@@ -275,7 +275,7 @@ export class History {
   private async check(ref: CheckpointRef, state: ReplayState, states: ReadonlyMap<bigint, StateRecords>): Promise<string | null> {
     if (!(await this.store.intact(ref))) return 'its bytes do not hash to its name, or it does not parse';
     if (ref.base === null) {
-      return checkpointBytes(state.proj, state.snapshots.values()).id === ref.id ? null : 'its state differs from a replay of the log to its position';
+      return checkpointBytes(state.proj, state.snapshots.values(), ref.version).id === ref.id ? null : 'its state differs from a replay of the log to its position';
     }
     const baseState = states.get(ref.base.count);
     if (baseState === undefined) return `its base position @${ref.base.count} is not one the log reaches`;

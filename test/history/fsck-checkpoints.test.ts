@@ -55,7 +55,7 @@ test('fsck reports a corrupted, a truncated and a forged checkpoint with BAZIL_B
     // A flipped byte in the state of the fourth, and the fifth cut short in its header.
     const flipped = join(ckDir, original[3]!);
     const bytes = await readFile(flipped);
-    bytes[bytes.length - 1] ^= 0x01;
+    bytes[bytes.length - 8] ^= 0x01;
     await writeFile(flipped, bytes);
     const cut = join(ckDir, original[4]!);
     await truncate(cut, 12);
@@ -98,7 +98,7 @@ test('History.verify without rewrite only deletes; the deltas after a deleted ba
       const refs = h.checkpoints();
       assert.deepEqual(refs.map((r) => r.base === null), refs.map((_, i) => i % 4 === 0), 'a full one every 4, deltas between');
       const bytes = await readFile(refs[1]!.path);
-      bytes[bytes.length - 1] ^= 0x80;
+      bytes[bytes.length - 8] ^= 0x80;
       await writeFile(refs[1]!.path, bytes);
       const report = await h.verify({ rewrite: false });
       assert.deepEqual(report.findings.map((f) => f.count), [refs[1]!.count], 'the damaged delta; the deltas after it are right about their changes');

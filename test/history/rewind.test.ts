@@ -160,7 +160,7 @@ test('a damaged checkpoint at the rewind point is deleted and the rewind lands o
     await scene(dir, newContent, async (s) => {
       const land = landing(s);
       const bytes = await readFile(land.path);
-      bytes[bytes.length - 2] ^= 0x10;
+      bytes[bytes.length - 8] ^= 0x10;
       await writeFile(land.path, bytes);
       const result = await deliverLate(dir, s);
       assert.equal(result.rebuilt, false);
