@@ -128,7 +128,7 @@ async function populate(v: Volume, total: number): Promise<void> {
   }
 }
 
-/** The checkpoint files' bytes, with the full ones (format version 1) apart from the deltas. */
+/** The checkpoint files' bytes, with the full ones (format versions 1 and 3) apart from the deltas. */
 function dirBytes(dir: string): { files: number; bytes: number; fullFiles: number; fullBytes: number } {
   const out = { files: 0, bytes: 0, fullFiles: 0, fullBytes: 0 };
   if (!existsSync(dir)) return out;
@@ -145,7 +145,7 @@ function dirBytes(dir: string): { files: number; bytes: number; fullFiles: numbe
     } finally {
       closeSync(fd);
     }
-    if (head[7] === 1) {
+    if (head[7] === 1 || head[7] === 3) {
       out.fullFiles++;
       out.fullBytes += size;
     }

@@ -195,9 +195,34 @@ export class CheckpointStore {
     return state;
   }
 
-  /** The checkpoint's state as an in-memory projection (see loadState). */
+  /**
+   * The checkpoint's state as an in-memory projection (failures as for
+   * loadState). The full checkpoint's records stream straight into the
+   * projection, skipping the keys the deltas change, so only the deltas'
+   * changes are held in a map: the cost of an as-of view's start.
+   */
   async load(ref: CheckpointRef, refs: readonly CheckpointRef[] = [ref]): Promise<MemProjection> {
-    return projectionOf(await this.loadState(ref, refs), ref);
+    const chain = chainOf(ref, refs);
+    if (chain === null) throw new BazilError(ErrorCodes.BAD_CHECKPOINT, `checkpoint ${ref.path} is unusable: the checkpoint it is a delta against is gone`, { path: ref.path, missing: true });
+    const [full, ...deltas] = chain;
+    const payloads: Buffer[] = [];
+    for (const link of chain) payloads.push(await this.readPayload(link));
+    const changed = new Map<string, [Buffer, Buffer | null]>();
+    deltas.forEach((link, i) => {
+      for (const [k, v] of changes(payloads[i + 1]!, 0, link.path)) changed.set(k.toString('latin1'), [k, v]);
+    });
+    function* merged(): Generator<[Buffer, Buffer]> {
+      for (const [k, v] of records(payloads[0]!, 0, full!.path)) {
+        if (changed.size === 0 || !changed.has(k.toString('latin1'))) yield [k, v];
+      }
+      for (const [k, v] of changed.values()) if (v !== null) yield [k, v];
+    }
+    try {
+      return MemProjection.fromRecords(merged(), ref.count);
+    } catch (err) {
+      if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(ref.path, `its state does not parse (${err.message})`);
+      throw err;
+    }
   }
 
   /** Whether the file's bytes still hash to its name. */
@@ -259,11 +284,6 @@ export function chainOf(ref: CheckpointRef, refs: readonly CheckpointRef[]): Che
     cur = base;
   }
   return chain.reverse();
-}
-
-/** A state's records as an in-memory projection of `ref.count` events. */
-export function projectionOf(state: StateRecords, ref: { count: bigint }): MemProjection {
-  return MemProjection.fromRecords(sortedRecords(state), ref.count);
 }
 
 /** A state's records as (key, value) buffers in key order. */

@@ -28,7 +28,7 @@ import type { LogStore } from '../log/stream.js';
 import { VersionVector } from '../log/version-vector.js';
 import { VolumeReader } from '../volume/reader.js';
 import {
-  CheckpointStore, chainOf, checkpointBytes, deltaBytes, projectionOf, stateOf, type CheckpointBytes, type CheckpointRef, type SnapshotInfo,
+  CheckpointStore, chainOf, checkpointBytes, deltaBytes, stateOf, type CheckpointBytes, type CheckpointRef, type SnapshotInfo,
   type StateRecords,
 } from './checkpoints.js';
 import { MemProjection } from './mem-projection.js';
@@ -313,9 +313,10 @@ export class History {
       if (!usable(ref) || chainOf(ref, this.refs) === null) continue;
       checkAbort(signal);
       try {
-        const records = await this.store.loadState(ref, this.refs);
-        const proj = projectionOf(records, ref);
-        return { proj, snapshots: new Map(ref.snapshots.map((s) => [s.name, s])), base: { count: ref.count, id: ref.id, state: records } };
+        const proj = await this.store.load(ref, this.refs);
+        // The state as records only when the replay will write the next checkpoint as a delta against it.
+        const base = this.needsWrite(ref.count + this.every) ? { count: ref.count, id: ref.id, state: stateOf(proj) } : null;
+        return { proj, snapshots: new Map(ref.snapshots.map((s) => [s.name, s])), base };
       } catch (err) {
         if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
         const path = typeof err.data['path'] === 'string' ? err.data['path'] : ref.path;
