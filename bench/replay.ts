@@ -14,7 +14,9 @@
 //      (merge, decrypt, decode, apply), beside rebuild of the live LevelDB
 //      projection (Volume.rebuild) of the same log.
 //   2. checkpoint build: History.update() on a volume without checkpoints
-//      (the one-off cost; afterwards only new events are replayed).
+//      (the one-off cost; afterwards only new events are replayed), and the
+//      checkpoints' disk beside the log's (checkpoint_log_ratio: bytes of
+//      every checkpoint file over the bytes of every event record).
 //   3. asof_ms: POINTS random positions (median and max), each as a user
 //      would pay it: History.open (lists the checkpoints) plus the view at
 //      that point, beside the target of 1 s (issue 4) and beside a replay
@@ -22,13 +24,14 @@
 //      middle only at full size), what a random point costs on average.
 // The last line of stdout is `RESULT {json}`.
 
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHECKPOINTS_DIR, DEFAULT_CHECKPOINT_EVERY, History } from '../src/history/index.js';
 import { initHome } from '../src/home/home.js';
 import { createVolume } from '../src/home/volumes.js';
 import type { EventBody } from '../src/log/event.js';
+import type { LogStore } from '../src/log/stream.js';
 import { Volume } from '../src/volume/volume.js';
 import { atMost, fmtFixed, fmtInt, fmtOps, fmtRatio, machineLine, median, renderTable, sig, type TableLine } from './lib/report.js';
 
@@ -51,6 +54,9 @@ function parseArgs(argv: string[]): Options {
   if (!Number.isInteger(events) || events < 2) throw new Error('--events must be an integer of at least 2');
   return { events, points, every: DEFAULT_CHECKPOINT_EVERY, label: full ? 'FULL' : quick ? 'QUICK' : argv.some((a) => a.startsWith('--events=')) ? 'CUSTOM' : 'DEFAULT' };
 }
+
+/** An arena record's bytes around its payload: length, type, key (32), checksum (docs/formats.md). */
+const RECORD_FRAMING_BYTES = 4 + 1 + 32 + 8;
 
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
@@ -122,16 +128,36 @@ async function populate(v: Volume, total: number): Promise<void> {
   }
 }
 
-function dirBytes(dir: string): { files: number; bytes: number } {
-  let files = 0;
-  let bytes = 0;
-  if (!existsSync(dir)) return { files, bytes };
+/** The checkpoint files' bytes, with the full ones (format versions 1 and 3) apart from the deltas. */
+function dirBytes(dir: string): { files: number; bytes: number; fullFiles: number; fullBytes: number } {
+  const out = { files: 0, bytes: 0, fullFiles: 0, fullBytes: 0 };
+  if (!existsSync(dir)) return out;
   for (const n of readdirSync(dir)) {
     if (!n.endsWith('.ckpt')) continue;
-    files++;
-    bytes += statSync(join(dir, n)).size;
+    const path = join(dir, n);
+    const size = statSync(path).size;
+    out.files++;
+    out.bytes += size;
+    const head = Buffer.alloc(8);
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, head, 0, 8, 0);
+    } finally {
+      closeSync(fd);
+    }
+    if (head[7] === 1 || head[7] === 3) {
+      out.fullFiles++;
+      out.fullBytes += size;
+    }
   }
-  return { files, bytes };
+  return out;
+}
+
+/** The log's size: every event record as stored (envelope bytes plus the arena's record framing). */
+function logBytes(log: LogStore): number {
+  let bytes = 0;
+  for (const env of log.merged()) bytes += env.bytes.length + RECORD_FRAMING_BYTES;
+  return bytes;
 }
 
 async function main(): Promise<void> {
@@ -168,6 +194,7 @@ async function main(): Promise<void> {
       const written = await history.update();
       const checkpointS = (performance.now() - t) / 1000;
       const disk = dirBytes(join(src.dir, CHECKPOINTS_DIR));
+      const logSize = logBytes(src.log);
 
       log(`as-of views at ${opt.points} random points`);
       const rand = rng(7);
@@ -199,7 +226,12 @@ async function main(): Promise<void> {
       const lines: TableLine[] = [
         { section: `the volume: ${fmtInt(total)} events, made in ${makeS.toFixed(1)} s through Volume.batch` },
         { figure: 'full replay into memory', value: fmtOps(replayRate), baseline: `LevelDB rebuild: ${fmtOps(rebuildRate)}`, ratio: fmtRatio(replayRate / rebuildRate) },
-        { figure: `checkpoint build (every ${opt.every} events)`, value: `${checkpointS.toFixed(1)} s`, baseline: `${written} checkpoints, ${(disk.bytes / 1e6).toFixed(1)} MB on disk` },
+        { figure: `checkpoint build (every ${opt.every} events)`, value: `${checkpointS.toFixed(1)} s`, baseline: `${written} checkpoints` },
+        {
+          figure: 'checkpoints on disk', value: `${(disk.bytes / 1e6).toFixed(1)} MB`,
+          baseline: `the log: ${(logSize / 1e6).toFixed(1)} MB; ${disk.fullFiles} full (${(disk.fullBytes / 1e6).toFixed(1)} MB), ${disk.files - disk.fullFiles} deltas`,
+          ratio: fmtRatio(disk.bytes / logSize), target: '< 1× the log', verdict: atMost(disk.bytes / logSize, 1),
+        },
         { section: `as of a random position (open + view), ${opt.points} points` },
         { figure: 'as-of latency, median', value: fmtFixed(asofMed, 0, 'ms'), baseline: `from the first event, at the quartiles: ${fmtFixed(scratchMed, 0, 'ms')}`, ratio: fmtRatio(scratchMed / asofMed), target: '≤ 1000 ms', verdict: atMost(asofMed, 1000) },
         { figure: 'as-of latency, max', value: fmtFixed(asofMax, 0, 'ms'), target: '≤ 1000 ms', verdict: atMost(asofMax, 1000) },
@@ -214,6 +246,7 @@ async function main(): Promise<void> {
       const result = {
         replay_events_s: sig(replayRate), rebuild_events_s: sig(rebuildRate), asof_ms: sig(asofMed), asof_max_ms: sig(asofMax),
         asof_from_start_ms: sig(scratchMed), checkpoint_build_s: sig(checkpointS), checkpoints: written, checkpoint_mb: sig(disk.bytes / 1e6),
+        log_mb: sig(logSize / 1e6), checkpoint_log_ratio: sig(disk.bytes / logSize),
         events: total, quick: opt.label === 'QUICK' ? 1 : 0,
       };
       process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);

@@ -5,35 +5,62 @@
 // A checkpoint is local and derived (DESIGN.md): it is made here from this
 // peer's own log and never received from a peer. It is canonical: its
 // bytes are a function of the events it covers (the version vector, the
-// projection's dump, the snapshot table), and it is named by the SHA-256
-// of those bytes, so loading one checks its hash against its name, and a
-// replay of the log to its vector can check it again (History.verify).
-// Anything that fails is deleted and rebuilt by the next replay that passes
-// its position: checkpoints are a cache, never the truth.
+// projection's dump, the snapshot table) and, for a delta, of the
+// checkpoint it names as its base; it is named by the SHA-256 of those
+// bytes, so loading one checks its hash against its name, and a replay of
+// the log to its vector can check it again (History.verify). Anything that
+// fails is deleted and rebuilt by the next replay that passes its
+// position: checkpoints are a cache, never the truth.
 //
-// File: `<count, 20 digits>-<id hex>.ckpt` =
-//   "BZCKPT\n" 0x01 | u32 BE header length | header | state
-// header = canonical CBOR [count, vector, position(48), snapshots], where
-// snapshots = [[name, count, vector, hlc, writer, seq], …] in name order;
-// state = the dump (u32 BE length ‖ key, u32 BE length ‖ value, …, in key
-// order); id = SHA-256(header length ‖ header ‖ state).
+// File: "BZCKPT\n" | version | u32 BE header length | header | payload,
+// three versions:
+//
+// - 0x01, full, plain (the only kind before delta checkpoints; read, no
+//   longer written): header = canonical CBOR [count, vector, position(48),
+//   snapshots], snapshots = [[name, count, vector, hlc, writer, seq], …] in
+//   name order; payload = the state: the dump (u32 BE length ‖ key, u32 BE
+//   length ‖ value, …, in key order).
+// - 0x03, full, deflated: the same header; payload = the state as raw
+//   DEFLATE (RFC 1951).
+// - 0x02, delta, deflated: the records that differ from an earlier
+//   checkpoint, its base, which the header names by position and id:
+//   header = canonical CBOR [count, vector, position(48), snapshots,
+//   base count, base id(32)]; payload = the changes as raw DEFLATE, changes
+//   = (u32 BE length ‖ key, then u32 BE length ‖ value, or FFFFFFFF for a
+//   key the base has and this state does not), in key order.
+//
+// File name: `<count, 20 digits>-<id hex>.ckpt`, id = SHA-256(version ‖
+// header length ‖ header ‖ the payload uncompressed). The name is thus a
+// function of the events covered (and of the base's id) whatever the
+// compressor's output, which may differ between zlib versions. A delta's
+// id covers its base's id, so a chain of deltas is checked link by link
+// back to a full one.
 
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
 import { writeFileAtomic } from '../../migrations/durable-file.js';
-import { decodeCanonical, encodeCanonical, type DecodedValue } from '../log/canonical-cbor.js';
+import { decodeCanonical, encodeCanonical, type DecodedValue, type EncodableValue } from '../log/canonical-cbor.js';
 import { VersionVector } from '../log/version-vector.js';
 import type { RecordCodec } from '../projection/record-codec.js';
 import { decodePosition, encodePosition, type Position } from '../projection/schema.js';
 import { MemProjection } from './mem-projection.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
-const MAGIC = Buffer.from('BZCKPT\n\x01', 'latin1');
+const MAGIC_PREFIX = Buffer.from('BZCKPT\n', 'latin1');
+const FULL_PLAIN = 0x01;
+const DELTA = 0x02;
+const FULL = 0x03;
+/** Fast DEFLATE: most of the gain (ids and writer ids repeat across records) at a fraction of the time of the default level. */
+const DEFLATE_LEVEL = 1;
+const MAGIC_LENGTH = MAGIC_PREFIX.length + 1;
 const NAME = /^(\d{20})-([0-9a-f]{64})\.ckpt$/;
 /** A header larger than this is damage, not a snapshot table (names are ≤ 255 bytes). */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** The value length of a change that removes its key. */
+const REMOVED = 0xffffffff;
 
 /** A live snapshot: the state of the events its vector covers (the snapshot event's deps plus itself). */
 export interface SnapshotInfo {
@@ -46,6 +73,12 @@ export interface SnapshotInfo {
   seq: bigint;
 }
 
+/** The checkpoint a delta is written against. */
+export interface BaseRef {
+  count: bigint;
+  id: string;
+}
+
 export interface CheckpointRef {
   id: string;
   path: string;
@@ -55,6 +88,31 @@ export interface CheckpointRef {
   position: Position;
   /** The live snapshots at that point. */
   snapshots: SnapshotInfo[];
+  /** A delta's base; null for a full checkpoint. */
+  base: BaseRef | null;
+  /** The format version (0x01 full plain, 0x02 delta, 0x03 full deflated). */
+  version: number;
+}
+
+/**
+ * A projection's state as records: key bytes as a latin1 string (whose
+ * string order is the bytes' order) → value. What deltas are computed
+ * against and what loading a chain builds.
+ */
+export type StateRecords = Map<string, Buffer>;
+
+/** A checkpoint's content after the magic, its id, and what its ref records. */
+export interface CheckpointBytes {
+  version: number;
+  /** Version byte, header length and header. */
+  head: Buffer;
+  /** The state or changes, uncompressed. */
+  payload: Buffer;
+  id: string;
+  position: Position;
+  table: SnapshotInfo[];
+  /** The records that differ from the base (all of them for a full one). */
+  changes: number;
 }
 
 export class CheckpointStore {
@@ -67,9 +125,10 @@ export class CheckpointStore {
   /**
    * Every checkpoint whose header reads, in position order. Files that are
    * not checkpoints are left alone; checkpoints whose header is damaged
-   * are deleted (their state is rebuilt by the next replay past them).
+   * are deleted (their state is rebuilt by the next replay past them) and
+   * passed to `onDamaged`.
    */
-  async list(): Promise<CheckpointRef[]> {
+  async list(onDamaged?: (err: BazilError) => void): Promise<CheckpointRef[]> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -85,38 +144,83 @@ export class CheckpointStore {
       try {
         const ref = await readHeader(path, m[2]!);
         if (ref.count !== BigInt(m[1]!)) throw bad(path, 'its name and header disagree on its position');
+        if (ref.base !== null && ref.base.count >= ref.count) throw bad(path, 'its base is not before it');
         out.push(ref);
       } catch (err) {
         if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
         await this.remove(path);
+        onDamaged?.(err);
       }
     }
     return out;
   }
 
-  /** Saves the state of `proj` (a prefix of the log) with the snapshot table at that point. */
+  /** Saves the state of `proj` (a prefix of the log) with the snapshot table at that point, whole. */
   async write(proj: MemProjection, snapshots: Iterable<SnapshotInfo>): Promise<CheckpointRef> {
-    const { body, id, position, table } = checkpointBytes(proj, snapshots);
-    await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => { throw ioError('create', this.dir, err); });
-    const path = join(this.dir, fileName(proj.count, id));
-    await writeFileAtomic(path, Buffer.concat([MAGIC, body]), 0o600);
-    return { id, path, count: proj.count, vector: proj.versionVector(), position, snapshots: table };
+    return this.writeBytes(proj, checkpointBytes(proj, snapshots), null);
   }
 
-  /** The checkpoint's state, opened with `codec`; BAD_CHECKPOINT when its bytes do not hash to its name or do not parse. */
-  async load(ref: CheckpointRef, codec: RecordCodec): Promise<MemProjection> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(ref.path);
-    } catch (err) {
-      throw ioError('read', ref.path, err);
+  /** Saves a checkpoint of `proj` made by checkpointBytes or deltaBytes (`base`: the one the delta is against). */
+  async writeBytes(proj: MemProjection, bytes: CheckpointBytes, base: BaseRef | null): Promise<CheckpointRef> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => { throw ioError('create', this.dir, err); });
+    const path = join(this.dir, fileName(proj.count, bytes.id));
+    const payload = bytes.version === FULL_PLAIN ? bytes.payload : deflateRawSync(bytes.payload, { level: DEFLATE_LEVEL });
+    await writeFileAtomic(path, Buffer.concat([MAGIC_PREFIX, bytes.head, payload]), 0o600);
+    return { id: bytes.id, path, count: proj.count, vector: proj.versionVector(), position: bytes.position, snapshots: bytes.table, base, version: bytes.version };
+  }
+
+  /**
+   * The state of `ref` as records: its chain (the full checkpoint it
+   * descends from, then each delta) read, checked against the names and
+   * applied in order. `refs` are the checkpoints to find bases among.
+   * BAD_CHECKPOINT (with `data.path`, the file at fault) when a file of the
+   * chain is gone, does not hash to its name or does not parse; when a base
+   * is not among `refs` at all, BAD_CHECKPOINT with `data.missing` (the
+   * delta itself may be fine: its base can be written again, same bytes).
+   */
+  async loadState(ref: CheckpointRef, refs: readonly CheckpointRef[]): Promise<StateRecords> {
+    const chain = chainOf(ref, refs);
+    if (chain === null) throw new BazilError(ErrorCodes.BAD_CHECKPOINT, `checkpoint ${ref.path} is unusable: the checkpoint it is a delta against is gone`, { path: ref.path, missing: true });
+    const state: StateRecords = new Map();
+    for (const link of chain) {
+      const payload = await this.readPayload(link);
+      if (link.base === null) {
+        for (const [k, v] of records(payload, 0, link.path)) state.set(k.toString('latin1'), v);
+      } else {
+        for (const [k, v] of changes(payload, 0, link.path)) {
+          if (v === null) state.delete(k.toString('latin1'));
+          else state.set(k.toString('latin1'), v);
+        }
+      }
     }
-    if (bytes.length < MAGIC.length + 4 || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) throw bad(ref.path, 'it does not start with the checkpoint magic');
-    const body = bytes.subarray(MAGIC.length);
-    if (createHash('sha256').update(body).digest('hex') !== ref.id) throw bad(ref.path, 'its bytes do not hash to its name');
-    const headerLen = body.readUInt32BE(0);
+    return state;
+  }
+
+  /**
+   * The checkpoint's state as an in-memory projection (failures as for
+   * loadState). The full checkpoint's records stream straight into the
+   * projection, skipping the keys the deltas change, so only the deltas'
+   * changes are held in a map: the cost of an as-of view's start. The
+   * records are stored forms, opened with `codec`.
+   */
+  async load(ref: CheckpointRef, codec: RecordCodec, refs: readonly CheckpointRef[] = [ref]): Promise<MemProjection> {
+    const chain = chainOf(ref, refs);
+    if (chain === null) throw new BazilError(ErrorCodes.BAD_CHECKPOINT, `checkpoint ${ref.path} is unusable: the checkpoint it is a delta against is gone`, { path: ref.path, missing: true });
+    const [full, ...deltas] = chain;
+    const payloads: Buffer[] = [];
+    for (const link of chain) payloads.push(await this.readPayload(link));
+    const changed = new Map<string, [Buffer, Buffer | null]>();
+    deltas.forEach((link, i) => {
+      for (const [k, v] of changes(payloads[i + 1]!, 0, link.path)) changed.set(k.toString('latin1'), [k, v]);
+    });
+    function* merged(): Generator<[Buffer, Buffer]> {
+      for (const [k, v] of records(payloads[0]!, 0, full!.path)) {
+        if (changed.size === 0 || !changed.has(k.toString('latin1'))) yield [k, v];
+      }
+      for (const [k, v] of changed.values()) if (v !== null) yield [k, v];
+    }
     try {
-      return MemProjection.fromRecords(records(body, 4 + headerLen, ref.path), ref.count, codec);
+      return MemProjection.fromRecords(merged(), ref.count, codec);
     } catch (err) {
       if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(ref.path, `its state does not parse (${err.message})`);
       throw err;
@@ -126,11 +230,11 @@ export class CheckpointStore {
   /** Whether the file's bytes still hash to its name. */
   async intact(ref: CheckpointRef): Promise<boolean> {
     try {
-      const bytes = await readFile(ref.path);
-      return bytes.subarray(0, MAGIC.length).equals(MAGIC) && createHash('sha256').update(bytes.subarray(MAGIC.length)).digest('hex') === ref.id;
+      await this.readPayload(ref);
+      return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw ioError('read', ref.path, err);
+      if (isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) return false;
+      throw err;
     }
   }
 
@@ -139,21 +243,122 @@ export class CheckpointStore {
       if (err.code !== 'ENOENT') throw ioError('remove', path, err);
     });
   }
+
+  /** The payload, uncompressed, with the whole content checked against the name and the version the header gave. */
+  private async readPayload(ref: CheckpointRef): Promise<Buffer> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(ref.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw bad(ref.path, 'it is gone');
+      throw ioError('read', ref.path, err);
+    }
+    if (bytes.length < MAGIC_LENGTH + 4 || !bytes.subarray(0, MAGIC_PREFIX.length).equals(MAGIC_PREFIX)) throw bad(ref.path, 'it does not start with the checkpoint magic');
+    if (bytes[MAGIC_PREFIX.length] !== ref.version) throw bad(ref.path, 'its version byte changed');
+    const payloadAt = MAGIC_LENGTH + 4 + bytes.readUInt32BE(MAGIC_LENGTH);
+    if (payloadAt > bytes.length) throw bad(ref.path, 'it is truncated');
+    let payload = bytes.subarray(payloadAt);
+    if (ref.version !== FULL_PLAIN) {
+      try {
+        payload = inflateRawSync(payload);
+      } catch (err) {
+        throw bad(ref.path, `its payload does not inflate (${(err as Error).message})`);
+      }
+    }
+    const hash = createHash('sha256').update(bytes.subarray(MAGIC_PREFIX.length, payloadAt)).update(payload);
+    if (hash.digest('hex') !== ref.id) throw bad(ref.path, 'its bytes do not hash to its name');
+    return payload;
+  }
 }
 
-/** A checkpoint's bytes (after the magic) and its id: a function of the state alone, so a replay can recompute them. */
-export function checkpointBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>): { body: Buffer; id: string; position: Position; table: SnapshotInfo[] } {
+/**
+ * The checkpoints `ref` is built from, the full one first and `ref` last;
+ * null when a base is not among `refs` (deleted, or replaced by a
+ * different one).
+ */
+export function chainOf(ref: CheckpointRef, refs: readonly CheckpointRef[]): CheckpointRef[] | null {
+  const chain = [ref];
+  for (let cur = ref; cur.base !== null;) {
+    const { count, id } = cur.base;
+    const base = refs.find((r) => r.count === count && r.id === id);
+    if (base === undefined || base.count >= cur.count) return null;
+    chain.push(base);
+    cur = base;
+  }
+  return chain.reverse();
+}
+
+/** A state's records as (key, value) buffers in key order. */
+export function* sortedRecords(state: StateRecords): Generator<[Buffer, Buffer]> {
+  for (const k of [...state.keys()].sort()) yield [Buffer.from(k, 'latin1'), state.get(k)!];
+}
+
+/** A projection's records as a StateRecords map. */
+export function stateOf(proj: MemProjection): StateRecords {
+  const state: StateRecords = new Map();
+  for (const [k, v] of proj.records()) state.set(k.toString('latin1'), v);
+  return state;
+}
+
+/**
+ * A full checkpoint's content and id: a function of the state alone, so a
+ * replay can recompute them. `version` 0x01 gives the plain form older
+ * Bazils wrote (to check such a file); the default is the deflated one.
+ */
+export function checkpointBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, version = FULL): CheckpointBytes {
+  if (version !== FULL && version !== FULL_PLAIN) throw new BazilError(ErrorCodes.INTERNAL, `no full checkpoint has version ${version}`);
+  const { position, table, header } = headerOf(proj, snapshots, null);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for (const [k, v] of proj.records()) {
+    parts.push(u32(k.length), k, u32(v.length), v);
+    n++;
+  }
+  return finish(version, header, parts, position, table, n);
+}
+
+/**
+ * A delta checkpoint's bytes and id: the records of `proj` that differ
+ * from `baseState` (the state of `base`), and the keys it no longer has,
+ * in key order. A function of the two states and the base's id.
+ */
+export function deltaBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: BaseRef, baseState: StateRecords): CheckpointBytes & { state: StateRecords } {
+  const { position, table, header } = headerOf(proj, snapshots, base);
+  const state = stateOf(proj);
+  const changed: string[] = [];
+  for (const [k, v] of state) {
+    const was = baseState.get(k);
+    if (was === undefined || !was.equals(v)) changed.push(k);
+  }
+  for (const k of baseState.keys()) if (!state.has(k)) changed.push(k);
+  changed.sort();
+  const parts: Buffer[] = [];
+  for (const k of changed) {
+    const key = Buffer.from(k, 'latin1');
+    const v = state.get(k);
+    parts.push(u32(key.length), key);
+    if (v === undefined) parts.push(u32(REMOVED));
+    else parts.push(u32(v.length), v);
+  }
+  return { ...finish(DELTA, header, parts, position, table, changed.length), state };
+}
+
+function headerOf(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: BaseRef | null): { position: Position; table: SnapshotInfo[]; header: Buffer } {
   const position = proj.position();
   if (position === null) throw new BazilError(ErrorCodes.INTERNAL, 'a checkpoint of no events');
   const table = [...snapshots].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
-  const header = encodeCanonical([
+  const fields: EncodableValue[] = [
     proj.count, proj.versionVector().toCbor(), encodePosition(position),
     table.map((s) => [s.name, s.count, s.vector.toCbor(), s.hlc, s.writer, s.seq]),
-  ]);
-  const parts: Buffer[] = [u32(header.length), header];
-  for (const [k, v] of proj.records()) parts.push(u32(k.length), k, u32(v.length), v);
-  const body = Buffer.concat(parts);
-  return { body, id: createHash('sha256').update(body).digest('hex'), position, table };
+  ];
+  if (base !== null) fields.push(base.count, Buffer.from(base.id, 'hex'));
+  return { position, table, header: encodeCanonical(fields) };
+}
+
+function finish(version: number, header: Buffer, parts: Buffer[], position: Position, table: SnapshotInfo[], changes: number): CheckpointBytes {
+  const head = Buffer.concat([Buffer.from([version]), u32(header.length), header]);
+  const payload = Buffer.concat(parts);
+  return { version, head, payload, id: createHash('sha256').update(head).update(payload).digest('hex'), position, table, changes };
 }
 
 function fileName(count: bigint, id: string): string {
@@ -168,25 +373,30 @@ async function readHeader(path: string, id: string): Promise<CheckpointRef> {
     throw ioError('open', path, err);
   }
   try {
-    const start = Buffer.alloc(MAGIC.length + 4);
+    const start = Buffer.alloc(MAGIC_LENGTH + 4);
     const { bytesRead } = await fh.read(start, 0, start.length, 0);
-    if (bytesRead < start.length || !start.subarray(0, MAGIC.length).equals(MAGIC)) throw bad(path, 'it does not start with the checkpoint magic');
-    const len = start.readUInt32BE(MAGIC.length);
+    if (bytesRead < start.length || !start.subarray(0, MAGIC_PREFIX.length).equals(MAGIC_PREFIX)) throw bad(path, 'it does not start with the checkpoint magic');
+    const version = start[MAGIC_PREFIX.length]!;
+    if (version !== FULL && version !== FULL_PLAIN && version !== DELTA) throw bad(path, `its format version ${version} is not one this Bazil reads`);
+    const len = start.readUInt32BE(MAGIC_LENGTH);
     if (len > MAX_HEADER_BYTES) throw bad(path, 'its header length is implausible');
     const header = Buffer.alloc(len);
     const got = await fh.read(header, 0, len, start.length);
     if (got.bytesRead < len) throw bad(path, 'it is truncated');
-    return parseHeader(header, path, id);
+    return parseHeader(header, version, path, id);
   } finally {
     await fh.close();
   }
 }
 
-function parseHeader(bytes: Buffer, path: string, id: string): CheckpointRef {
+function parseHeader(bytes: Buffer, version: number, path: string, id: string): CheckpointRef {
   let v: DecodedValue;
   try {
     v = decodeCanonical(bytes, ErrorCodes.BAD_CHECKPOINT);
-    if (!Array.isArray(v) || v.length !== 4 || !Array.isArray(v[3])) throw bad(path, 'its header is not [count, vector, position, snapshots]');
+    const fields = version === DELTA ? 6 : 4;
+    if (!Array.isArray(v) || v.length !== fields || !Array.isArray(v[3])) {
+      throw bad(path, version !== DELTA ? 'its header is not [count, vector, position, snapshots]' : 'its header is not [count, vector, position, snapshots, base count, base id]');
+    }
     const snapshots = v[3].map((s): SnapshotInfo => {
       if (!Array.isArray(s) || s.length !== 6) throw bad(path, 'a snapshot entry is malformed');
       return {
@@ -194,9 +404,15 @@ function parseHeader(bytes: Buffer, path: string, id: string): CheckpointRef {
         hlc: big(s[3], path), writer: buf(s[4], path), seq: big(s[5], path),
       };
     });
+    let base: BaseRef | null = null;
+    if (version === DELTA) {
+      const baseId = buf(v[5], path);
+      if (baseId.length !== 32) throw bad(path, 'its base id is not 32 bytes');
+      base = { count: big(v[4], path), id: baseId.toString('hex') };
+    }
     return {
       id, path, count: big(v[0], path), vector: VersionVector.fromCbor(v[1]!, ErrorCodes.BAD_CHECKPOINT),
-      position: decodePosition(buf(v[2], path)), snapshots,
+      position: decodePosition(buf(v[2], path)), snapshots, base, version,
     };
   } catch (err) {
     if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(path, `its header does not parse (${err.message})`);
@@ -204,19 +420,39 @@ function parseHeader(bytes: Buffer, path: string, id: string): CheckpointRef {
   }
 }
 
-function* records(body: Buffer, from: number, path: string): Generator<[Buffer, Buffer]> {
-  let at = from;
-  const take = (): Buffer => {
-    if (at + 4 > body.length) throw bad(path, 'its state is truncated');
-    const len = body.readUInt32BE(at);
-    if (at + 4 + len > body.length) throw bad(path, 'its state is truncated');
-    const out = body.subarray(at + 4, at + 4 + len);
-    at += 4 + len;
-    return out;
+/** Reads u32-length-prefixed fields of `body` from `at`; a length of FFFFFFFF reads as null (a removed key). */
+function reader(body: Buffer, at: number, path: string): { more: () => boolean; take: () => Buffer | null } {
+  return {
+    more: () => at < body.length,
+    take: () => {
+      if (at + 4 > body.length) throw bad(path, 'its state is truncated');
+      const len = body.readUInt32BE(at);
+      at += 4;
+      if (len === REMOVED) return null;
+      if (at + len > body.length) throw bad(path, 'its state is truncated');
+      const out = body.subarray(at, at + len);
+      at += len;
+      return out;
+    },
   };
-  while (at < body.length) {
-    const k = take();
-    yield [k, take()];
+}
+
+function* records(body: Buffer, from: number, path: string): Generator<[Buffer, Buffer]> {
+  const r = reader(body, from, path);
+  while (r.more()) {
+    const k = r.take();
+    const v = r.take();
+    if (k === null || v === null) throw bad(path, 'a full checkpoint holds a removed key');
+    yield [k, v];
+  }
+}
+
+function* changes(body: Buffer, from: number, path: string): Generator<[Buffer, Buffer | null]> {
+  const r = reader(body, from, path);
+  while (r.more()) {
+    const k = r.take();
+    if (k === null) throw bad(path, 'a change has no key');
+    yield [k, r.take()];
   }
 }
 

@@ -11,25 +11,35 @@
 //
 // Checkpoints (checkpoints.ts) are taken every `every` events of the merge
 // order, at update() and by any replay that passes a position lacking one.
+// Every `fullEvery`-th one (the 1st, the 17th, …) is full; the others are
+// deltas against the checkpoint before them, so a checkpoint costs the
+// records its `every` events changed rather than the whole state, and
+// loading one reads at most `fullEvery` files. A replay that does not hold
+// the state of the previous checkpoint writes a full one instead.
 // A checkpoint is used only while its vector is still a prefix of the merge
 // order: an event that arrived late and sorts before its position makes it
 // stale, and it is dropped.
 
 import { BazilError, ErrorCodes, isBazilError } from '../../errors/index.js';
 import type { ContentStore } from '../cas/content-store.js';
-import { compareCausal } from '../log/causal-merge.js';
 import type { Envelope, LogEvent } from '../log/codec.js';
 import { hlcMs } from '../log/hlc.js';
 import type { LogStore } from '../log/stream.js';
 import { SealingCodec, type ProjectionCipher } from '../projection/index.js';
 import { VersionVector } from '../log/version-vector.js';
 import { VolumeReader } from '../volume/reader.js';
-import { CheckpointStore, checkpointBytes, type CheckpointRef, type SnapshotInfo } from './checkpoints.js';
+import {
+  CheckpointStore, chainOf, checkpointBytes, deltaBytes, stateOf, type CheckpointBytes, type CheckpointRef, type SnapshotInfo,
+  type StateRecords,
+} from './checkpoints.js';
 import { MemProjection } from './mem-projection.js';
+import { isMergePrefix } from './merge-prefix.js';
 import { describePoint, type Point } from './when.js';
 
 /** Events between checkpoints: replaying this many in memory takes well under a second. */
 export const DEFAULT_CHECKPOINT_EVERY = 4096n;
+/** Checkpoints per full one; the rest are deltas, each against the one before it. */
+export const DEFAULT_FULL_EVERY = 16n;
 
 /** What a history needs of an open volume. */
 export interface HistorySource {
@@ -45,7 +55,18 @@ export interface HistorySource {
 export interface HistoryOptions {
   /** Events between checkpoints (default DEFAULT_CHECKPOINT_EVERY). */
   every?: bigint;
+  /** Checkpoints per full one (default DEFAULT_FULL_EVERY; 1: every one full). */
+  fullEvery?: bigint;
+  /** Told of each checkpoint file found damaged (and deleted) while listing them. */
+  onDamaged?: (err: BazilError) => void;
   signal?: AbortSignal;
+}
+
+/** A checkpoint that verify() found wrong. */
+export interface CheckpointFinding {
+  path: string;
+  count: bigint;
+  why: string;
 }
 
 /** A past state, readable like the live volume. */
@@ -67,6 +88,14 @@ export interface AsOf {
 interface ReplayState {
   proj: MemProjection;
   snapshots: Map<string, SnapshotInfo>;
+  /** The state at the last checkpoint position the replay passed (or started from), when the next one may be written as a delta against it. */
+  base: BaseState | null;
+}
+
+interface BaseState {
+  count: bigint;
+  id: string;
+  state: StateRecords;
 }
 
 interface ReplayPlan {
@@ -90,6 +119,7 @@ export class History {
     private readonly src: HistorySource,
     private readonly store: CheckpointStore,
     readonly every: bigint,
+    readonly fullEvery: bigint,
   ) {
     this.codec = new SealingCodec(src.cipher);
   }
@@ -97,10 +127,12 @@ export class History {
   /** Lists the volume's checkpoints and drops those the log no longer supports. */
   static async open(src: HistorySource, options: HistoryOptions = {}): Promise<History> {
     const every = options.every ?? DEFAULT_CHECKPOINT_EVERY;
+    const fullEvery = options.fullEvery ?? DEFAULT_FULL_EVERY;
     if (every < 1n) throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'checkpoints are taken every 1 or more events');
-    const h = new History(src, CheckpointStore.forVolume(src.dir), every);
-    for (const ref of await h.store.list()) {
-      if (h.isPrefix(ref)) h.refs.push(ref);
+    if (fullEvery < 1n) throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'every 1 or more checkpoints is a full one');
+    const h = new History(src, CheckpointStore.forVolume(src.dir), every, fullEvery);
+    for (const ref of await h.store.list(options.onDamaged)) {
+      if (isMergePrefix(src.log, ref)) h.refs.push(ref);
       else await h.store.remove(ref.path);
     }
     return h;
@@ -125,11 +157,13 @@ export class History {
     const target = (this.total() / this.every) * this.every;
     const before = this.written;
     for (let m = this.every; m <= target; m += this.every) {
-      if (this.refs.some((r) => r.count === m)) continue;
+      if (!this.needsWrite(m)) continue;
       const state = await this.start((r) => r.count < m, options.signal);
-      // One replay fills every gap up to the next checkpoint that exists.
-      const next = this.refs.find((r) => r.count > m)?.count ?? target;
-      await this.replay(state, { stop: () => state.proj.count >= next, record: true, signal: options.signal });
+      // One replay fills every gap in a row; it stops at a checkpoint that needs nothing after it.
+      await this.replay(state, {
+        stop: () => state.proj.count >= m && (state.proj.count >= target || (state.proj.count % this.every === 0n && !this.needsWrite(state.proj.count + this.every))),
+        record: true, signal: options.signal,
+      });
     }
     return this.written - before;
   }
@@ -186,31 +220,73 @@ export class History {
   }
 
   /**
-   * Replays the whole log and checks every checkpoint against the state the
-   * replay reaches at its position, and its file against its name; one
-   * that differs is replaced by the replayed state. Returns what was checked.
+   * Replays the log up to the last checkpoint and checks each one against
+   * the state the replay reaches at its position: a full one's state, a
+   * delta's changes (against the replayed state at its base's position),
+   * and each file's bytes against its name. A delta is checked on its own:
+   * its base is checked at its own position, and a delta whose base is bad
+   * or gone names an id no good checkpoint has, so it is never loaded until
+   * a correct base with that id is written again. One that differs (a
+   * well-formed file with a forged name is only caught this way) is deleted
+   * and, with `rewrite` (the default), written again from the replay.
    */
-  async verify(options: { signal?: AbortSignal } = {}): Promise<{ checked: number; replaced: string[] }> {
-    const byCount = new Map(this.refs.map((r) => [r.count, r]));
-    const state: ReplayState = { proj: new MemProjection(this.codec), snapshots: new Map() };
+  async verify(options: { signal?: AbortSignal; rewrite?: boolean } = {}): Promise<{ checked: number; replaced: string[]; findings: CheckpointFinding[] }> {
+    const rewrite = options.rewrite ?? true;
+    const todo = [...this.refs];
+    const state: ReplayState = { proj: new MemProjection(this.codec), snapshots: new Map(), base: null };
+    const findings: CheckpointFinding[] = [];
     const replaced: string[] = [];
-    let checked = 0;
-    const total = this.total();
-    while (state.proj.count < total) {
-      const next = [...byCount.keys()].filter((c) => c > state.proj.count).sort((a, b) => (a < b ? -1 : 1))[0] ?? total;
-      const reached = state.proj.count;
-      await this.replay(state, { stop: () => state.proj.count >= next, record: false, signal: options.signal });
-      if (state.proj.count === reached) break;
-      const ref = byCount.get(state.proj.count);
-      if (ref === undefined) continue;
-      checked++;
-      if (checkpointBytes(state.proj, state.snapshots.values()).id === ref.id && (await this.store.intact(ref))) continue;
-      replaced.push(ref.path);
-      await this.store.remove(ref.path);
-      this.refs = this.refs.filter((r) => r !== ref);
-      this.insertRef(await this.store.write(state.proj, state.snapshots.values()));
+    // The replayed state at each position a checkpoint is (or may be rewritten as) a delta against, kept until the last one that needs it.
+    const lastUse = new Map<bigint, bigint>();
+    for (const r of todo) {
+      for (const c of [r.base?.count, r.count - this.every]) {
+        if (c !== undefined && c > 0n && (lastUse.get(c) ?? 0n) < r.count) lastUse.set(c, r.count);
+      }
     }
-    return { checked, replaced };
+    const stops = [...new Set([...todo.map((r) => r.count), ...lastUse.keys()])].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    const states = new Map<bigint, StateRecords>();
+    /** The id of the good (checked or rewritten) checkpoint at each position. */
+    const good = new Map<bigint, string>();
+    let checked = 0;
+    for (const stop of stops) {
+      await this.replay(state, { stop: () => state.proj.count >= stop, record: false, signal: options.signal });
+      if (state.proj.count !== stop) break;
+      for (const ref of todo.filter((r) => r.count === stop)) {
+        checked++;
+        const why = await this.check(ref, state, states);
+        if (why === null) {
+          good.set(stop, ref.id);
+          continue;
+        }
+        findings.push({ path: ref.path, count: stop, why });
+        await this.store.remove(ref.path);
+        this.refs = this.refs.filter((r) => r !== ref);
+        if (!rewrite || good.has(stop)) continue;
+        const baseCount = stop - this.every;
+        const baseId = good.get(baseCount);
+        const baseState = states.get(baseCount);
+        const delta = !this.isFullPosition(stop) && baseId !== undefined && baseState !== undefined;
+        const bytes = delta ? deltaBytes(state.proj, state.snapshots.values(), { count: baseCount, id: baseId }, baseState) : checkpointBytes(state.proj, state.snapshots.values());
+        const written = await this.store.writeBytes(state.proj, bytes, delta ? { count: baseCount, id: baseId } : null);
+        this.insertRef(written);
+        good.set(stop, written.id);
+        replaced.push(ref.path);
+      }
+      if ((lastUse.get(stop) ?? 0n) > stop) states.set(stop, stateOf(state.proj));
+      for (const [c] of states) if ((lastUse.get(c) ?? 0n) <= stop) states.delete(c);
+    }
+    return { checked, replaced, findings };
+  }
+
+  /** Why `ref` is not the checkpoint the replayed `state` calls for, or null when it is. */
+  private async check(ref: CheckpointRef, state: ReplayState, states: ReadonlyMap<bigint, StateRecords>): Promise<string | null> {
+    if (!(await this.store.intact(ref))) return 'its bytes do not hash to its name, or it does not parse';
+    if (ref.base === null) {
+      return checkpointBytes(state.proj, state.snapshots.values(), ref.version).id === ref.id ? null : 'its state differs from a replay of the log to its position';
+    }
+    const baseState = states.get(ref.base.count);
+    if (baseState === undefined) return `its base position @${ref.base.count} is not one the log reaches`;
+    return deltaBytes(state.proj, state.snapshots.values(), ref.base, baseState).id === ref.id ? null : 'its changes differ from a replay of the log between its base and its position';
   }
 
   // ---- internals ----
@@ -234,23 +310,29 @@ export class History {
 
   /**
    * The state of the latest checkpoint `usable` accepts, or of no events. A
-   * checkpoint that fails to load is deleted and the next older one tried.
+   * checkpoint whose chain fails to load has the file at fault deleted, and
+   * the next older one is tried; a delta whose base is gone is skipped (a
+   * replay past the base writes it again, the same bytes).
    */
   private async start(usable: (r: CheckpointRef) => boolean, signal?: AbortSignal): Promise<ReplayState> {
     for (let i = this.refs.length - 1; i >= 0; i--) {
       const ref = this.refs[i]!;
-      if (!usable(ref)) continue;
+      if (!usable(ref) || chainOf(ref, this.refs) === null) continue;
       checkAbort(signal);
       try {
-        const proj = await this.store.load(ref, this.codec);
-        return { proj, snapshots: new Map(ref.snapshots.map((s) => [s.name, s])) };
+        const proj = await this.store.load(ref, this.codec, this.refs);
+        // The state as records only when the replay will write the next checkpoint as a delta against it.
+        const base = this.needsWrite(ref.count + this.every) ? { count: ref.count, id: ref.id, state: stateOf(proj) } : null;
+        return { proj, snapshots: new Map(ref.snapshots.map((s) => [s.name, s])), base };
       } catch (err) {
         if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
-        await this.store.remove(ref.path);
-        this.refs.splice(i, 1);
+        const path = typeof err.data['path'] === 'string' ? err.data['path'] : ref.path;
+        await this.store.remove(path);
+        this.refs = this.refs.filter((r) => r.path !== path);
+        i = this.refs.length;
       }
     }
-    return { proj: new MemProjection(this.codec), snapshots: new Map() };
+    return { proj: new MemProjection(this.codec), snapshots: new Map(), base: null };
   }
 
   private async replay(state: ReplayState, plan: ReplayPlan): Promise<void> {
@@ -268,33 +350,59 @@ export class History {
         const ev = this.openOrReject(env);
         if (!('rejected' in ev)) trackSnapshot(state.snapshots, ev, proj.count + 1n);
         await proj.apply(env, ev);
-        if (plan.record && proj.count % this.every === 0n && !this.refs.some((r) => r.count === proj.count)) {
-          this.insertRef(await this.store.write(proj, state.snapshots.values()));
-          this.written++;
-        }
+        if (plan.record && proj.count % this.every === 0n) await this.record(state);
       }
     } finally {
       events.return(undefined);
     }
   }
 
+  /**
+   * At a checkpoint position: writes the checkpoint if it is missing (or a
+   * delta whose base is gone), as a delta against the previous one when the
+   * replay holds that state, else whole; and keeps this state as the base
+   * of the next one when that one will have to be written.
+   */
+  private async record(state: ReplayState): Promise<void> {
+    const { proj } = state;
+    const count = proj.count;
+    if (!this.needsWrite(count)) {
+      const here = this.refs.find((r) => r.count === count && chainOf(r, this.refs) !== null)!;
+      if (this.needsWrite(count + this.every) && state.base?.count !== count) state.base = { count, id: here.id, state: stateOf(proj) };
+      return;
+    }
+    for (const stale of this.refs.filter((r) => r.count === count)) await this.store.remove(stale.path);
+    this.refs = this.refs.filter((r) => r.count !== count);
+    const base = state.base;
+    let bytes: CheckpointBytes;
+    let next: StateRecords | null = null;
+    if (!this.isFullPosition(count) && base !== null && base.count === count - this.every) {
+      const delta = deltaBytes(proj, state.snapshots.values(), base, base.state);
+      bytes = delta;
+      next = delta.state;
+    } else {
+      bytes = checkpointBytes(proj, state.snapshots.values());
+    }
+    const ref = await this.store.writeBytes(proj, bytes, next === null ? null : { count: base!.count, id: base!.id });
+    this.insertRef(ref);
+    this.written++;
+    if (next === null && this.needsWrite(count + this.every)) next = stateOf(proj);
+    state.base = next === null ? null : { count, id: ref.id, state: next };
+  }
+
+  /** Whether the checkpoint at `count` is missing, or is a delta whose chain is broken. */
+  private needsWrite(count: bigint): boolean {
+    return !this.refs.some((r) => r.count === count && chainOf(r, this.refs) !== null);
+  }
+
+  /** The 1st, (fullEvery+1)th, … checkpoint is full; the others are deltas. */
+  private isFullPosition(count: bigint): boolean {
+    return (count / this.every - 1n) % this.fullEvery === 0n;
+  }
+
   private insertRef(ref: CheckpointRef): void {
     this.refs.push(ref);
     this.refs.sort((a, b) => (a.count < b.count ? -1 : a.count > b.count ? 1 : 0));
-  }
-
-  /** Whether the checkpoint's events are still exactly the first `count` of the merge order. */
-  private isPrefix(ref: CheckpointRef): boolean {
-    const held = this.src.log.versionVector();
-    if (!ref.vector.isCoveredBy(held)) return false;
-    if (ref.vector.pairs().reduce((sum, [, seq]) => sum + seq, 0n) !== ref.count) return false;
-    const last = this.src.log.read(ref.position.writer, ref.position.seq).next();
-    if (last.done || last.value.seq !== ref.position.seq || last.value.hlc !== ref.position.hlc) return false;
-    for (const [writer] of held.pairs()) {
-      const next = this.src.log.read(writer, ref.vector.get(writer) + 1n).next();
-      if (!next.done && compareCausal(next.value, ref.position) < 0) return false;
-    }
-    return true;
   }
 
   /** A signed event whose body does not open is noted as rejected, as the live projector does. */

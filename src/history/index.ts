@@ -6,9 +6,10 @@ import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { Volume } from '../volume/volume.js';
 import { DEFAULT_CHECKPOINT_EVERY, History } from './history.js';
 
-export { History, DEFAULT_CHECKPOINT_EVERY, type AsOf, type HistorySource, type HistoryOptions } from './history.js';
+export { History, DEFAULT_CHECKPOINT_EVERY, DEFAULT_FULL_EVERY, type AsOf, type CheckpointFinding, type HistorySource, type HistoryOptions } from './history.js';
 export { CheckpointStore, CHECKPOINTS_DIR, type CheckpointRef, type SnapshotInfo } from './checkpoints.js';
 export { MemProjection } from './mem-projection.js';
+export { checkpointRewinder } from './rewind.js';
 export { parseWhen, describePoint, checkSnapshotName, type Point } from './when.js';
 export { diffTrees, walkTree, type DiffResult, type TreeNode } from './diff.js';
 export { restorePath, type RestoreResult } from './restore.js';

@@ -2,11 +2,13 @@
 // merge order (hlc, writer, seq); events past the store's version vector
 // roll forward. An event that sorts before the last one applied (it arrived
 // late from another writer) means the state was built in the wrong order:
-// the projector rebuilds from the log (checkpoints to rewind to are not
-// built yet; docs/projection.md).
+// the projector rewinds to the newest saved state (a history checkpoint,
+// through a RewindSource) that ends before the late event and is still a
+// prefix of the merge order, and replays from there; without one, it
+// rebuilds from the first event (docs/projection.md, "Rewind").
 
 import { isBazilError, ErrorCodes } from '../../errors/index.js';
-import { compareCausal } from '../log/causal-merge.js';
+import { compareCausal, type CausallyOrdered } from '../log/causal-merge.js';
 import type { Envelope, LogEvent } from '../log/codec.js';
 import type { LogStore } from '../log/stream.js';
 import { VersionVector } from '../log/version-vector.js';
@@ -19,6 +21,20 @@ export interface CatchUpResult {
   applied: number;
   /** Whether a late event forced a replay from scratch. */
   rebuilt: boolean;
+  /** When a late event was handled by a rewind: the events the state rewound to covers (the replay started after them). */
+  rewoundTo?: bigint;
+}
+
+/** A saved state to rewind to: the first `count` events of the merge order, as the dump's records in key order. */
+export interface RewindPoint {
+  count: bigint;
+  records: Iterable<[Buffer, Buffer]>;
+}
+
+/** Where the projector finds a state to rewind to (history's checkpoints: src/history/rewind.ts). */
+export interface RewindSource {
+  /** The newest saved state that is still a prefix of the log's merge order and ends before `late`; null when there is none. */
+  before(late: CausallyOrdered): Promise<RewindPoint | null>;
 }
 
 export class Projector {
@@ -28,6 +44,7 @@ export class Projector {
     private readonly store: ProjectionStore,
     private readonly log: LogStore,
     private readonly batchEvents = DEFAULT_BATCH_EVENTS,
+    private readonly rewind?: RewindSource,
   ) {}
 
   /** Applies every event the log holds past the store's version vector. */
@@ -39,9 +56,19 @@ export class Projector {
     const last = this.store.position();
     if (last !== null && compareCausal(first.value, last) < 0) {
       events.return(undefined);
-      return { applied: await this.rebuild(), rebuilt: true };
+      return this.rewindBefore(first.value);
     }
     return { applied: await this.applyAll(first.value, events), rebuilt: false };
+  }
+
+  /** Rewinds to the newest saved state before `late` and replays the rest of the log; rebuilds when there is none. */
+  private async rewindBefore(late: CausallyOrdered): Promise<CatchUpResult> {
+    const point = this.rewind === undefined ? null : await this.rewind.before(late);
+    if (point === null) return { applied: await this.rebuild(), rebuilt: true };
+    await this.store.restore(point.records);
+    const events = this.log.merged(this.store.versionVector());
+    const first = events.next();
+    return { applied: first.done ? 0 : await this.applyAll(first.value, events), rebuilt: false, rewoundTo: point.count };
   }
 
   /**

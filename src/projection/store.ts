@@ -19,6 +19,7 @@ import type { ProjectionCipher } from './cipher.js';
 import { prepareProjectionDir } from './format.js';
 import { SealingCodec } from './record-codec.js';
 import { SealedLevel } from './sealed-level.js';
+import { restoreRecords } from './restore.js';
 import {
   CACHE_TABLES, KEY_CHECK_KEY, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
   encodeNote, encodePosition, entryKey, entryPrefix, inodeKey, noteKey, prefixEnd, xattrKey, xattrPrefix,
@@ -135,6 +136,18 @@ export class ProjectionStore {
     this.settler.generation++;
     this.vv = VersionVector.EMPTY;
     this.last = null;
+  }
+
+  /**
+   * Replaces the state with `records` (a saved dump in key order: the
+   * projection of a prefix of the log), writing only what differs, derived
+   * tables included (restore.ts); returns the records written or deleted.
+   */
+  async restore(records: Iterable<[Buffer, Buffer]>): Promise<number> {
+    const changed = await restoreRecords(this.db, records);
+    this.settler.generation++;
+    await this.loadPosition();
+    return changed;
   }
 
   /** A batch of events to apply; nothing is stored (or visible to the reads below) before commit. */

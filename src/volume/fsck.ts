@@ -8,10 +8,16 @@
 //    is present, hashes to its id and opens with its key (the GCM tag).
 // 4. Projection: a replay of the whole log into a scratch projection must
 //    give a byte-identical dump (invariant 1).
+// 5. Checkpoints (docs/history.md): each file's bytes must hash to its
+//    name and its state (or a delta's base and changes) must equal a replay
+//    of the log to its position (History.verify). A bad one is reported and
+//    deleted: checkpoints are derived, so losing one loses nothing, and the
+//    next history command writes it again from the log.
 
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ErrorCodes, ioError, isBazilError, type ErrorCode } from '../../errors/index.js';
+import { basename, join } from 'node:path';
+import { ErrorCodes, ioError, isBazilError, type BazilError, type ErrorCode } from '../../errors/index.js';
+import { History } from '../history/history.js';
 import { ARENAS_DIR } from '../home/volumes.js';
 import type { ArenaSet } from '../../arena/arena-set.js';
 import { checkAborted, type ContentStore } from '../cas/content-store.js';
@@ -21,8 +27,8 @@ import type { LogStore } from '../log/stream.js';
 import { ProjectionStore, Projector } from '../projection/index.js';
 
 export interface FsckProblem {
-  /** Which part of the volume: arenas, log, content or projection. */
-  area: 'arenas' | 'log' | 'content' | 'projection';
+  /** Which part of the volume: arenas, log, content, projection or checkpoints. */
+  area: 'arenas' | 'log' | 'content' | 'projection' | 'checkpoints';
   code: ErrorCode;
   message: string;
 }
@@ -75,6 +81,10 @@ export async function runFsck(parts: FsckParts, options: FsckOptions = {}): Prom
 
   progress('projection');
   await checkProjection(parts, problems);
+  checkAborted(options.signal);
+
+  progress('checkpoints');
+  await checkCheckpoints(parts, problems, options.signal);
 
   return {
     ok: problems.length === 0,
@@ -196,5 +206,29 @@ async function checkProjection(parts: FsckParts, problems: FsckProblem[]): Promi
     }
   } finally {
     await rm(scratchDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Checks every history checkpoint against its name and a replay of the
+ * log; each bad one is a BAD_CHECKPOINT finding, and its file is deleted.
+ */
+async function checkCheckpoints(parts: FsckParts, problems: FsckProblem[], signal: AbortSignal | undefined): Promise<void> {
+  const deleted = 'deleted (checkpoints are derived from the log: the next history command writes it again)';
+  const damaged: BazilError[] = [];
+  const history = await History.open(
+    { name: basename(parts.dir), dir: parts.dir, log: parts.log, content: parts.content, cipher: parts.projection.cipher },
+    { onDamaged: (err) => damaged.push(err) },
+  );
+  for (const err of damaged) problems.push({ area: 'checkpoints', code: ErrorCodes.BAD_CHECKPOINT, message: `${err.message}; ${deleted}` });
+  try {
+    const { findings } = await history.verify({ signal, rewrite: false });
+    for (const f of findings) {
+      problems.push({ area: 'checkpoints', code: ErrorCodes.BAD_CHECKPOINT, message: `checkpoint @${f.count} ${f.path}: ${f.why}; ${deleted}` });
+    }
+  } catch (err) {
+    // A log that does not replay is reported above; the checkpoints cannot be checked against it.
+    if (!isBazilError(err) || err.code === ErrorCodes.ABORTED) throw err;
+    problems.push({ area: 'checkpoints', code: err.code, message: `the log does not replay, so the checkpoints cannot be checked: ${err.message}` });
   }
 }

@@ -8,7 +8,9 @@
 // are passed on: replaying would only meet them again.
 
 import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { checkpointRewinder } from '../history/rewind.js';
 import type { LogStore } from '../log/stream.js';
 import type { ProjectionCipher } from '../projection/cipher.js';
 import { ProjectionStore, Projector } from '../projection/index.js';
@@ -20,14 +22,18 @@ export interface OpenedProjection {
 }
 
 /**
- * Opens the projection at `dir` (sealed with `cipher`) and rolls it forward
- * from `log`, rebuilding it from scratch if it is damaged or missing.
+/**
+ * Opens the projection at `dir` (in the volume's directory, sealed with
+ * `cipher`) and rolls it forward from `log`, rebuilding it from scratch if
+ * it is damaged or missing. A late event rewinds it to the volume's
+ * history checkpoints.
  */
 export async function openProjection(dir: string, log: LogStore, volumeName: string, cipher: ProjectionCipher): Promise<OpenedProjection> {
   let store: ProjectionStore | undefined;
+  const rewinder = checkpointRewinder(dirname(dir), log);
   try {
     store = await ProjectionStore.open(dir, cipher);
-    const projector = new Projector(store, log);
+    const projector = new Projector(store, log, undefined, rewinder);
     const empty = store.position() === null;
     const { applied } = await projector.catchUp();
     // A new volume has no projection until its first open, when its log holds
@@ -44,7 +50,7 @@ export async function openProjection(dir: string, log: LogStore, volumeName: str
     });
     const fresh = await ProjectionStore.open(dir, cipher);
     try {
-      const projector = new Projector(fresh, log);
+      const projector = new Projector(fresh, log, undefined, rewinder);
       const events = await projector.rebuild();
       warn(PROJECTION_REBUILT_WARNING, `the projection of volume '${volumeName}' was damaged (${why}); rebuilt it from the log (${events} events)`);
       return { store: fresh, projector };

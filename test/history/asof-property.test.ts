@@ -12,11 +12,12 @@ import { dumpTables, listProjection } from './helpers.js';
 const ROOT_ATTRS = { mode: 0o755, uid: 0, gid: 0 };
 const KEYS = deriveVolumeKeys(bytesOf('test secret'), VOLUME);
 
-test('property: the as-of view at every prefix of the log equals the model at that prefix, from any checkpoint spacing', async () => {
+test('property: the as-of view at every prefix of the log equals the model at that prefix, from any checkpoint spacing and any share of delta checkpoints', async () => {
   const arbRun = fc.record({
     ops: fc.array(arbOp(), { minLength: 10, maxLength: 45 }),
     snaps: fc.array(fc.boolean(), { maxLength: 45 }),
     every: fc.integer({ min: 1, max: 9 }),
+    fullEvery: fc.integer({ min: 1, max: 5 }),
   });
   await fc.assert(fc.asyncProperty(arbRun, async (run) => {
     await withTempDir(async (dir) => {
@@ -43,7 +44,7 @@ test('property: the as-of view at every prefix of the log equals the model at th
         });
         await p.projector.catchUp();
 
-        const h = await History.open({ name: 'asof', dir, log: p.log, content, cipher: p.store.cipher }, { every: BigInt(run.every) });
+        const h = await History.open({ name: 'asof', dir, log: p.log, content, cipher: p.store.cipher }, { every: BigInt(run.every), fullEvery: BigInt(run.fullEvery) });
         const written = await h.update();
         assert.equal(written, Math.floor(expected.length / run.every));
         for (let k = 1; k <= expected.length; k++) {
@@ -62,10 +63,10 @@ test('property: the as-of view at every prefix of the log equals the model at th
         const now = await h.at({ kind: 'now' });
         assert.deepEqual(dumpTables(await now.projection.dump()), dumpTables(await p.store.dump()));
         // A fresh History over the same checkpoints agrees, and a full replay confirms every checkpoint.
-        const again = await History.open({ name: 'asof', dir, log: p.log, content, cipher: p.store.cipher }, { every: BigInt(run.every) });
+        const again = await History.open({ name: 'asof', dir, log: p.log, content, cipher: p.store.cipher }, { every: BigInt(run.every), fullEvery: BigInt(run.fullEvery) });
         assert.equal(again.checkpoints().length, Math.floor(expected.length / run.every));
         const verified = await again.verify();
-        assert.deepEqual(verified, { checked: again.checkpoints().length, replaced: [] });
+        assert.deepEqual(verified, { checked: again.checkpoints().length, replaced: [], findings: [] });
       } finally {
         await content.close();
         await p.close();

@@ -4,7 +4,7 @@ import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContentStore } from '../../src/cas/content-store.js';
 import { deriveVolumeKeys } from '../../src/crypto/volume-keys.js';
-import { CheckpointStore, CHECKPOINTS_DIR } from '../../src/history/checkpoints.js';
+import { CheckpointStore, CHECKPOINTS_DIR, checkpointBytes } from '../../src/history/checkpoints.js';
 import { History } from '../../src/history/history.js';
 import { SealingCodec } from '../../src/projection/record-codec.js';
 import { bytesOf, VOLUME } from '../log/helpers.js';
@@ -93,7 +93,7 @@ test('a forged checkpoint whose hash matches its name but not the log is caught 
     const store = CheckpointStore.forVolume(dir);
     const ref = h.checkpoints()[1]!; // @20
     // A state that is not the log's at @20: one file's mode changed, saved as a well-formed checkpoint.
-    const forged = await store.load(ref, new SealingCodec(p.store.cipher));
+    const forged = await store.load(ref, new SealingCodec(p.store.cipher), h.checkpoints());
     const root = (await forged.rootId())!;
     const f0 = (await forged.lookup(root, 'f0'))!;
     forged.putInode(f0, { ...(await forged.inode(f0))!, mode: 0o777 });
@@ -109,7 +109,9 @@ test('a forged checkpoint whose hash matches its name but not the log is caught 
     bytes[bytes.length - 1] ^= 1;
     await writeFile(flipped.path, bytes);
     const report = await h2.verify();
-    assert.deepEqual(report, { checked: 3, replaced: [flipped.path, fake.path] });
+    assert.equal(report.checked, 3);
+    assert.deepEqual(report.replaced, [flipped.path, fake.path]);
+    assert.deepEqual(report.findings.map((f) => [f.path, f.count]), [[flipped.path, 10n], [fake.path, 20n]]);
     assert.deepEqual(await checkpointFiles(dir), original);
     assert.equal((await listProjection((await h2.at({ kind: 'position', count: 21n })).projection)).find((n) => n.path === '/f0')!.mode, 0o600);
   });
@@ -149,5 +151,38 @@ test('checkpoints made stale by a late event from another writer are dropped; vi
       await a.close();
       await b.close();
     }
+  });
+});
+
+test('a full checkpoint of the first format (version 1, not deflated) still loads, verifies and is the base of new deltas', async () => {
+  await withPeer(async (dir, p, content) => {
+    fill(p, 20); // 41 events
+    const src = { name: 'ck', dir, log: p.log, content, cipher: p.store.cipher };
+    // A History that never reaches a checkpoint position: views replay from the first event.
+    const bare = await History.open(src, { every: 1000n });
+    const at8 = (await bare.at({ kind: 'position', count: 8n })).projection;
+    const store = CheckpointStore.forVolume(dir);
+    const old = await store.writeBytes(at8, checkpointBytes(at8, [], 0x01), null);
+    const bytes = await readFile(old.path);
+    assert.ok(bytes.subarray(0, 8).equals(Buffer.from('BZCKPT\n\x01', 'latin1')));
+    // Its state is stored as is: the dump follows the header.
+    assert.ok(bytes.includes(await at8.dump()), 'a plain dump after the header');
+
+    const h = await History.open(src, { every: 8n, fullEvery: 4n });
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version]), [[8n, 1]]);
+    assert.equal(await h.update(), 4);
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version, r.base?.count ?? null]), [[8n, 1, null], [16n, 2, 8n], [24n, 2, 16n], [32n, 2, 24n], [40n, 3, null]]);
+    const view = await h.at({ kind: 'position', count: 30n });
+    assert.equal(view.from, 24n);
+    assert.deepEqual(await listProjection(view.projection), await listProjection((await bare.at({ kind: 'position', count: 30n })).projection));
+    const report = await (await History.open(src, { every: 8n, fullEvery: 4n })).verify();
+    assert.deepEqual([report.checked, report.findings], [5, []]);
+    // A file of an unknown future version is not read: deleted as unusable, like any damage.
+    const future = join(dir, CHECKPOINTS_DIR, `${'48'.padStart(20, '0')}-${'ab'.repeat(32)}.ckpt`);
+    await writeFile(future, Buffer.concat([Buffer.from('BZCKPT\n\x09', 'latin1'), Buffer.alloc(8)]));
+    const damaged: string[] = [];
+    await History.open(src, { every: 8n, onDamaged: (err) => damaged.push(err.message) });
+    assert.equal(damaged.length, 1);
+    assert.match(damaged[0]!, /format version 9/);
   });
 });
