@@ -14,6 +14,9 @@ import { createHash } from 'node:crypto';
 import type { FsTx } from './fs-state.js';
 import type { Inode, PendingClone, Stamp } from './schema.js';
 
+/** Source entries whose inodes and xattrs are read at once while a level is copied. */
+const READ_AHEAD = 128;
+
 const latin1 = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 
 /**
@@ -122,17 +125,28 @@ export async function materialiseLevel(tx: FsTx, dir: Uint8Array): Promise<void>
   if (row === undefined) return;
   tx.putClone(dir, null);
   const into = Buffer.from(dir);
-  for (const [name, e] of await tx.entries(row.source)) {
-    const child = await tx.inode(e.child);
-    if (child === undefined) continue;
-    const id = copyId(into, name);
-    tx.putInode(id, copyOf(child, row.ctime, row.stamp, into), true);
-    tx.putEntry(into, name, { child: id, placed: row.stamp });
-    for (const [xname, value] of await tx.xattrs(e.child)) tx.putXattr(id, xname, value);
-    if (child.kind === 'dir' && child.entries > 0) {
-      // A pending source child stands for its own source's tree, so rows always name a directory that is not pending.
-      tx.putClone(id, { source: tx.clones.get(e.child)?.source ?? e.child, ctime: row.ctime, stamp: row.stamp });
-    }
+  const entries = await tx.entries(row.source);
+  for (let at = 0; at < entries.length; at += READ_AHEAD) {
+    // The reads of a group overlap (each LevelDB read is a trip through the thread pool); the writes stay in name order.
+    const group = entries.slice(at, at + READ_AHEAD);
+    const [inodes, xattrs] = await Promise.all([
+      Promise.all(group.map(([, e]) => tx.inode(e.child))),
+      Promise.all(group.map(([, e]) => tx.xattrs(e.child))),
+    ]);
+    group.forEach(([name, e], i) => copyEntry(tx, row, into, name, e.child, inodes[i], xattrs[i]!));
+  }
+}
+
+/** One copied entry of a level: the node (a directory becomes a pending clone of its source), its entry and its xattrs. */
+function copyEntry(tx: FsTx, row: PendingClone, into: Buffer, name: string, source: Buffer, child: Inode | undefined, xattrs: [string, Buffer][]): void {
+  if (child === undefined) return;
+  const id = copyId(into, name);
+  tx.putInode(id, copyOf(child, row.ctime, row.stamp, into), true);
+  tx.putEntry(into, name, { child: id, placed: row.stamp });
+  for (const [xname, value] of xattrs) tx.putXattr(id, xname, value);
+  if (child.kind === 'dir' && child.entries > 0) {
+    // A pending source child stands for its own source's tree, so rows always name a directory that is not pending.
+    tx.putClone(id, { source: tx.clones.get(source)?.source ?? source, ctime: row.ctime, stamp: row.stamp });
   }
 }
 
