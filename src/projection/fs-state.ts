@@ -231,7 +231,9 @@ class Apply {
     const id = Buffer.from(this.ev.id);
     if ((await this.tx.inode(id)) !== undefined) return skipped('clone: inode exists');
     if (src.kind === 'dir') {
-      const into = (await this.liveDir(parent)) !== undefined ? parent : lostFoundId(root);
+      // Where make() will put it: the parent, else lost+found, which is made under the root when it is missing.
+      const lf = lostFoundId(root);
+      const into = (await this.liveDir(parent)) !== undefined ? parent : (await this.liveDir(lf)) !== undefined ? lf : root;
       if (await this.isWithin(into, source)) return skipped(`clone: ${name} would be a copy inside its own source`);
     }
     const xattrs = await this.tx.xattrs(source);
