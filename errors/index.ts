@@ -82,6 +82,8 @@ export const ErrorCodes = {
   BAD_CHECKPOINT: 'BAZIL_BAD_CHECKPOINT',
   /** A write or truncate past the largest file size a volume holds (EFBIG). */
   FILE_TOO_LARGE: 'BAZIL_FILE_TOO_LARGE',
+  /** A copy or move between two volumes, which share no content (EXDEV). */
+  CROSS_VOLUME: 'BAZIL_CROSS_VOLUME',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

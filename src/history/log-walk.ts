@@ -102,5 +102,6 @@ export function summarize(entry: LogEntry, pathOf: (id: Uint8Array) => string | 
     case 'pin': return `pin ${node(b.inode)}`;
     case 'unpin': return `unpin ${node(b.inode)}`;
     case 'placement': return `place ${node(b.inode)} on ${b.stores.join(', ') || 'no store'}`;
+    case 'clone': return `copy ${node(b.inode)} to ${inDir(b.parent, b.name)}`;
   }
 }

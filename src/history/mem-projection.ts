@@ -19,9 +19,10 @@ import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { LogEvent } from '../log/codec.js';
 import { VersionVector } from '../log/version-vector.js';
 import { applyEvent, type FsTx } from '../projection/fs-state.js';
+import { CloneTable } from '../projection/clones.js';
 import {
   POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
-  encodeNote, encodePosition, type Entry, type Inode, type Note, type Position,
+  encodeNote, encodePosition, type Entry, type Inode, type Note, type PendingClone, type Position,
 } from '../projection/schema.js';
 import type { Attrs, DirEntry } from '../projection/store.js';
 import type { RecordCodec } from '../projection/record-codec.js';
@@ -49,8 +50,11 @@ export class MemProjection implements FsTx, ProjectionReader {
   private rootValue: Buffer | undefined;
   private readonly inodes = new Map<string, Inode>();
   private readonly dirs = new Map<string, Dir>();
-  private readonly xattrs = new Map<string, Map<string, Buffer>>();
+  private readonly xattrMap = new Map<string, Map<string, Buffer>>();
   private readonly notes = new Map<string, Note>();
+  /** Copies are materialised by the clone event itself (eagerClones), so between events this is empty. */
+  readonly clones = new CloneTable();
+  readonly eagerClones = true;
   private vv = VersionVector.EMPTY;
   private last: Position | null = null;
   private applied = 0n;
@@ -131,22 +135,50 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async xattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
-    return this.xattrs.get(key(id))?.get(nameKey(name));
+    return this.xattrMap.get(key(id))?.get(nameKey(name));
   }
 
   putXattr(id: Uint8Array, name: string, value: Buffer): void {
     const k = key(id);
-    let m = this.xattrs.get(k);
-    if (m === undefined) this.xattrs.set(k, (m = new Map()));
+    let m = this.xattrMap.get(k);
+    if (m === undefined) this.xattrMap.set(k, (m = new Map()));
     m.set(nameKey(name), Buffer.from(value));
   }
 
   deleteXattr(id: Uint8Array, name: string): void {
     const k = key(id);
-    const m = this.xattrs.get(k);
+    const m = this.xattrMap.get(k);
     if (m === undefined) return;
     m.delete(nameKey(name));
-    if (m.size === 0) this.xattrs.delete(k);
+    if (m.size === 0) this.xattrMap.delete(k);
+  }
+
+  async entries(dir: Uint8Array): Promise<[string, Entry][]> {
+    const d = this.dirs.get(key(dir));
+    return d === undefined ? [] : this.sortedNames(d).map((n) => [unkey(n).toString('utf8'), d.entries.get(n)!]);
+  }
+
+  async xattrs(id: Uint8Array): Promise<[string, Buffer][]> {
+    const m = this.xattrMap.get(key(id));
+    return m === undefined ? [] : [...m.keys()].sort().map((n) => [unkey(n).toString('utf8'), m.get(n)!]);
+  }
+
+  /** A scan of every directory: only reached while a copy is pending, which here lasts no longer than its clone event. */
+  async parentsOf(id: Uint8Array): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    for (const [p, dir] of this.dirs) {
+      for (const e of dir.entries.values()) {
+        if (Buffer.compare(e.child, id) === 0) {
+          out.push(unkey(p));
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  putClone(dir: Uint8Array, row: PendingClone | null): void {
+    this.clones.set(dir, row);
   }
 
   // ---- ProjectionReader: what VolumeReader reads ----
@@ -195,12 +227,12 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async listxattr(id: Uint8Array): Promise<string[]> {
-    const m = this.xattrs.get(key(id));
+    const m = this.xattrMap.get(key(id));
     return m === undefined ? [] : [...m.keys()].sort().map((k) => unkey(k).toString('utf8'));
   }
 
   async getxattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
-    return this.xattrs.get(key(id))?.get(nameKey(name));
+    return this.xattrMap.get(key(id))?.get(nameKey(name));
   }
 
   /** The state as ProjectionStore.dump() writes it: every stored key and value in key order, each u32 BE length ‖ bytes. */
@@ -234,8 +266,8 @@ export class MemProjection implements FsTx, ProjectionReader {
       const dir = this.dirs.get(p)!;
       for (const n of this.sortedNames(dir)) yield [tagged(ENTRY, p + n), encodeEntry(dir.entries.get(n)!)];
     }
-    for (const k of [...this.xattrs.keys()].sort()) {
-      const m = this.xattrs.get(k)!;
+    for (const k of [...this.xattrMap.keys()].sort()) {
+      const m = this.xattrMap.get(k)!;
       for (const n of [...m.keys()].sort()) yield [tagged(XATTR, k + n), m.get(n)!];
     }
     for (const k of [...this.notes.keys()].sort()) yield [tagged(NOTE, k), encodeNote(this.notes.get(k)!)];

@@ -68,11 +68,19 @@ export interface PinEvent { type: 'pin'; inode: EventId }
 export interface UnpinEvent { type: 'unpin'; inode: EventId }
 /** The stores that should hold the content under an inode: distinct store names sorted by UTF-8 bytes. */
 export interface PlacementEvent { type: 'placement'; inode: EventId; stores: string[] }
+/**
+ * A copy of the node `inode` (a file, symlink, fifo or socket, or a whole
+ * directory tree) named (parent, name), sharing its content: mode, owner,
+ * mtime and xattrs are kept; ctime is this event's clock. A tree copy is
+ * this one event (docs/reflink.md).
+ */
+export interface CloneEvent { type: 'clone'; inode: EventId; parent: EventId; name: string }
 
 export type EventBody =
   | CreateVolumeEvent | MkdirEvent | CreateEvent | SetContentEvent | TruncateEvent | RenameEvent
   | UnlinkEvent | RmdirEvent | LinkEvent | SymlinkEvent | MknodEvent | ChmodEvent | ChownEvent
-  | UtimensEvent | SetxattrEvent | RemovexattrEvent | SnapshotEvent | SnapshotRmEvent | PinEvent | UnpinEvent | PlacementEvent;
+  | UtimensEvent | SetxattrEvent | RemovexattrEvent | SnapshotEvent | SnapshotRmEvent | PinEvent | UnpinEvent | PlacementEvent
+  | CloneEvent;
 
 export type EventType = EventBody['type'];
 
@@ -125,6 +133,7 @@ const SCHEMAS: Schemas = {
   pin: [{ name: 'inode', kind: 'id' }],
   unpin: [{ name: 'inode', kind: 'id' }],
   placement: [{ name: 'inode', kind: 'id' }, { name: 'stores', kind: 'stores' }],
+  clone: [{ name: 'inode', kind: 'id' }, { name: 'parent', kind: 'id' }, { name: 'name', kind: 'name' }],
 };
 
 export const EVENT_TYPES = Object.keys(SCHEMAS) as EventType[];

@@ -16,6 +16,8 @@
 // back-link row `child ‖ parent ‖ name`; a change to a file's inode finds the
 // directories to mark through them.
 
+import { CloneTable } from './clones.js';
+import { BazilError, ErrorCodes } from '../../errors/index.js';
 import {
   DIRTY_TABLE_PREFIX, ENTRY_TABLE, INODE_TABLE, aggregateKey, decodeAggregate, decodeEntry, decodeInode, dirtyKey, encodeAggregate,
   entryPrefix, inodeKey, linkKey, linkPrefix, prefixEnd, type Aggregate, type Inode,
@@ -33,6 +35,8 @@ export interface KeyWrite {
 const EMPTY = Buffer.alloc(0);
 /** Directories recomputed between two LevelDB writes while settling. */
 const SETTLE_WRITE_EVERY = 256;
+/** Copies of copies followed at most: a guard, since pending copies never form a cycle. */
+const MAX_COPY_CHAIN = 100_000;
 /** Directories of one depth recomputed concurrently. */
 const SETTLE_GROUP = 16;
 
@@ -132,7 +136,8 @@ export class AggregateSettler {
   /** Bumped by every commit and clear: a plan made before it may miss new dirty marks. */
   generation = 0;
 
-  constructor(private readonly db: Db) {}
+  /** `clones`: the store's pending copies (none in a projection being migrated, which predates them). */
+  constructor(private readonly db: Db, private readonly clones: CloneTable = new CloneTable()) {}
 
   /** Works until done or `budgetMs` has passed; returns how many dirty directories are left (0: settled). */
   async settle(budgetMs = Number.POSITIVE_INFINITY): Promise<number> {
@@ -207,12 +212,23 @@ export class AggregateSettler {
     return withDepth;
   }
 
-  /** A directory's aggregate from its entries; undefined when it is no longer a live directory. */
-  private async compute(dir: Buffer, fresh: Map<string, Aggregate>): Promise<Aggregate | undefined> {
+  /**
+   * A directory's aggregate from its entries; undefined when it is no longer
+   * a live directory. A pending copy (docs/reflink.md) has no entries yet:
+   * its tree is its source's, every node of it with the copy's ctime, which
+   * is its own ctime or older.
+   */
+  private async compute(dir: Buffer, fresh: Map<string, Aggregate>, depth = 0): Promise<Aggregate | undefined> {
+    if (depth > MAX_COPY_CHAIN) throw new BazilError(ErrorCodes.CORRUPT_METADATA, 'projection: pending copies form a cycle');
     const self = await this.db.get(inodeKey(dir));
     if (self === undefined) return undefined;
     const n = decodeInode(self);
     if (n.kind !== 'dir' || n.nlink === 0) return undefined;
+    const pending = this.clones.get(dir);
+    if (pending !== undefined) {
+      const src = await this.exact(pending.source, fresh, depth + 1);
+      return { rbytes: src.rbytes, rfiles: src.rfiles, rsubdirs: src.rsubdirs, rctime: n.ctime };
+    }
     const agg: Aggregate = { rbytes: 0, rfiles: 0, rsubdirs: 0, rctime: n.ctime };
     const prefix = entryPrefix(dir);
     const children: Buffer[] = [];
@@ -232,12 +248,14 @@ export class AggregateSettler {
       if (child.ctime > agg.rctime) agg.rctime = child.ctime;
     });
     const stored = await this.db.getMany(subdirs.map((c) => aggregateKey(c)));
+    const dirty = await this.db.getMany(subdirs.map((c) => dirtyKey(c)));
     for (let i = 0; i < subdirs.length; i++) {
       const c = subdirs[i]!;
-      let sub = fresh.get(c.toString('latin1')) ?? (stored[i] === undefined ? undefined : decodeAggregate(stored[i]!));
-      // A subdirectory without an aggregate breaks the invariant (it should be dirty and come first): compute it now rather than count it wrong.
+      let sub = fresh.get(c.toString('latin1')) ?? (stored[i] === undefined || dirty[i] !== undefined ? undefined : decodeAggregate(stored[i]!));
+      // A subdirectory without an exact aggregate: computed now rather than counted wrong. In deepest-first
+      // order that happens only below the source of a pending copy, reached out of order.
       if (sub === undefined) {
-        sub = await this.compute(c, fresh);
+        sub = await this.compute(c, fresh, depth + 1);
         if (sub === undefined) continue;
         fresh.set(c.toString('latin1'), sub);
         await this.db.put(aggregateKey(c), encodeAggregate(sub));
@@ -248,5 +266,17 @@ export class AggregateSettler {
       if (sub.rctime > agg.rctime) agg.rctime = sub.rctime;
     }
     return agg;
+  }
+
+  /** The exact aggregate of a live directory: settled this pass, or stored and clean, or computed now. */
+  private async exact(dir: Buffer, fresh: Map<string, Aggregate>, depth: number): Promise<Aggregate> {
+    const k = dir.toString('latin1');
+    const known = fresh.get(k);
+    if (known !== undefined) return known;
+    const [agg, dirty] = await this.db.getMany([aggregateKey(dir), dirtyKey(dir)]);
+    if (agg !== undefined && dirty === undefined) return decodeAggregate(agg);
+    const computed = await this.compute(dir, fresh, depth) ?? { rbytes: 0, rfiles: 0, rsubdirs: 0, rctime: 0n };
+    fresh.set(k, computed);
+    return computed;
   }
 }

@@ -23,26 +23,41 @@ import { createHash } from 'node:crypto';
 import type { LogEvent } from '../log/codec.js';
 import { hlcToNanoseconds } from '../log/hlc.js';
 import { conflictName } from './conflict-name.js';
-import type { Entry, Inode, Note, Stamp } from './schema.js';
+import { CloneTable, copyOf, materialiseAll, materialiseLevel } from './clones.js';
+import type { Entry, Inode, Note, PendingClone, Stamp } from './schema.js';
 
 /** The state apply reads and writes; reads see the writes made before them. */
 export interface FsTx {
   root(): Promise<Buffer | undefined>;
   setRoot(id: Buffer): void;
   inode(id: Uint8Array): Promise<Inode | undefined>;
-  putInode(id: Uint8Array, inode: Inode): void;
+  /** `fresh`: the caller knows no inode has this id yet (a derived copy), so nothing needs reading. */
+  putInode(id: Uint8Array, inode: Inode, fresh?: boolean): void;
   entry(parent: Uint8Array, name: string): Promise<Entry | undefined>;
   putEntry(parent: Uint8Array, name: string, entry: Entry): void;
   deleteEntry(parent: Uint8Array, name: string): void;
   xattr(id: Uint8Array, name: string): Promise<Buffer | undefined>;
   putXattr(id: Uint8Array, name: string, value: Buffer): void;
   deleteXattr(id: Uint8Array, name: string): void;
+  /** Every entry of a directory, in name order (reflink copies a level at once). */
+  entries(dir: Uint8Array): Promise<[string, Entry][]>;
+  /** Every extended attribute of a node, in name order. */
+  xattrs(id: Uint8Array): Promise<[string, Buffer][]>;
+  /** The directories holding an entry that names `id`; may name more than those (never fewer). */
+  parentsOf(id: Uint8Array): Promise<Buffer[]>;
+  /** Pending directory copies (clones.ts), as this transaction sees them. */
+  readonly clones: CloneTable;
+  putClone(dir: Uint8Array, row: PendingClone | null): void;
+  /** Materialise a directory copy at once instead of lazily (an in-memory projection has no reason to wait). */
+  readonly eagerClones: boolean;
 }
 
 /** null when the event applied as written; otherwise what happened instead. */
 export type Outcome = Note | null;
 
 export const LOST_FOUND_NAME = 'lost+found';
+/** Parent links followed at most (a guard: the tree has no cycles). */
+const MAX_DEPTH = 100_000;
 
 /** The id of a volume's lost+found directory: derived, since no event creates it. */
 export function lostFoundId(root: Uint8Array): Buffer {
@@ -68,6 +83,8 @@ export function likelyReads(ev: LogEvent): { inodes: Uint8Array[]; entries: [Uin
       return { inodes: [b.inode, b.parent, b.newParent], entries: [[b.parent, b.name], [b.newParent, b.newName]] };
     case 'set-content': case 'truncate': case 'chmod': case 'chown': case 'utimens': case 'setxattr': case 'removexattr':
       return { inodes: [b.inode], entries: [] };
+    case 'clone':
+      return { inodes: [ev.id, b.inode, b.parent], entries: [[b.parent, b.name]] };
     default:
       return { inodes: [], entries: [] };
   }
@@ -100,6 +117,7 @@ class Apply {
       return null;
     }
     if (root === undefined) return skipped(`${b.type}: no create-volume applied yet`);
+    await this.beforeChanges();
     switch (b.type) {
       case 'mkdir': return this.make(root, b.parent, b.name, this.node('dir', b.mode, b.uid, b.gid, b.mtime, null, null));
       case 'create': {
@@ -136,7 +154,96 @@ class Apply {
         this.tx.deleteXattr(b.inode, b.name);
         return this.attr(b.inode, () => undefined);
       }
+      case 'clone': return this.clone(root, b.inode, b.parent, b.name);
     }
+  }
+
+  /**
+   * Materialises the pending directory copies this event could otherwise
+   * change the meaning of (clones.ts): copies whose source tree holds a
+   * node the event changes, and copies whose entries it changes. An event
+   * naming a node that does not exist may name a copy its writer saw
+   * materialised by a read: every copy is materialised, so it exists here
+   * too if it exists at all.
+   */
+  private async beforeChanges(): Promise<void> {
+    if (!this.tx.clones.any()) return;
+    const b = this.ev.body;
+    for (const id of likelyReads(this.ev).inodes) {
+      if (Buffer.compare(id, this.ev.id) !== 0 && (await this.tx.inode(id)) === undefined) {
+        await materialiseAll(this.tx);
+        return;
+      }
+    }
+    switch (b.type) {
+      case 'mkdir': case 'create': case 'mknod': case 'symlink': case 'clone':
+        return this.beforeChange(b.parent, true);
+      case 'link': case 'unlink':
+        await this.beforeChange(b.parent, true);
+        return this.beforeChange(b.inode, false);
+      case 'rmdir':
+        await this.beforeChange(b.parent, true);
+        return this.beforeChange(b.inode, true);
+      case 'rename': {
+        await this.beforeChange(b.parent, true);
+        await this.beforeChange(b.newParent, true);
+        await this.beforeChange(b.inode, false);
+        const target = await this.tx.entry(b.newParent, b.newName);
+        if (target !== undefined) await this.beforeChange(target.child, true);
+        return;
+      }
+      case 'set-content': case 'truncate': case 'chmod': case 'chown': case 'utimens': case 'setxattr': case 'removexattr':
+        return this.beforeChange(b.inode, false);
+      default:
+    }
+  }
+
+  /**
+   * Before node `id` changes: every pending copy of a directory on a path
+   * from the root to it is materialised, top down (each level makes the
+   * copies of the next one), and, when its `entries` change, the node itself
+   * if it is a pending copy. A file is reached through every directory
+   * naming it (hard links).
+   */
+  private async beforeChange(id: Uint8Array, entries: boolean): Promise<void> {
+    if (!this.tx.clones.any()) return;
+    const n = await this.tx.inode(id);
+    if (n === undefined) return;
+    const dirs = n.kind === 'dir' ? [Buffer.from(id)] : await this.tx.parentsOf(id);
+    for (const dir of dirs) {
+      const path: Buffer[] = [];
+      for (let cur: Buffer | null = dir; cur !== null && path.length < MAX_DEPTH; cur = (await this.tx.inode(cur))?.parent ?? null) path.push(cur);
+      for (let i = path.length - 1; i >= 0; i--) {
+        for (const copy of this.tx.clones.clonesOf(path[i]!)) await materialiseLevel(this.tx, copy);
+      }
+    }
+    if (entries && n.kind === 'dir') await materialiseLevel(this.tx, id);
+  }
+
+  /**
+   * A copy of `source` named (parent, name), made like any new node (a taken
+   * name gets a conflict name, a gone parent means lost+found). A directory
+   * copy holds no entries yet: it is a pending clone of its source's tree.
+   */
+  private async clone(root: Buffer, source: Uint8Array, parent: Uint8Array, name: string): Promise<Outcome> {
+    const src = await this.tx.inode(source);
+    if (src === undefined || src.nlink === 0) return skipped('clone: no such node');
+    const id = Buffer.from(this.ev.id);
+    if ((await this.tx.inode(id)) !== undefined) return skipped('clone: inode exists');
+    if (src.kind === 'dir') {
+      // Where make() will put it: the parent, else lost+found, which is made under the root when it is missing.
+      const lf = lostFoundId(root);
+      const into = (await this.liveDir(parent)) !== undefined ? parent : (await this.liveDir(lf)) !== undefined ? lf : root;
+      if (await this.isWithin(into, source)) return skipped(`clone: ${name} would be a copy inside its own source`);
+    }
+    const xattrs = await this.tx.xattrs(source);
+    const note = await this.make(root, parent, name, copyOf(src, this.now, this.stamp, null));
+    for (const [xname, value] of xattrs) this.tx.putXattr(id, xname, value);
+    if (src.kind === 'dir' && src.entries > 0) {
+      this.tx.putClone(id, { source: this.tx.clones.get(source)?.source ?? Buffer.from(source), ctime: this.now, stamp: this.stamp });
+      if (this.tx.eagerClones) await materialiseAll(this.tx);
+    }
+    return note;
   }
 
   private node(kind: Inode['kind'], mode: number, uid: number, gid: number, mtime: bigint | undefined, target: string | null, parent: Buffer | null): Inode {
@@ -189,7 +296,10 @@ class Apply {
   /** The volume's lost+found, made (or put back under the root) on first need. */
   private async lostFound(root: Buffer): Promise<Buffer> {
     const id = lostFoundId(root);
-    if ((await this.liveDir(id)) !== undefined) return id;
+    if ((await this.liveDir(id)) !== undefined) {
+      await this.beforeChange(id, true);
+      return id;
+    }
     const r = (await this.tx.inode(root))!;
     this.tx.putInode(id, this.node('dir', 0o700, r.uid, r.gid, undefined, null, root));
     await this.attach(root, await this.freeName(root, LOST_FOUND_NAME), id, true);

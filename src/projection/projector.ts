@@ -96,7 +96,7 @@ export class Projector {
 
   /** Drops the projection and replays the whole log; returns the events applied. */
   async rebuild(): Promise<number> {
-    await this.store.clear();
+    await this.store.exclusive(() => this.store.clear());
     const events = this.log.merged(VersionVector.EMPTY);
     const first = events.next();
     return first.done ? 0 : this.applyAll(first.value, events);
@@ -110,9 +110,12 @@ export class Projector {
     while (!it.done) {
       const chunk: [Envelope, LogEvent | { rejected: string }][] = [];
       for (; !it.done && chunk.length < this.batchEvents; it = rest.next()) chunk.push([it.value, this.openOrReject(it.value)]);
-      await batch.prefetch(chunk.flatMap(([, ev]) => ('rejected' in ev ? [] : [ev])));
-      for (const [env, ev] of chunk) await batch.apply(env, ev);
-      await batch.commit();
+      // Under the store's lock: a read that materialises a copy must not come between this batch's reads and its commit.
+      await this.store.exclusive(async () => {
+        await batch.prefetch(chunk.flatMap(([, ev]) => ('rejected' in ev ? [] : [ev])));
+        for (const [env, ev] of chunk) await batch.apply(env, ev);
+        await batch.commit();
+      });
       n += chunk.length;
     }
     return n;

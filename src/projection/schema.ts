@@ -61,6 +61,10 @@ const NOTE = 0x05;
 const LINK = 0x06;
 const AGGREGATE = 0x07;
 const DIRTY = 0x08;
+// Pending directory copies (docs/reflink.md): a directory made by a clone
+// event whose entries are still those of its source. Real state, not
+// derived, but always empty in a dump (dump materialises every copy first).
+const CLONE = 0x09;
 
 /**
  * Tables derived from the others rather than from events: not part of
@@ -124,6 +128,29 @@ export const aggregateKey = (dir: Uint8Array): Buffer => Buffer.concat([Buffer.f
 export const dirtyKey = (dir: Uint8Array): Buffer => Buffer.concat([Buffer.from([DIRTY]), dir]);
 export const DIRTY_TABLE_PREFIX = Buffer.from([DIRTY]);
 export const AGGREGATE_TABLE_PREFIX = Buffer.from([AGGREGATE]);
+export const cloneKey = (dir: Uint8Array): Buffer => Buffer.concat([Buffer.from([CLONE]), dir]);
+export const CLONE_TABLE_PREFIX = Buffer.from([CLONE]);
+
+/**
+ * A directory copy not materialised yet: its entries are logically copies
+ * of `source`'s (a directory that is never itself pending), each with ctime
+ * `ctime` and the clone event's stamp.
+ */
+export interface PendingClone {
+  source: Buffer;
+  ctime: bigint;
+  stamp: Stamp;
+}
+
+export function encodePendingClone(p: PendingClone): Buffer {
+  return encodeCanonical([p.source, p.ctime, ...stampCbor(p.stamp)]);
+}
+
+export function decodePendingClone(bytes: Uint8Array): PendingClone {
+  const v = decodeCanonical(bytes, ErrorCodes.CORRUPT_METADATA);
+  if (!Array.isArray(v) || v.length !== 4) throw corrupt('a pending clone is a 4-element array');
+  return { source: buf(v[0]), ctime: big(v[1]), stamp: stamp([v[2], v[3]]) };
+}
 
 /** A directory's recursive statistics: everything below it, itself excluded (rctime includes its own ctime). */
 export interface Aggregate {

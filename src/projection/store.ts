@@ -20,10 +20,12 @@ import { prepareProjectionDir } from './format.js';
 import { SealingCodec } from './record-codec.js';
 import { SealedLevel } from './sealed-level.js';
 import { restoreRecords } from './restore.js';
+import { CloneTable, materialiseLevel } from './clones.js';
 import {
-  CACHE_TABLES, KEY_CHECK_KEY, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
-  encodeNote, encodePosition, entryKey, entryPrefix, inodeKey, noteKey, prefixEnd, xattrKey, xattrPrefix,
-  type Entry, type Inode, type InodeKind, type Note, type Position,
+  CACHE_TABLES, CLONE_TABLE_PREFIX, KEY_CHECK_KEY, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, cloneKey, decodeEntry, decodeInode, decodeNote,
+  decodePendingClone, decodePosition, encodeEntry, encodeInode, encodeNote, encodePendingClone, encodePosition, entryKey, entryPrefix, inodeKey,
+  linkPrefix, noteKey, prefixEnd, xattrKey, xattrPrefix,
+  type Entry, type Inode, type InodeKind, type Note, type PendingClone, type Position,
 } from './schema.js';
 
 /** What getattr returns. */
@@ -50,15 +52,26 @@ export interface DirEntry {
 type RawDb = ClassicLevel<Buffer, Buffer>;
 type Db = SealedLevel;
 
+/** Directory levels materialised per LevelDB batch when a dump materialises every pending copy. */
+const MATERIALISE_COMMIT_EVERY = 64;
+
 export class ProjectionStore {
   private vv = VersionVector.EMPTY;
   private last: Position | null = null;
   private readonly settler: AggregateSettler;
   private readonly db: Db;
+  /** The pending directory copies (clones.ts), mirrored in memory from their table: reads check them on every lookup. */
+  private readonly clones = new CloneTable();
+  /**
+   * Serialises what writes the store: batches' apply and commit, the
+   * materialisation of a copy a read asks for, settling and dumps (a read's
+   * materialisation must not interleave with a batch that read before it).
+   */
+  private lock: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly raw: RawDb, readonly cipher: ProjectionCipher) {
     this.db = new SealedLevel(raw, new SealingCodec(cipher));
-    this.settler = new AggregateSettler(this.db);
+    this.settler = new AggregateSettler(this.db, this.clones);
   }
 
   /**
@@ -117,6 +130,40 @@ export class ProjectionStore {
     this.vv = vv === undefined ? VersionVector.EMPTY : VersionVector.decode(vv, ErrorCodes.CORRUPT_METADATA);
     const pos = await this.db.get(POSITION_KEY);
     this.last = pos === undefined ? null : decodePosition(pos);
+    this.clones.clear();
+    for await (const [k, v] of this.db.iterator({ gte: CLONE_TABLE_PREFIX, lt: prefixEnd(CLONE_TABLE_PREFIX) })) this.clones.set(k.subarray(1), decodePendingClone(v));
+  }
+
+  /** Runs `work` when nothing else writes the store (see `lock`). */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.lock.then(work, work);
+    this.lock = result.catch(() => undefined);
+    return result;
+  }
+
+  /** How many directory copies are not materialised yet (docs/reflink.md). */
+  pendingClones(): number {
+    return this.clones.count();
+  }
+
+  /** A pending copy is materialised before its entries are read, so readers only ever see real entries. */
+  private async materialised(dir: Uint8Array): Promise<void> {
+    if (this.clones.get(dir) === undefined) return;
+    await this.exclusive(async () => {
+      if (this.clones.get(dir) === undefined) return;
+      const batch = this.batch();
+      await materialiseLevel(batch, dir);
+      await batch.commit();
+    });
+  }
+
+  /** Materialises every pending copy, committing every `MATERIALISE_COMMIT_EVERY` levels; call under the lock. */
+  private async materialiseEverything(): Promise<void> {
+    while (this.clones.any()) {
+      const batch = this.batch();
+      for (const dir of this.clones.all().slice(0, MATERIALISE_COMMIT_EVERY)) await materialiseLevel(batch, dir);
+      await batch.commit();
+    }
   }
 
   /** The events reflected, as a version vector. */
@@ -133,6 +180,7 @@ export class ProjectionStore {
   async clear(): Promise<void> {
     await this.raw.clear();
     await this.raw.put(KEY_CHECK_KEY, this.cipher.keyCheck());
+    this.clones.clear();
     this.settler.generation++;
     this.vv = VersionVector.EMPTY;
     this.last = null;
@@ -144,15 +192,19 @@ export class ProjectionStore {
    * tables included (restore.ts); returns the records written or deleted.
    */
   async restore(records: Iterable<[Buffer, Buffer]>): Promise<number> {
-    const changed = await restoreRecords(this.db, records);
-    this.settler.generation++;
-    await this.loadPosition();
-    return changed;
+    return this.exclusive(async () => {
+      // A saved state has every copy materialised (dumps do that), so pending rows not in it go.
+      const changed = await restoreRecords(this.db, records);
+      this.clones.clear();
+      this.settler.generation++;
+      await this.loadPosition();
+      return changed;
+    });
   }
 
   /** A batch of events to apply; nothing is stored (or visible to the reads below) before commit. */
   batch(): Batch {
-    return new Batch(this.db, this.vv, this.last, (vv, last) => {
+    return new Batch(this.db, this.vv, this.last, this.clones, (vv, last) => {
       this.settler.generation++;
       this.vv = vv;
       this.last = last;
@@ -164,6 +216,7 @@ export class ProjectionStore {
   }
 
   async lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined> {
+    await this.materialised(parent);
     const e = await this.db.get(entryKey(parent, name));
     return e === undefined ? undefined : decodeEntry(e).child;
   }
@@ -185,6 +238,7 @@ export class ProjectionStore {
    * what paging needs; a caller that promises sorted names sorts.
    */
   async readdir(parent: Uint8Array, options: { after?: string; limit?: number } = {}): Promise<DirEntry[]> {
+    await this.materialised(parent);
     const prefix = entryPrefix(parent);
     const range = options.after === undefined ? { gte: prefix } : { gt: entryKey(parent, options.after) };
     const out: DirEntry[] = [];
@@ -227,7 +281,7 @@ export class ProjectionStore {
    * directories are left. Must not run concurrently with a batch's commit.
    */
   settleAggregates(budgetMs?: number): Promise<number> {
-    return this.settler.settle(budgetMs);
+    return this.exclusive(() => this.settler.settle(budgetMs));
   }
 
   /**
@@ -237,16 +291,21 @@ export class ProjectionStore {
    * give the same dump (the key check is left out, like the caches). Derived tables (back-links, aggregate caches) are
    * left out, except the back-links with `links` (they follow from the
    * entries alone, so they must match too; the caches depend on timing).
+   * Pending directory copies are materialised first: a dump is the logical
+   * tree, the same whenever copies were materialised.
    */
   async dump(options: { links?: boolean } = {}): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    for await (const [k, v] of this.raw.iterator()) {
-      const tag = k[0]!;
-      if (k.equals(KEY_CHECK_KEY)) continue;
-      if (CACHE_TABLES.includes(tag) || (tag === LINK_TABLE && options.links !== true)) continue;
-      parts.push(lengthPrefixed(k), lengthPrefixed(v));
-    }
-    return Buffer.concat(parts);
+    return this.exclusive(async () => {
+      await this.materialiseEverything();
+      const parts: Buffer[] = [];
+      for await (const [k, v] of this.raw.iterator()) {
+        const tag = k[0]!;
+        if (k.equals(KEY_CHECK_KEY)) continue;
+        if (CACHE_TABLES.includes(tag) || (tag === LINK_TABLE && options.links !== true)) continue;
+        parts.push(lengthPrefixed(k), lengthPrefixed(v));
+      }
+      return Buffer.concat(parts);
+    });
   }
 }
 
@@ -263,14 +322,24 @@ function lengthPrefixed(b: Buffer): Buffer {
 export class Batch implements FsTx {
   private readonly pending = new Map<string, { key: Buffer; value: Buffer | null }>();
   private readonly fetched = new Map<string, Buffer | undefined>();
+  /** Pending entry and xattr writes by directory / node (latin1 id → latin1 keys), for entries() and xattrs(). */
+  private readonly entryWrites = new Map<string, Set<string>>();
+  private readonly xattrWrites = new Map<string, Set<string>>();
+  /** Back-links this batch adds (true) or removes (false): child → (latin1 parent ‖ name → parent). */
+  private readonly linkWrites = new Map<string, Map<string, { parent: Buffer; present: boolean }>>();
+  readonly clones: CloneTable;
+  readonly eagerClones = false;
   private count = 0;
 
   constructor(
     private readonly db: Db,
     private vv: VersionVector,
     private last: Position | null,
+    committedClones: CloneTable,
     private readonly onCommit: (vv: VersionVector, last: Position | null) => void,
-  ) {}
+  ) {
+    this.clones = new CloneTable(committedClones);
+  }
 
   /**
    * Fetches in one round trip what `events` will likely read: each LevelDB
@@ -301,15 +370,19 @@ export class Batch implements FsTx {
   }
 
   async commit(): Promise<void> {
-    if (this.count === 0) return;
+    if (this.count === 0 && this.pending.size === 0) return;
     this.set(VECTOR_KEY, this.vv.encode());
     if (this.last !== null) this.set(POSITION_KEY, encodePosition(this.last));
     for (const w of await aggregateWrites(this.db, this.pending, this.fetched)) this.set(w.key, w.value);
     const ops = [...this.pending.values()].map(({ key, value }) =>
       value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value });
     await this.db.batch(ops);
+    this.clones.mergeInto();
     this.pending.clear();
     this.fetched.clear();
+    this.entryWrites.clear();
+    this.xattrWrites.clear();
+    this.linkWrites.clear();
     this.count = 0;
     this.onCommit(this.vv, this.last);
   }
@@ -323,7 +396,74 @@ export class Batch implements FsTx {
     const p = this.pending.get(k);
     if (p !== undefined) return p.value ?? undefined;
     if (this.fetched.has(k)) return this.fetched.get(k);
-    return this.db.get(key);
+    // Kept: the value before this batch, which commit's back-link upkeep and deleteEntry use.
+    const v = await this.db.get(key);
+    this.fetched.set(k, v);
+    return v;
+  }
+
+  /** The value of `key` as this batch sees it, when known without a read. */
+  private known(k: string): Buffer | undefined {
+    const p = this.pending.get(k);
+    if (p !== undefined) return p.value ?? undefined;
+    return this.fetched.get(k);
+  }
+
+  private noteWrite(index: Map<string, Set<string>>, owner: Uint8Array, key: string): void {
+    const o = Buffer.from(owner).toString('latin1');
+    let set = index.get(o);
+    if (set === undefined) index.set(o, (set = new Set()));
+    set.add(key);
+  }
+
+  private noteLink(child: Buffer, parent: Uint8Array, name: string, present: boolean): void {
+    const c = child.toString('latin1');
+    let m = this.linkWrites.get(c);
+    if (m === undefined) this.linkWrites.set(c, (m = new Map()));
+    m.set(Buffer.concat([parent, Buffer.from(name, 'utf8')]).toString('latin1'), { parent: Buffer.from(parent), present });
+  }
+
+  /** Stored keys under `prefix` merged with this batch's writes to them, in key order. */
+  private async scan(prefix: Buffer, written: Set<string> | undefined): Promise<[Buffer, Buffer][]> {
+    const out = new Map<string, [Buffer, Buffer]>();
+    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
+      const l = k.toString('latin1');
+      if (!this.pending.has(l)) out.set(l, [k, v]);
+    }
+    for (const l of written ?? []) {
+      const w = this.pending.get(l);
+      if (w !== undefined && w.value !== null) out.set(l, [w.key, w.value]);
+    }
+    return [...out.keys()].sort().map((l) => out.get(l)!);
+  }
+
+  async entries(dir: Uint8Array): Promise<[string, Entry][]> {
+    const prefix = entryPrefix(dir);
+    const rows = await this.scan(prefix, this.entryWrites.get(Buffer.from(dir).toString('latin1')));
+    return rows.map(([k, v]) => [k.subarray(prefix.length).toString('utf8'), decodeEntry(v)]);
+  }
+
+  async xattrs(id: Uint8Array): Promise<[string, Buffer][]> {
+    const prefix = xattrPrefix(id);
+    const rows = await this.scan(prefix, this.xattrWrites.get(Buffer.from(id).toString('latin1')));
+    return rows.map(([k, v]) => [k.subarray(prefix.length).toString('utf8'), v]);
+  }
+
+  async parentsOf(id: Uint8Array): Promise<Buffer[]> {
+    const prefix = linkPrefix(id);
+    const links = new Map<string, { parent: Buffer; present: boolean }>();
+    for await (const k of this.db.keys({ gte: prefix, lt: prefixEnd(prefix) })) {
+      links.set(k.subarray(prefix.length).toString('latin1'), { parent: Buffer.from(k.subarray(prefix.length, prefix.length + 32)), present: true });
+    }
+    for (const [k, l] of this.linkWrites.get(Buffer.from(id).toString('latin1')) ?? []) links.set(k, l);
+    const parents = new Map<string, Buffer>();
+    for (const l of links.values()) if (l.present) parents.set(l.parent.toString('latin1'), l.parent);
+    return [...parents.values()];
+  }
+
+  putClone(dir: Uint8Array, row: PendingClone | null): void {
+    this.clones.set(dir, row);
+    this.set(cloneKey(dir), row === null ? null : encodePendingClone(row));
   }
 
   async root(): Promise<Buffer | undefined> {
@@ -339,8 +479,12 @@ export class Batch implements FsTx {
     return v === undefined ? undefined : decodeInode(v);
   }
 
-  putInode(id: Uint8Array, inode: Inode): void {
-    this.set(inodeKey(id), encodeInode(inode));
+  putInode(id: Uint8Array, inode: Inode, fresh = false): void {
+    const key = inodeKey(id);
+    const k = key.toString('latin1');
+    // Known absent before the batch: commit then looks for no back-links of it.
+    if (fresh && !this.pending.has(k) && !this.fetched.has(k)) this.fetched.set(k, undefined);
+    this.set(key, encodeInode(inode));
   }
 
   async entry(parent: Uint8Array, name: string): Promise<Entry | undefined> {
@@ -349,11 +493,24 @@ export class Batch implements FsTx {
   }
 
   putEntry(parent: Uint8Array, name: string, entry: Entry): void {
-    this.set(entryKey(parent, name), encodeEntry(entry));
+    const key = entryKey(parent, name);
+    this.dropLinkOf(key, parent, name);
+    this.noteLink(Buffer.from(entry.child), parent, name, true);
+    this.noteWrite(this.entryWrites, parent, key.toString('latin1'));
+    this.set(key, encodeEntry(entry));
   }
 
   deleteEntry(parent: Uint8Array, name: string): void {
-    this.set(entryKey(parent, name), null);
+    const key = entryKey(parent, name);
+    this.dropLinkOf(key, parent, name);
+    this.noteWrite(this.entryWrites, parent, key.toString('latin1'));
+    this.set(key, null);
+  }
+
+  /** The entry being replaced no longer links its child here (apply reads an entry before it replaces or deletes it). */
+  private dropLinkOf(key: Buffer, parent: Uint8Array, name: string): void {
+    const old = this.known(key.toString('latin1'));
+    if (old !== undefined) this.noteLink(decodeEntry(old).child, parent, name, false);
   }
 
   xattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
@@ -361,10 +518,14 @@ export class Batch implements FsTx {
   }
 
   putXattr(id: Uint8Array, name: string, value: Buffer): void {
-    this.set(xattrKey(id, name), value);
+    const key = xattrKey(id, name);
+    this.noteWrite(this.xattrWrites, id, key.toString('latin1'));
+    this.set(key, value);
   }
 
   deleteXattr(id: Uint8Array, name: string): void {
-    this.set(xattrKey(id, name), null);
+    const key = xattrKey(id, name);
+    this.noteWrite(this.xattrWrites, id, key.toString('latin1'));
+    this.set(key, null);
   }
 }

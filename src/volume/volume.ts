@@ -300,6 +300,36 @@ export class Volume extends VolumeReader {
     });
   }
 
+  /**
+   * A copy of the file or whole tree at `src`, named `dst`, sharing its
+   * content: one clone event, whatever the file's size or the tree's
+   * (docs/reflink.md). ENOENT for a missing source or target directory,
+   * EEXIST for a taken `dst`, EINVAL for a directory copied into itself.
+   * A file's unflushed writes are committed first, so the copy has them.
+   */
+  async reflink(src: string, dst: string, options: CallOptions = {}): Promise<Buffer> {
+    await this.flushOpenFile(await this.resolve(src, options), options.signal);
+    return this.commit(options.signal, async (b) => {
+      const inode = await this.walk(splitPath(src), src);
+      const { parent: names } = splitParent(dst);
+      if ((await this.attrsOf(inode, src)).kind === 'dir') {
+        // dst's ancestors, walked down from the root (paths follow no symlinks): O(depth), not a search of the source's tree.
+        let cur = await this.root();
+        for (let i = 0; ; i++) {
+          if (cur.equals(inode)) throw pathError(ErrorCodes.BAD_ARGUMENT, 'EINVAL', dst, `is inside ${JSON.stringify(src)}, which cannot be copied into itself`);
+          if (i === names.length) break;
+          const next = await this.projection.lookup(cur, names[i]!);
+          if (next === undefined) break;
+          cur = next;
+        }
+      }
+      const { parent, name } = await this.newEntry(dst);
+      const id = await b.append({ type: 'clone', inode, parent, name });
+      if (id === null) throw new BazilError(ErrorCodes.INTERNAL, `the copy of ${src} was queued instead of appended`);
+      return id;
+    });
+  }
+
   // ---- open files: handles, partial writes, truncate ----
 
   /** Opens the file at `path`: EISDIR for a directory, EINVAL for a symlink or special file; O_TRUNC commits at once. */

@@ -65,6 +65,7 @@ export function sampleBodies(): EventBody[] {
     { type: 'unpin', inode: A },
     { type: 'placement', inode: A, stores: ['home-nas', 's3-backup'] },
     { type: 'placement', inode: A, stores: [] },
+    { type: 'clone', inode: A, parent: B, name: 'a copy' },
   ];
 }
 
@@ -106,5 +107,6 @@ export function arbBody(): fc.Arbitrary<EventBody> {
     fc.record({ type: fc.constant('pin' as const), inode: id() }),
     fc.record({ type: fc.constant('unpin' as const), inode: id() }),
     fc.record({ type: fc.constant('placement' as const), inode: id(), stores: fc.uniqueArray(name(), { maxLength: 4 }).map((s) => s.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) }),
+    fc.record({ type: fc.constant('clone' as const), inode: id(), parent: id(), name: name() }),
   ).map((b) => ({ ...b }));
 }

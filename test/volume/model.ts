@@ -18,9 +18,14 @@ import type { Attrs, DirEntry } from '../../src/volume/reader.js';
 
 export type Kind = 'dir' | 'file' | 'symlink';
 
-/** When a time is the ctime a node took at one of its epochs, rather than a value given by the caller. */
+/**
+ * When a time is the ctime a node took at one of its epochs, rather than a
+ * value given by the caller; `ino` names another node than the one holding
+ * the time (a copy keeps its source's times).
+ */
 interface AtEpoch {
   epoch: number;
+  ino?: number;
 }
 
 interface MNode {
@@ -53,7 +58,8 @@ export type VolOp =
   | { op: 'chown'; path: string; uid: number | null; gid: number | null }
   | { op: 'utimens'; path: string; atime: TimeSpec; mtime: TimeSpec }
   | { op: 'setxattr'; path: string; name: string; value: Uint8Array }
-  | { op: 'removexattr'; path: string; name: string };
+  | { op: 'removexattr'; path: string; name: string }
+  | { op: 'reflink'; from: string; to: string };
 
 /** The Volume methods the operations call (a Volume satisfies it). */
 export interface VolumeWriter {
@@ -69,6 +75,7 @@ export interface VolumeWriter {
   utimens(path: string, atime: TimeSpec, mtime: TimeSpec): Promise<void>;
   setxattr(path: string, name: string, value: Uint8Array): Promise<void>;
   removexattr(path: string, name: string): Promise<void>;
+  reflink(from: string, to: string): Promise<unknown>;
 }
 
 /** The Volume methods compareWith reads through (a Volume or VolumeReader satisfies it). */
@@ -97,6 +104,7 @@ export async function runOp(v: VolumeWriter, op: VolOp): Promise<string | null> 
       case 'utimens': await v.utimens(op.path, op.atime, op.mtime); break;
       case 'setxattr': await v.setxattr(op.path, op.name, op.value); break;
       case 'removexattr': await v.removexattr(op.path, op.name); break;
+      case 'reflink': await v.reflink(op.from, op.to); break;
     }
     return null;
   } catch (err) {
@@ -417,7 +425,42 @@ export class VolumeModel {
         this.touch(n);
         return;
       }
+      case 'reflink': {
+        const src = this.get(this.walk(names(op.from)));
+        const dst = parentAndName(op.to);
+        if (src.kind === 'dir') {
+          // A copy into the source's own tree: any directory on the way to the target's parent is the source.
+          for (let k = 0; k <= dst.parent.length; k++) {
+            let ino: number;
+            try {
+              ino = this.walk(dst.parent.slice(0, k));
+            } catch {
+              break;
+            }
+            if (ino === src.ino) throw new Refused('EINVAL');
+          }
+        }
+        const { dir, name } = this.newEntry(op.to);
+        this.attach(dir, name, this.deepCopy(src));
+        return;
+      }
     }
+  }
+
+  /** A copy of `src` and, for a directory, of everything below it: new nodes, the same attributes, content and times. */
+  private deepCopy(src: MNode): MNode {
+    const timeOf = <T>(t: T | AtEpoch): T | AtEpoch => (typeof t === 'object' && t !== null && 'epoch' in t ? { epoch: t.epoch, ino: t.ino ?? src.ino } : t);
+    const n: MNode = {
+      ...this.node(this.nextIno++, src.kind, src.mode, src.uid, src.gid, src.target),
+      content: Buffer.from(src.content), xattrs: new Map(src.xattrs), mtime: timeOf(src.mtime), atime: timeOf(src.atime),
+    };
+    this.nodes.set(n.ino, n);
+    for (const [name, c] of src.entries) {
+      const child = this.deepCopy(this.get(c));
+      n.entries.set(name, child.ino);
+      if (child.kind === 'dir') n.nlink++;
+    }
+    return n;
   }
 
   /**
@@ -560,9 +603,15 @@ export function diffListings(actual: readonly Listed[], expected: readonly Liste
 export class TimeChecker {
   /** Per volume inode id: the ctime seen at each model epoch, and the last epoch seen. */
   private readonly seen = new Map<string, { epochs: Map<number, bigint>; last: number }>();
+  /** Model inode → volume inode id, learned as nodes are seen (a copy's times name its source's epochs). */
+  private readonly ids = new Map<string, string>();
 
   check(model: VolumeModel, volumeTimes: Map<string, Attrs>): string[] {
     const problems: string[] = [];
+    for (const [path, want] of model.times()) {
+      const got = volumeTimes.get(path);
+      if (got !== undefined) this.ids.set(want.ino, got.id.toString('hex'));
+    }
     for (const [path, want] of model.times()) {
       const got = volumeTimes.get(path);
       if (got === undefined) continue;
@@ -578,7 +627,12 @@ export class TimeChecker {
         for (let e = s.last + 1; e <= want.epoch; e++) s.epochs.set(e, got.ctime);
         s.last = want.epoch;
       }
-      const resolve = (t: bigint | AtEpoch): bigint | undefined => (typeof t === 'bigint' ? t : s.epochs.get(t.epoch));
+      const resolve = (t: bigint | AtEpoch): bigint | undefined => {
+        if (typeof t === 'bigint') return t;
+        if (t.ino === undefined) return s.epochs.get(t.epoch);
+        const other = this.ids.get(String(t.ino));
+        return other === undefined ? undefined : this.seen.get(other)?.epochs.get(t.epoch);
+      };
       const mtime = resolve(want.mtime);
       if (mtime !== undefined && got.mtime !== mtime) problems.push(`${path}: mtime ${got.mtime}, expected ${mtime}`);
       const atime = want.atime === 'mtime' ? got.mtime : resolve(want.atime);

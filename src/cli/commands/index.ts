@@ -11,7 +11,8 @@ import { register as files } from './files.js';
 import { register as history } from './history.js';
 import { register as du } from './du.js';
 import { register as mount } from './mount.js';
+import { register as cp } from './cp.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: readonly RegisterCommands[] = [version, init, volume, files, mount, du, history];
+export const commandGroups: readonly RegisterCommands[] = [version, init, volume, files, mount, du, history, cp];
