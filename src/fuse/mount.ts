@@ -17,6 +17,16 @@ import { createVolumeOps, type VolumeOps } from './ops.js';
 const CACHE_SECONDS = 1;
 
 /**
+ * How long a metadata change (create, mkdir, unlink, rename, chmod, ...)
+ * may stay undurable: the mount defers their log sync as ext4 defers its
+ * journal commit, so a burst of them shares one fsync instead of paying one
+ * each. fsync of a file or directory, and a flush that commits a file's
+ * content, make everything before them durable at once (docs/mount.md,
+ * "Durability").
+ */
+const METADATA_SYNC_MS = 100;
+
+/**
  * Per-operation timeouts (ms). A timed-out operation is answered ETIMEDOUT
  * and never commits later; operations that may wait for a durable commit of
  * a large file get longer. release has none: its answer is ignored by the
@@ -78,10 +88,12 @@ export async function mountVolume(volume: Volume, dir: string, options: MountVol
   });
   if (!info.isDirectory()) throw new BazilError(ErrorCodes.NOT_A_DIRECTORY, `${target} is not a directory`, { path: target, errno: 'ENOTDIR' });
   const ops = createVolumeOps(volume, { log: options.log });
+  volume.deferMetadataDurability(METADATA_SYNC_MS);
   const fuse = createFuse(target, ops.operations, mountOptions(volume.name, options.debug));
   try {
     await mountFuse(fuse);
   } catch (err) {
+    volume.deferMetadataDurability(null);
     throw new BazilError(ErrorCodes.IO, `cannot mount ${volume.name} at ${target}: ${err instanceof Error ? err.message : String(err)}`, { path: target }, err);
   }
   let unmounting: Promise<void> | undefined;
@@ -93,6 +105,8 @@ export async function mountVolume(volume: Volume, dir: string, options: MountVol
       unmounting ??= (async () => {
         await unmountFuse(fuse);
         await ops.releaseAll();
+        volume.deferMetadataDurability(null);
+        await volume.sync();
       })();
       return unmounting;
     },

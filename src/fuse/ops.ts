@@ -319,6 +319,11 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
       mutate(ctx, 'fsync', path, () => file.handle.fsync(), cb);
     },
 
+    fsyncdir(ctx, path, _datasync, _fh, cb) {
+      // A directory's entries are events in the one log: syncing it makes them durable, with everything before them.
+      answer('fsyncdir', path, volume.sync({ signal: ctx.signal }), (err) => cb(err));
+    },
+
     release(ctx, path, fh, cb) {
       const file = files.get(fh);
       files.delete(fh);

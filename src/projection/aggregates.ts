@@ -51,7 +51,8 @@ export async function aggregateWrites(db: Db, pending: ReadonlyMap<string, KeyWr
 
   const entries = [...pending.entries()].filter(([, w]) => w.key[0] === ENTRY_TABLE);
   const unknown = entries.filter(([k]) => !before.has(k));
-  const fetched = unknown.length === 0 ? [] : await db.getMany(unknown.map(([, w]) => w.key));
+  // A few point reads are cheaper synchronous than one trip through the thread pool.
+  const fetched = unknown.length <= 32 ? unknown.map(([, w]) => db.getSync(w.key)) : await db.getMany(unknown.map(([, w]) => w.key));
   const old = new Map<string, Buffer | undefined>(unknown.map(([k], i) => [k, fetched[i]]));
   for (const [k, w] of entries) {
     const parent = w.key.subarray(1, 33);
@@ -93,7 +94,7 @@ export async function aggregateWrites(db: Db, pending: ReadonlyMap<string, KeyWr
     const key = inodeKey(id);
     const k = key.toString('latin1');
     const p = pending.get(k);
-    const v = p !== undefined ? p.value ?? undefined : before.has(k) ? before.get(k) : await db.get(key);
+    const v = p !== undefined ? p.value ?? undefined : before.has(k) ? before.get(k) : db.getSync(key);
     return v === undefined ? undefined : decodeInode(v);
   };
   for (const start of touched.values()) {

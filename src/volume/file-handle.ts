@@ -43,6 +43,8 @@ export interface HandleHost {
   flushFile(file: OpenFile, signal: AbortSignal | undefined): Promise<void>;
   /** Drops one user of the file's state (flushing is done before). */
   releaseFile(file: OpenFile): void;
+  /** Makes every commit so far durable, metadata ones deferred by the volume included. */
+  sync(signal: AbortSignal | undefined): Promise<void>;
 }
 
 export class Handle implements FileHandle {
@@ -95,9 +97,12 @@ export class Handle implements FileHandle {
 
   async fsync(options: CallOptions = {}): Promise<void> {
     this.check(options.signal, 'fsync');
-    // A commit is durable when it lands (the log is synced before it resolves), so fsync is a flush that waits for earlier ones too.
+    // A content commit is durable when it lands (the log is synced before it
+    // resolves), so fsync is a flush that waits for earlier ones too; the
+    // sync covers a clean file whose creation or rename is still deferred.
     await this.host.flushFile(this.file, options.signal);
     await this.file.settled();
+    await this.host.sync(options.signal);
   }
 
   async release(options: CallOptions = {}): Promise<void> {
