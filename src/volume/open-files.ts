@@ -10,7 +10,8 @@
 // returns, with no locks.
 //
 // A splice (src/cas/splice.ts: the pages chunked, sealed and appended to the
-// content arenas, unsynced) turns pages into a new base. It runs in slices,
+// content arenas, unsynced; an append goes through the seal workers,
+// src/cas/append-splice.ts) turns pages into a new base. It runs in slices,
 // so the pages it takes are frozen first: new writes go to fresh pages on
 // top, reads fall through live pages, then frozen ones, then the base. A
 // flush splices and then commits one event. A spill is the same splice
@@ -25,6 +26,7 @@ import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { ContentStore } from '../cas/content-store.js';
 import { decodeManifest, encodeManifest, type Manifest } from '../cas/manifest.js';
 import { ManifestReader, spliceManifestAsync, type ByteRange } from '../cas/splice.js';
+import { spliceAppend } from '../cas/append-splice.js';
 import type { SetContentEvent, TruncateEvent } from '../log/event.js';
 import type { Attrs } from '../projection/index.js';
 
@@ -273,9 +275,9 @@ export class OpenFile {
     };
     let result;
     try {
-      result = await spliceManifestAsync(this.table.store, {
-        base, baseValid: frozen.baseValid, size: frozen.size, changed: rangesOf(frozen.pages, frozen.size), read,
-      });
+      const input = { base, baseValid: frozen.baseValid, size: frozen.size, changed: rangesOf(frozen.pages, frozen.size), read };
+      // An append (a file written front to back) is chunked and sealed in the seal workers; edits inside the old content here.
+      result = (await spliceAppend(this.table.store, input)) ?? await spliceManifestAsync(this.table.store, input);
     } catch (err) {
       this.thaw(frozen);
       throw err;
