@@ -284,12 +284,10 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
       } catch (err) {
         return cb(fail('read', path, err));
       }
-      file.handle.read(pos, len, { signal: ctx.signal }).then(
-        (data) => {
-          data.copy(buf, 0, 0, Math.min(len, data.length));
-          // fuse-native takes a read's byte count in the error slot.
-          cb(Math.min(len, data.length));
-        },
+      // Straight into libfuse's buffer, which stays valid until answered.
+      file.handle.readInto(buf.subarray(0, len), pos, { signal: ctx.signal }).then(
+        // fuse-native takes a read's byte count in the error slot.
+        (n) => cb(n),
         (err: unknown) => cb(fail('read', path, err)),
       );
     },
@@ -301,8 +299,8 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
       } catch (err) {
         return cb(fail('write', path, err));
       }
-      // The buffer is libfuse's and is detached once answered: the handle gets a copy.
-      const data = Buffer.from(buf.subarray(0, len));
+      // The buffer is libfuse's and is detached once answered; the handle copies it before its call returns.
+      const data = buf.subarray(0, len);
       if (!ctx.claim()) return cb(-E.ETIMEDOUT);
       file.handle.write(pos, data).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err)));
     },

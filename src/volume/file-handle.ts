@@ -22,7 +22,13 @@ export interface FileHandle {
   readonly id: Buffer;
   /** Bytes [offset, offset + length): short at the end; sees every handle's unflushed writes. */
   read(offset: number, length: number, options?: CallOptions): Promise<Buffer>;
-  /** Returns the bytes written; with append, writes at the current end. */
+  /** read() into the start of `out` (at most out.length bytes); returns the byte count. Spares a buffer per call. */
+  readInto(out: Buffer, offset: number, options?: CallOptions): Promise<number>;
+  /**
+   * Returns the bytes written; with append, writes at the current end.
+   * `data` is copied before the call returns (before its promise settles),
+   * so the caller may reuse it at once.
+   */
   write(offset: number, data: Uint8Array, options?: CallOptions): Promise<number>;
   /** ftruncate. */
   truncate(size: number, options?: CallOptions): Promise<void>;
@@ -68,6 +74,13 @@ export class Handle implements FileHandle {
     if (!this.canRead) throw this.misuse('EBADF', 'is not open for reading');
     checkReadRange(offset, length, this.file.id);
     return this.file.read(offset, length);
+  }
+
+  async readInto(out: Buffer, offset: number, options: CallOptions = {}): Promise<number> {
+    this.check(options.signal, 'read');
+    if (!this.canRead) throw this.misuse('EBADF', 'is not open for reading');
+    checkReadRange(offset, out.length, this.file.id);
+    return this.file.readInto(out, offset);
   }
 
   async write(offset: number, data: Uint8Array, options: CallOptions = {}): Promise<number> {

@@ -138,6 +138,16 @@ export class OpenFile {
     return out;
   }
 
+  /** Bytes [offset, offset + out.length) into `out`, short at the end of the file; returns the count. */
+  readInto(out: Buffer, offset: number): number {
+    const end = Math.min(this.fileSize, offset + out.length);
+    if (offset >= end) return 0;
+    // The layers below leave holes untouched: they must read as zeros.
+    out.fill(0, 0, end - offset);
+    this.readLayers(this.pages, offset, end, out, offset, (at, to, o) => this.readLower(at, to, out, o));
+    return end - offset;
+  }
+
   /** Writes `data` at `offset`, growing the file (with zeros between) as needed. */
   write(offset: number, data: Uint8Array): void {
     if (data.length === 0) return;
