@@ -36,8 +36,12 @@ export const PAGE_BYTES = 32 * 1024;
 export const SPILL_FILE_BYTES = 16 * 1024 * 1024;
 /** Dirty bytes of all open files past which the largest spills (writers wait at twice this). */
 export const SPILL_VOLUME_BYTES = 64 * 1024 * 1024;
-/** Freed pages kept for reuse (8 MiB). */
-const FREE_PAGES_KEPT = 256;
+/**
+ * Freed pages kept for reuse: a spill's worth (16 MiB), so a streaming
+ * writer refills the pages its last spill freed instead of allocating
+ * (fresh buffers count as external memory and bring on garbage collections).
+ */
+const FREE_PAGES_KEPT = SPILL_FILE_BYTES / PAGE_BYTES;
 /** The largest file size (ext4's with 4 KiB blocks, 16 TiB): beyond it, EFBIG. */
 export const MAX_FILE_SIZE = 2 ** 44;
 
