@@ -76,10 +76,11 @@ export async function aggregateWrites(db: Db, pending: ReadonlyMap<string, KeyWr
         put(aggregateKey(id), null);
         put(dirtyKey(id), null);
       }
-    } else if (!(before.has(k) && before.get(k) === undefined)) {
+    } else if (n.nlink > 0 && !(before.has(k) && before.get(k) === undefined)) {
       // An inode that existed before this batch may sit in directories this
       // batch never touched: its back-links name them. (A new one has only
-      // the entries this batch made, whose parents are touched above.)
+      // the entries this batch made, whose parents are touched above; one
+      // left with no link lost its last ones in this batch, touched above too.)
       scans.push((async () => {
         const prefix = linkPrefix(id);
         for await (const key of db.keys({ gte: prefix, lt: prefixEnd(prefix) })) touch(Buffer.from(key.subarray(33, 65)));
