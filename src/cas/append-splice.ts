@@ -21,6 +21,12 @@ import { NODE_TYPE, type ContentStore } from './content-store.js';
 import { ManifestBuilder, extentsIn, type ExtentSpan } from './manifest.js';
 import type { SpliceInput, SpliceResult } from './splice.js';
 
+/** A splice's input, optionally able to read into a buffer it is given (so one buffer serves every piece). */
+export interface AppendSpliceInput extends SpliceInput {
+  /** Fills `out` with the new content of [start, start + out.length). */
+  readonly readInto?: (start: number, out: Buffer) => void;
+}
+
 /** Below this many bytes to chunk, the round trip to a worker costs more than chunking here. */
 export const APPEND_SPLICE_MIN_BYTES = 1024 * 1024;
 /** Bytes handed to the writer between two yields to the event loop, so that other calls are served meanwhile. */
@@ -32,7 +38,7 @@ const PIECE = 256 * 1024;
  * `minBytes` to chunk; null otherwise, for spliceManifestAsync to do.
  * New objects are appended unsynced, as with splice.ts.
  */
-export async function spliceAppend(store: ContentStore, input: SpliceInput, minBytes = APPEND_SPLICE_MIN_BYTES): Promise<SpliceResult | null> {
+export async function spliceAppend(store: ContentStore, input: AppendSpliceInput, minBytes = APPEND_SPLICE_MIN_BYTES): Promise<SpliceResult | null> {
   const first = input.changed[0];
   const valid = Math.min(input.baseValid, input.base?.size ?? 0, input.size);
   if (first === undefined || first.start < valid) return null;
@@ -74,12 +80,21 @@ export async function spliceAppend(store: ContentStore, input: SpliceInput, minB
   if (toChunk < minBytes) return null;
 
   const writer = store.createWriter({ sync: false });
+  // The writer has copied a piece once its write resolves, so one buffer
+  // serves them all: a spill of many MiB then allocates nothing per piece.
+  const scratch = input.readInto === undefined ? null : Buffer.allocUnsafe(PIECE);
   let fed = 0;
   const write = async (start: number, end: number): Promise<void> => {
     for (let at = start; at < end; at += PIECE) {
       const n = Math.min(PIECE, end - at);
-      const data = input.read(at, n);
-      if (data.length !== n) throw new BazilError(ErrorCodes.INTERNAL, `splice: read(${at}, ${n}) returned ${data.length} bytes`);
+      let data: Uint8Array;
+      if (scratch !== null) {
+        data = scratch.subarray(0, n);
+        input.readInto!(at, data as Buffer);
+      } else {
+        data = input.read(at, n);
+        if (data.length !== n) throw new BazilError(ErrorCodes.INTERNAL, `splice: read(${at}, ${n}) returned ${data.length} bytes`);
+      }
       await writer.write(data);
       fed += n;
       await new Promise<void>((resolve) => setImmediate(resolve));

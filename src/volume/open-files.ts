@@ -279,17 +279,22 @@ export class OpenFile {
     this.pages = new Map();
     this.cut = Infinity;
     const base = this.base;
-    const read = (start: number, length: number): Buffer => {
-      const out = Buffer.alloc(length);
-      this.readLayers(frozen.pages, start, start + length, out, start, (at, to, o) => {
+    const readInto = (start: number, out: Buffer): void => {
+      // The layers below leave holes untouched: they must read as zeros.
+      out.fill(0);
+      this.readLayers(frozen.pages, start, start + out.length, out, start, (at, to, o) => {
         const end = Math.min(to, frozen.baseValid);
         if (end > at) this.reader.readInto(base, at, end - at, out, o);
       });
+    };
+    const read = (start: number, length: number): Buffer => {
+      const out = Buffer.allocUnsafe(length);
+      readInto(start, out);
       return out;
     };
     let result;
     try {
-      const input = { base, baseValid: frozen.baseValid, size: frozen.size, changed: rangesOf(frozen.pages, frozen.size), read };
+      const input = { base, baseValid: frozen.baseValid, size: frozen.size, changed: rangesOf(frozen.pages, frozen.size), read, readInto };
       // An append (a file written front to back) is chunked and sealed in the seal workers; edits inside the old content here.
       result = (await spliceAppend(this.table.store, input)) ?? await spliceManifestAsync(this.table.store, input);
     } catch (err) {
