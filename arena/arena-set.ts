@@ -456,6 +456,16 @@ export class ArenaSet {
   }
 
   /**
+   * Hands every active arena's buffered records to the file system without
+   * waiting for the device: they then survive a crash of this process,
+   * though not a power cut (sync() is for that).
+   */
+  flush(): void {
+    this.checkOpen();
+    for (const entry of this.activeByStream.values()) entry.active!.flush();
+  }
+
+  /**
    * Resolves once every record appended before the call is durable,
    * including arenas being sealed. Concurrent callers share fsyncs.
    */

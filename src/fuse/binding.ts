@@ -100,6 +100,7 @@ export interface FuseNativeOperations {
   releasedir?(path: string, fd: number, cb: Done): void;
   flush?(path: string, fd: number, cb: Done): void;
   fsync?(path: string, datasync: number, fd: number, cb: Done): void;
+  fsyncdir?(path: string, datasync: number, fd: number, cb: Done): void;
   truncate?(path: string, size: number, cb: Done): void;
   ftruncate?(path: string, fd: number, size: number, cb: Done): void;
   /** Times are BigInt nanoseconds since the epoch; null leaves that time unchanged (UTIME_OMIT). */

@@ -23,6 +23,16 @@ const CACHE_SECONDS = 1;
 const PAST_CACHE_SECONDS = 60;
 
 /**
+ * How long a metadata change (create, mkdir, unlink, rename, chmod, ...)
+ * may stay undurable: the mount defers their log sync as ext4 defers its
+ * journal commit, so a burst of them shares one fsync instead of paying one
+ * each. fsync of a file or directory, and a flush that commits a file's
+ * content, make everything before them durable at once (docs/mount.md,
+ * "Durability").
+ */
+const METADATA_SYNC_MS = 100;
+
+/**
  * Per-operation timeouts (ms). A timed-out operation is answered ETIMEDOUT
  * and never commits later; operations that may wait for a durable commit of
  * a large file get longer. release has none: its answer is ignored by the
@@ -116,7 +126,14 @@ export async function mountVolume(volume: Volume, dir: string, options: MountVol
     aggregates: (_attrs, path, signal) => volume.aggregates(path, { signal }),
   }, log);
   const snap = withSnapDir(withStats, { volume, log });
-  const fuse = await mountOps(volume.name, target, snap.operations, mountOptions(volume.name, options.debug));
+  volume.deferMetadataDurability(METADATA_SYNC_MS);
+  let fuse: { unmount(): Promise<void> };
+  try {
+    fuse = await mountOps(volume.name, target, snap.operations, mountOptions(volume.name, options.debug));
+  } catch (err) {
+    volume.deferMetadataDurability(null);
+    throw err;
+  }
   let unmounting: Promise<void> | undefined;
   return {
     dir: target,
@@ -128,6 +145,8 @@ export async function mountVolume(volume: Volume, dir: string, options: MountVol
       unmounting ??= (async () => {
         await fuse.unmount();
         await ops.releaseAll();
+        volume.deferMetadataDurability(null);
+        await volume.sync();
       })();
       return unmounting;
     },

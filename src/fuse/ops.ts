@@ -286,12 +286,10 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
       } catch (err) {
         return cb(fail('read', path, err));
       }
-      file.handle.read(pos, len, { signal: ctx.signal }).then(
-        (data) => {
-          data.copy(buf, 0, 0, Math.min(len, data.length));
-          // fuse-native takes a read's byte count in the error slot.
-          cb(Math.min(len, data.length));
-        },
+      // Straight into libfuse's buffer, which stays valid until answered.
+      file.handle.readInto(buf.subarray(0, len), pos, { signal: ctx.signal }).then(
+        // fuse-native takes a read's byte count in the error slot.
+        (n) => cb(n),
         (err: unknown) => cb(fail('read', path, err)),
       );
     },
@@ -303,8 +301,8 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
       } catch (err) {
         return cb(fail('write', path, err));
       }
-      // The buffer is libfuse's and is detached once answered: the handle gets a copy.
-      const data = Buffer.from(buf.subarray(0, len));
+      // The buffer is libfuse's and is detached once answered; the handle copies it before its call returns.
+      const data = buf.subarray(0, len);
       if (!ctx.claim()) return cb(-E.ETIMEDOUT);
       file.handle.write(pos, data).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err)));
     },
@@ -319,6 +317,11 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
       const file = files.get(fh);
       if (file === undefined) return cb(0);
       mutate(ctx, 'fsync', path, () => file.handle.fsync(), cb);
+    },
+
+    fsyncdir(ctx, path, _datasync, _fh, cb) {
+      // A directory's entries are events in the one log: syncing it makes them durable, with everything before them.
+      answer('fsyncdir', path, volume.sync({ signal: ctx.signal }), (err) => cb(err));
     },
 
     release(ctx, path, fh, cb) {

@@ -153,6 +153,11 @@ export class LogStore {
     return { volume: env.volume, writer: env.writer, seq, hlc, prev: env.prev, deps, id: env.id, body };
   }
 
+  /** Hands appended events to the file system: they survive this process dying, not a power cut. */
+  flush(): void {
+    this.arenas.flush();
+  }
+
   /** Makes every appended event durable: the commit point (one group fsync). */
   sync(): Promise<void> {
     return this.arenas.sync();

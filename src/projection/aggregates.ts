@@ -55,7 +55,8 @@ export async function aggregateWrites(db: Db, pending: ReadonlyMap<string, KeyWr
 
   const entries = [...pending.entries()].filter(([, w]) => w.key[0] === ENTRY_TABLE);
   const unknown = entries.filter(([k]) => !before.has(k));
-  const fetched = unknown.length === 0 ? [] : await db.getMany(unknown.map(([, w]) => w.key));
+  // A few point reads are cheaper synchronous than one trip through the thread pool.
+  const fetched = unknown.length <= 32 ? unknown.map(([, w]) => db.getSync(w.key)) : await db.getMany(unknown.map(([, w]) => w.key));
   const old = new Map<string, Buffer | undefined>(unknown.map(([k], i) => [k, fetched[i]]));
   for (const [k, w] of entries) {
     const parent = w.key.subarray(1, 33);
@@ -79,10 +80,11 @@ export async function aggregateWrites(db: Db, pending: ReadonlyMap<string, KeyWr
         put(aggregateKey(id), null);
         put(dirtyKey(id), null);
       }
-    } else if (!(before.has(k) && before.get(k) === undefined)) {
+    } else if (n.nlink > 0 && !(before.has(k) && before.get(k) === undefined)) {
       // An inode that existed before this batch may sit in directories this
       // batch never touched: its back-links name them. (A new one has only
-      // the entries this batch made, whose parents are touched above.)
+      // the entries this batch made, whose parents are touched above; one
+      // left with no link lost its last ones in this batch, touched above too.)
       scans.push((async () => {
         const prefix = linkPrefix(id);
         for await (const key of db.keys({ gte: prefix, lt: prefixEnd(prefix) })) touch(Buffer.from(key.subarray(33, 65)));
@@ -97,7 +99,7 @@ export async function aggregateWrites(db: Db, pending: ReadonlyMap<string, KeyWr
     const key = inodeKey(id);
     const k = key.toString('latin1');
     const p = pending.get(k);
-    const v = p !== undefined ? p.value ?? undefined : before.has(k) ? before.get(k) : await db.get(key);
+    const v = p !== undefined ? p.value ?? undefined : before.has(k) ? before.get(k) : db.getSync(key);
     return v === undefined ? undefined : decodeInode(v);
   };
   for (const start of touched.values()) {

@@ -55,6 +55,9 @@ type Db = SealedLevel;
 /** Directory levels materialised per LevelDB batch when a dump materialises every pending copy. */
 const MATERIALISE_COMMIT_EVERY = 64;
 
+/** Up to this many keys are read with getSync rather than one async getMany (see prefetch). */
+const SYNC_READS = 32;
+
 export class ProjectionStore {
   private vv = VersionVector.EMPTY;
   private last: Position | null = null;
@@ -211,18 +214,23 @@ export class ProjectionStore {
     });
   }
 
+  // The point reads below use getSync: LevelDB answers them from its caches
+  // in a few microseconds, while an awaited get costs a trip through the
+  // thread pool, and FUSE asks for them once or more per request
+  // (MEASURED.md). They stay async so callers need not change.
+
   async rootId(): Promise<Buffer | undefined> {
-    return this.db.get(ROOT_KEY);
+    return this.db.getSync(ROOT_KEY);
   }
 
   async lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined> {
     await this.materialised(parent);
-    const e = await this.db.get(entryKey(parent, name));
+    const e = this.db.getSync(entryKey(parent, name));
     return e === undefined ? undefined : decodeEntry(e).child;
   }
 
   async getattr(id: Uint8Array): Promise<Attrs | undefined> {
-    const v = await this.db.get(inodeKey(id));
+    const v = this.db.getSync(inodeKey(id));
     if (v === undefined) return undefined;
     const n = decodeInode(v);
     return {
@@ -355,7 +363,8 @@ export class Batch implements FsTx {
     }
     keys.set(ROOT_KEY.toString('latin1'), ROOT_KEY);
     const wanted = [...keys].filter(([k]) => !this.pending.has(k) && !this.fetched.has(k));
-    const values = await this.db.getMany(wanted.map(([, key]) => key));
+    // A live commit applies an event or two: point reads then beat one round trip through the thread pool.
+    const values = wanted.length <= SYNC_READS ? wanted.map(([, key]) => this.db.getSync(key)) : await this.db.getMany(wanted.map(([, key]) => key));
     wanted.forEach(([k], i) => this.fetched.set(k, values[i]));
   }
 

@@ -22,7 +22,13 @@ export interface FileHandle {
   readonly id: Buffer;
   /** Bytes [offset, offset + length): short at the end; sees every handle's unflushed writes. */
   read(offset: number, length: number, options?: CallOptions): Promise<Buffer>;
-  /** Returns the bytes written; with append, writes at the current end. */
+  /** read() into the start of `out` (at most out.length bytes); returns the byte count. Spares a buffer per call. */
+  readInto(out: Buffer, offset: number, options?: CallOptions): Promise<number>;
+  /**
+   * Returns the bytes written; with append, writes at the current end.
+   * `data` is copied before the call returns (before its promise settles),
+   * so the caller may reuse it at once.
+   */
   write(offset: number, data: Uint8Array, options?: CallOptions): Promise<number>;
   /** ftruncate. */
   truncate(size: number, options?: CallOptions): Promise<void>;
@@ -43,6 +49,8 @@ export interface HandleHost {
   flushFile(file: OpenFile, signal: AbortSignal | undefined): Promise<void>;
   /** Drops one user of the file's state (flushing is done before). */
   releaseFile(file: OpenFile): void;
+  /** Makes every commit so far durable, metadata ones deferred by the volume included. */
+  sync(signal: AbortSignal | undefined): Promise<void>;
 }
 
 export class Handle implements FileHandle {
@@ -66,6 +74,13 @@ export class Handle implements FileHandle {
     if (!this.canRead) throw this.misuse('EBADF', 'is not open for reading');
     checkReadRange(offset, length, this.file.id);
     return this.file.read(offset, length);
+  }
+
+  async readInto(out: Buffer, offset: number, options: CallOptions = {}): Promise<number> {
+    this.check(options.signal, 'read');
+    if (!this.canRead) throw this.misuse('EBADF', 'is not open for reading');
+    checkReadRange(offset, out.length, this.file.id);
+    return this.file.readInto(out, offset);
   }
 
   async write(offset: number, data: Uint8Array, options: CallOptions = {}): Promise<number> {
@@ -95,9 +110,12 @@ export class Handle implements FileHandle {
 
   async fsync(options: CallOptions = {}): Promise<void> {
     this.check(options.signal, 'fsync');
-    // A commit is durable when it lands (the log is synced before it resolves), so fsync is a flush that waits for earlier ones too.
+    // A content commit is durable when it lands (the log is synced before it
+    // resolves), so fsync is a flush that waits for earlier ones too; the
+    // sync covers a clean file whose creation or rename is still deferred.
     await this.host.flushFile(this.file, options.signal);
     await this.file.settled();
+    await this.host.sync(options.signal);
   }
 
   async release(options: CallOptions = {}): Promise<void> {

@@ -10,7 +10,8 @@
 // returns, with no locks.
 //
 // A splice (src/cas/splice.ts: the pages chunked, sealed and appended to the
-// content arenas, unsynced) turns pages into a new base. It runs in slices,
+// content arenas, unsynced; an append goes through the seal workers,
+// src/cas/append-splice.ts) turns pages into a new base. It runs in slices,
 // so the pages it takes are frozen first: new writes go to fresh pages on
 // top, reads fall through live pages, then frozen ones, then the base. A
 // flush splices and then commits one event. A spill is the same splice
@@ -25,6 +26,7 @@ import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { ContentStore } from '../cas/content-store.js';
 import { decodeManifest, encodeManifest, type Manifest } from '../cas/manifest.js';
 import { ManifestReader, spliceManifestAsync, type ByteRange } from '../cas/splice.js';
+import { spliceAppend } from '../cas/append-splice.js';
 import type { SetContentEvent, TruncateEvent } from '../log/event.js';
 import type { Attrs } from '../projection/index.js';
 
@@ -34,8 +36,12 @@ export const PAGE_BYTES = 32 * 1024;
 export const SPILL_FILE_BYTES = 16 * 1024 * 1024;
 /** Dirty bytes of all open files past which the largest spills (writers wait at twice this). */
 export const SPILL_VOLUME_BYTES = 64 * 1024 * 1024;
-/** Freed pages kept for reuse (8 MiB). */
-const FREE_PAGES_KEPT = 256;
+/**
+ * Freed pages kept for reuse: a spill's worth (16 MiB), so a streaming
+ * writer refills the pages its last spill freed instead of allocating
+ * (fresh buffers count as external memory and bring on garbage collections).
+ */
+const FREE_PAGES_KEPT = SPILL_FILE_BYTES / PAGE_BYTES;
 /** The largest file size (ext4's with 4 KiB blocks, 16 TiB): beyond it, EFBIG. */
 export const MAX_FILE_SIZE = 2 ** 44;
 
@@ -134,6 +140,16 @@ export class OpenFile {
     const out = Buffer.alloc(end - offset);
     this.readLayers(this.pages, offset, end, out, offset, (at, to, o) => this.readLower(at, to, out, o));
     return out;
+  }
+
+  /** Bytes [offset, offset + out.length) into `out`, short at the end of the file; returns the count. */
+  readInto(out: Buffer, offset: number): number {
+    const end = Math.min(this.fileSize, offset + out.length);
+    if (offset >= end) return 0;
+    // The layers below leave holes untouched: they must read as zeros.
+    out.fill(0, 0, end - offset);
+    this.readLayers(this.pages, offset, end, out, offset, (at, to, o) => this.readLower(at, to, out, o));
+    return end - offset;
   }
 
   /** Writes `data` at `offset`, growing the file (with zeros between) as needed. */
@@ -263,19 +279,24 @@ export class OpenFile {
     this.pages = new Map();
     this.cut = Infinity;
     const base = this.base;
-    const read = (start: number, length: number): Buffer => {
-      const out = Buffer.alloc(length);
-      this.readLayers(frozen.pages, start, start + length, out, start, (at, to, o) => {
+    const readInto = (start: number, out: Buffer): void => {
+      // The layers below leave holes untouched: they must read as zeros.
+      out.fill(0);
+      this.readLayers(frozen.pages, start, start + out.length, out, start, (at, to, o) => {
         const end = Math.min(to, frozen.baseValid);
         if (end > at) this.reader.readInto(base, at, end - at, out, o);
       });
+    };
+    const read = (start: number, length: number): Buffer => {
+      const out = Buffer.allocUnsafe(length);
+      readInto(start, out);
       return out;
     };
     let result;
     try {
-      result = await spliceManifestAsync(this.table.store, {
-        base, baseValid: frozen.baseValid, size: frozen.size, changed: rangesOf(frozen.pages, frozen.size), read,
-      });
+      const input = { base, baseValid: frozen.baseValid, size: frozen.size, changed: rangesOf(frozen.pages, frozen.size), read, readInto };
+      // An append (a file written front to back) is chunked and sealed in the seal workers; edits inside the old content here.
+      result = (await spliceAppend(this.table.store, input)) ?? await spliceManifestAsync(this.table.store, input);
     } catch (err) {
       this.thaw(frozen);
       throw err;

@@ -24,7 +24,7 @@ import { pathError, splitParent, splitPath } from './paths.js';
 import { WriteBatch } from './write-batch.js';
 import { runFsck, type FsckOptions, type FsckReport } from './fsck.js';
 import { openProjection } from './projection-open.js';
-import { ARENA_RECOVERY_WARNING, warn } from './warnings.js';
+import { ARENA_RECOVERY_WARNING, DEFERRED_SYNC_WARNING, warn } from './warnings.js';
 import { Handle, type FileHandle, type HandleHost, type OpenFlags } from './file-handle.js';
 import { OpenFileTable, checkFileOffset, checkReadRange, type OpenFile, type OpenFileLimits } from './open-files.js';
 import { BackgroundSettler, storedAggregates, type AggregateOptions, type Aggregates } from './aggregates.js';
@@ -95,7 +95,11 @@ export class Volume extends VolumeReader {
     changed: (file) => this.files.bound(file),
     flushFile: (file, signal) => this.flushFile(file, signal),
     releaseFile: (file) => { this.files.release(file); },
+    sync: (signal) => this.sync({ signal }),
   };
+  /** How long a metadata commit may stay undurable (deferMetadataDurability); null: durable when it resolves. */
+  private deferMs: number | null = null;
+  private syncTimer: NodeJS.Timeout | null = null;
   /** Folds committed changes into the subtree aggregates while the volume is idle (aggregates.ts). */
   private readonly settler = BackgroundSettler.start(this.projection, (work) => this.exclusive(work));
 
@@ -153,6 +157,7 @@ export class Volume extends VolumeReader {
     this.closed = true;
     await this.settler.stop();
     await this.writes.catch(() => undefined);
+    this.cancelDeferredSync();
     // Every part is closed even when one fails (after an I/O error, say), so
     // the home's lock is always released and this process can reopen it.
     let first: unknown;
@@ -169,7 +174,7 @@ export class Volume extends VolumeReader {
   // ---- writes: one event each ----
 
   async mkdir(path: string, options: NewNodeOptions = {}): Promise<Buffer> {
-    return this.commit(options.signal, async (b) => {
+    return this.commit(options.signal, 'metadata', async (b) => {
       const { parent, name } = await this.newEntry(path);
       return b.create({ type: 'mkdir', parent, name, mode: options.mode ?? DEFAULT_DIR_MODE, ...owner(options), ...mtime(options) });
     });
@@ -181,7 +186,7 @@ export class Volume extends VolumeReader {
    * event is appended.
    */
   async writeFile(path: string, source: ContentSource | Uint8Array, options: NewNodeOptions = {}): Promise<Buffer> {
-    return this.commit(options.signal, async (b) => {
+    return this.commit(options.signal, 'durable', async (b) => {
       const { parent: parentNames, name } = splitParent(path);
       const parent = await this.dirAt(parentNames, path);
       const existing = await this.projection.lookup(parent, name);
@@ -213,7 +218,7 @@ export class Volume extends VolumeReader {
   }
 
   async symlink(target: string, path: string, options: Omit<NewNodeOptions, 'mode'> = {}): Promise<Buffer> {
-    return this.commit(options.signal, async (b) => {
+    return this.commit(options.signal, 'metadata', async (b) => {
       const { parent, name } = await this.newEntry(path);
       return b.create({ type: 'symlink', parent, name, target, ...owner(options), ...mtime(options) });
     });
@@ -221,7 +226,7 @@ export class Volume extends VolumeReader {
 
   /** A new hard link `newPath` to the non-directory at `existingPath`. */
   async link(existingPath: string, newPath: string, options: CallOptions = {}): Promise<void> {
-    await this.commit(options.signal, async (b) => {
+    await this.commit(options.signal, 'metadata', async (b) => {
       const inode = await this.walk(splitPath(existingPath), existingPath);
       if ((await this.attrsOf(inode, existingPath)).kind === 'dir') {
         throw pathError(ErrorCodes.IS_A_DIRECTORY, 'EPERM', existingPath, 'is a directory, which cannot be hard-linked');
@@ -261,7 +266,7 @@ export class Volume extends VolumeReader {
 
   /** POSIX rename: replaces a non-directory by a non-directory, or a directory by an empty one. */
   async rename(from: string, to: string, options: CallOptions = {}): Promise<void> {
-    await this.commit(options.signal, async (b) => {
+    await this.commit(options.signal, 'metadata', async (b) => {
       const src = splitParent(from);
       const dst = splitParent(to);
       const { parent, inode, kind } = await this.existingEntry(from);
@@ -284,7 +289,7 @@ export class Volume extends VolumeReader {
   }
 
   async unlink(path: string, options: CallOptions = {}): Promise<void> {
-    await this.commit(options.signal, async (b) => {
+    await this.commit(options.signal, 'metadata', async (b) => {
       const { parent, name, inode, kind } = await this.existingEntry(path);
       if (kind === 'dir') throw pathError(ErrorCodes.IS_A_DIRECTORY, 'EISDIR', path, 'is a directory (use rmdir)');
       await b.append({ type: 'unlink', inode, parent, name });
@@ -292,7 +297,7 @@ export class Volume extends VolumeReader {
   }
 
   async rmdir(path: string, options: CallOptions = {}): Promise<void> {
-    await this.commit(options.signal, async (b) => {
+    await this.commit(options.signal, 'metadata', async (b) => {
       const { parent, name, inode, kind } = await this.existingEntry(path);
       if (kind !== 'dir') throw pathError(ErrorCodes.NOT_A_DIRECTORY, 'ENOTDIR', path, 'is not a directory');
       if ((await this.projection.readdir(inode, { limit: 1 })).length > 0) throw pathError(ErrorCodes.NOT_EMPTY, 'ENOTEMPTY', path, 'is not empty');
@@ -309,7 +314,7 @@ export class Volume extends VolumeReader {
    */
   async reflink(src: string, dst: string, options: CallOptions = {}): Promise<Buffer> {
     await this.flushOpenFile(await this.resolve(src, options), options.signal);
-    return this.commit(options.signal, async (b) => {
+    return this.commit(options.signal, 'metadata', async (b) => {
       const inode = await this.walk(splitPath(src), src);
       const { parent: names } = splitParent(dst);
       if ((await this.attrsOf(inode, src)).kind === 'dir') {
@@ -346,7 +351,7 @@ export class Volume extends VolumeReader {
 
   /** open(O_CREAT): makes the file if the name is free (EEXIST with `exclusive` if not), then opens it. */
   async create(path: string, opts: CreateOptions, options: CallOptions = {}): Promise<FileHandle> {
-    const { id, created } = await this.commit(options.signal, async (b) => {
+    const { id, created } = await this.commit(options.signal, 'metadata', async (b) => {
       const { parent: names, name } = splitParent(path);
       const parent = await this.dirAt(names, path);
       const existing = await this.projection.lookup(parent, name);
@@ -379,7 +384,7 @@ export class Volume extends VolumeReader {
     if (kind !== 'fifo' && kind !== 'socket') {
       throw pathError(ErrorCodes.BAD_ARGUMENT, 'EINVAL', path, `cannot be made as a ${String(kind)}: only fifos and sockets`);
     }
-    return this.commit(options.signal, async (b) => {
+    return this.commit(options.signal, 'metadata', async (b) => {
       const { parent, name } = await this.newEntry(path);
       return b.create({ type: 'mknod', parent, name, kind, mode: opts.mode ?? DEFAULT_FILE_MODE, ...owner(opts) });
     });
@@ -490,7 +495,7 @@ export class Volume extends VolumeReader {
     this.check(signal);
     // The plan is made and its event enqueued under the file's flush order; the commit is awaited outside it.
     const enqueued = await file.planCommit((plan) => plan === null ? null : {
-      done: file.track(this.commit(signal, async (b) => {
+      done: file.track(this.commit(signal, 'durable', async (b) => {
         const attrs = await this.projection.getattr(file.id);
         if (attrs === undefined || attrs.nlink === 0 || attrs.kind !== 'file') return;
         if (plan.event.type === 'set-content' && plan.event.manifest !== null) await this.vol.arenas.sync();
@@ -511,7 +516,7 @@ export class Volume extends VolumeReader {
    */
   batch<T>(work: (batch: WriteBatch) => Promise<T>, options: CallOptions = {}): Promise<T> {
     this.check(options.signal);
-    return this.commit(options.signal, work);
+    return this.commit(options.signal, 'durable', work);
   }
 
   /** Drops the projection and replays the whole log. */
@@ -557,7 +562,15 @@ export class Volume extends VolumeReader {
     return result;
   }
 
-  private commit<T>(signal: AbortSignal | undefined, work: (batch: WriteBatch) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` under the write queue, then makes its events durable and
+   * projects them. A 'metadata' commit (names, modes, times, xattrs: no
+   * content) is made durable later when deferMetadataDurability is on:
+   * its events are handed to the file system (so they survive the process,
+   * and the projection is never ahead of the log after a kill), projected
+   * at once, and synced by the next durable commit, sync(), or the timer.
+   */
+  private commit<T>(signal: AbortSignal | undefined, durability: 'durable' | 'metadata', work: (batch: WriteBatch) => Promise<T>): Promise<T> {
     this.check(signal);
     return this.exclusive(async () => {
       const batch = new WriteBatch(this.vol.log, this.vol.arenas, this.content, signal);
@@ -567,7 +580,12 @@ export class Volume extends VolumeReader {
         await batch.flush();
       } finally {
         if (batch.appended > 0) {
-          await this.vol.log.sync();
+          if (durability === 'metadata' && this.deferMs !== null) {
+            this.vol.log.flush();
+            this.scheduleSync(this.deferMs);
+          } else {
+            await this.vol.log.sync();
+          }
           await this.projector.catchUp();
           this.settler.poke();
         }
@@ -576,9 +594,45 @@ export class Volume extends VolumeReader {
     });
   }
 
+  /**
+   * Lets metadata commits (create, mkdir, unlink, rename, chmod, ...)
+   * resolve before their events are durable, as ext4 does until its journal
+   * commits: they become durable with the next content commit (a flush or
+   * fsync of a file), a sync(), or within `ms`, whichever comes first.
+   * A power cut can lose the metadata changes of the last `ms`, never a
+   * change whose fsync or sync() returned (docs/volume-api.md, "Durability").
+   * null (the default) makes every commit durable when it resolves.
+   */
+  deferMetadataDurability(ms: number | null): void {
+    if (ms !== null && (!Number.isSafeInteger(ms) || ms < 0)) {
+      throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'the deferred sync interval must be a non-negative integer of ms, or null', { ms });
+    }
+    this.deferMs = ms;
+  }
+
+  /** Makes every change made so far durable (fsync of a directory, syncfs). */
+  async sync(options: CallOptions = {}): Promise<void> {
+    this.check(options.signal);
+    await this.vol.log.sync();
+  }
+
+  private scheduleSync(ms: number): void {
+    if (this.syncTimer !== null) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      // A failed sync leaves the arena refusing further use, so the next commit reports it.
+      this.vol.log.sync().catch((err: unknown) => warn(DEFERRED_SYNC_WARNING, `volume '${this.name}': a deferred log sync failed: ${err instanceof Error ? err.message : String(err)}`));
+    }, ms);
+  }
+
+  private cancelDeferredSync(): void {
+    if (this.syncTimer !== null) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+  }
+
   /** One event on the inode at `path`, resolved inside the write queue so no other write moves it in between. */
   private onInode(path: string, options: CallOptions, body: (inode: Buffer) => EventBody | Promise<EventBody>): Promise<void> {
-    return this.commit(options.signal, async (b) => {
+    return this.commit(options.signal, 'metadata', async (b) => {
       await b.append(await body(await this.walk(splitPath(path), path)));
     });
   }

@@ -10,3 +10,5 @@ export const ARENA_RECOVERY_WARNING = 'BAZIL_ARENA_RECOVERY';
 export function warn(code: string, message: string): void {
   process.emitWarning(message, { code });
 }
+/** A deferred sync of metadata events failed (Volume.deferMetadataDurability); the next commit fails too. */
+export const DEFERRED_SYNC_WARNING = 'BAZIL_DEFERRED_SYNC_FAILED';
