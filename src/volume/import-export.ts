@@ -21,6 +21,7 @@ import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/inde
 import { checkAborted } from '../cas/content-store.js';
 import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js';
 import { joinPath, pathError, splitPath } from './paths.js';
+import { ImportUpdater, attrChanges, childPath, sameKind, xattrChanges } from './import-update.js';
 import { manifestBytes, type Volume } from './volume.js';
 import type { Attrs, ProjectionReader, VolumeReader } from './reader.js';
 import type { WriteBatch } from './write-batch.js';
@@ -46,6 +47,12 @@ export interface ImportOptions {
   onProgress?: (progress: TreeProgress) => void;
   /** Copy extended attributes (user.*, trusted.*); default true. Without the xattr addon they are skipped with a warning. */
   xattrs?: boolean;
+  /**
+   * Import into an existing directory that is not empty, making it a copy
+   * of `srcDir`: what is unchanged writes no event, what changed is
+   * updated, what `srcDir` no longer has is removed (import-update.ts).
+   */
+  update?: boolean;
 }
 
 export interface TreeResult extends TreeProgress {
@@ -66,6 +73,10 @@ export interface ImportResult extends TreeResult {
   /** Bytes of new content objects: what dedup did not find already stored. */
   newBytes: number;
   events: number;
+  /** With `update`: files, symlinks and directories found as they were (no event written for them). */
+  unchanged: number;
+  /** With `update`: entries of the volume that the source no longer has, removed (a directory counts once). */
+  removed: number;
 }
 
 /**
@@ -84,21 +95,20 @@ export async function importTree(volume: Volume, srcDir: string, volPath: string
   } catch (err) {
     if (!(err instanceof BazilError && err.code === ErrorCodes.NOT_FOUND && names.length > 0)) throw err;
   }
-  if (target !== null && (await volume.readdir(volPath, { limit: 1 })).length > 0) {
+  const old = target === null ? null : await volume.getattr(target, options);
+  if (old !== null && old.kind !== 'dir') throw pathError(ErrorCodes.NOT_A_DIRECTORY, 'ENOTDIR', volPath, 'is not a directory');
+  if (target !== null && options.update !== true && (await volume.readdir(volPath, { limit: 1 })).length > 0) {
     throw pathError(ErrorCodes.NOT_EMPTY, 'ENOTEMPTY', volPath, 'is a directory that is not empty; import into a new or empty one');
   }
   const parent = target === null ? await volume.resolve(joinPath(names.slice(0, -1)), options) : null;
-  const result: ImportResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0, newBytes: 0, events: 0 };
+  const result: ImportResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0, newBytes: 0, events: 0, unchanged: 0, removed: 0 };
   await volume.batch(async (batch) => {
-    const walker = new Importer(batch, result, options);
+    const walker = new Importer(batch, result, options, options.update === true ? new ImportUpdater(volume, batch, options) : null);
     const root = target ?? await batch.create({ type: 'mkdir', parent: parent!, name: names[names.length - 1]!, ...attrsOf(top) });
-    if (target !== null) {
-      await batch.append({ type: 'chmod', inode: root, mode: Number(top.mode) & 0o7777 });
-      await batch.append({ type: 'chown', inode: root, uid: Number(top.uid), gid: Number(top.gid) });
-    }
     try {
-      await walker.xattrs(srcDir, root);
-      await walker.dir(srcDir, root, top);
+      if (old !== null) await walker.ownAttrs(root, old, top);
+      await walker.xattrs(srcDir, root, old);
+      await walker.dir(srcDir, root, top, joinPath(names), old);
     } catch (err) {
       // Nothing pipelined may touch the batch once this callback returns.
       await walker.abandon(err);
@@ -129,8 +139,26 @@ class Importer {
   private inFlightBytes = 0;
   private readonly readBuffers: Buffer[] = [];
 
-  constructor(private readonly batch: WriteBatch, private readonly result: ImportResult, private readonly options: ImportOptions) {
+  constructor(
+    private readonly batch: WriteBatch,
+    private readonly result: ImportResult,
+    private readonly options: ImportOptions,
+    /** With `update`: reads the old tree; null for a plain import. */
+    private readonly updater: ImportUpdater | null,
+  ) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
+  }
+
+  /**
+   * Gives the existing target directory `old` the source's mode and owner:
+   * always into an empty one (as before there was `update`), only where
+   * they differ with `update`.
+   */
+  async ownAttrs(root: Buffer, old: Attrs, top: BigIntStats): Promise<void> {
+    const events = this.updater !== null
+      ? attrChanges(old, top, false).filter((e) => e.type !== 'utimens')
+      : [{ type: 'chmod', inode: root, mode: Number(top.mode) & 0o7777 } as const, { type: 'chown', inode: root, uid: Number(top.uid), gid: Number(top.gid) } as const];
+    for (const body of events) await this.batch.append(body);
   }
 
   /**
@@ -205,52 +233,123 @@ class Importer {
     }
   }
 
-  /** Appends a setxattr event on `inode` for each copied attribute of the local `path`. */
-  async xattrs(path: string, inode: Buffer): Promise<void> {
-    for (const body of this.xattrEvents(path)(inode)) await this.batch.append(body);
+  /** Appends the setxattr events for the copied attributes of the local `path` on `inode` (only the differences from `old`'s, with `update`). */
+  async xattrs(path: string, inode: Buffer, old: Attrs | null): Promise<void> {
+    for (const body of (await this.xattrEvents(path, old))(inode)) await this.batch.append(body);
   }
 
-  /** The setxattr events of the local `path`'s copied attributes, read now, for an inode given later. */
-  private xattrEvents(path: string): (inode: Buffer) => EventBody[] {
+  /**
+   * The xattr events of the local `path`'s copied attributes, read now, for
+   * an inode given later: all of them for a new inode, the differences
+   * from the old inode's for one being updated.
+   */
+  private async xattrEvents(path: string, old: Attrs | null): Promise<(inode: Buffer) => EventBody[]> {
     const attrs = this.copyXattrs ? [...readLocalXattrs(path, this.result)] : [];
     this.result.xattrs += attrs.length;
+    if (old !== null && this.updater !== null) {
+      if (!this.copyXattrs) return () => [];
+      const before = await this.updater.xattrsOf(old.id);
+      return (inode) => xattrChanges(inode, before, attrs);
+    }
     return (inode) => attrs.map(([name, value]) => ({ type: 'setxattr', inode, name, value }));
   }
 
-  /** Imports the entries of `dir` into inode `id`; its mtime is set last, once no entry will change it. */
-  async dir(dir: string, id: Buffer, st: BigIntStats): Promise<void> {
+  /**
+   * Imports the entries of `dir` into inode `id` (at `volPath`); its mtime
+   * is set last, once no entry will change it. With `update`, `old` is the
+   * directory as it was: entries are compared with its, and its own
+   * mtime is set only when it differs or an entry came or went.
+   */
+  async dir(dir: string, id: Buffer, st: BigIntStats, volPath: string, old: Attrs | null): Promise<void> {
     this.result.dirs++;
     const names = await readNames(dir);
     // All of a directory's lstats at once: one after another, each waited a thread-pool round trip.
     const stats = await Promise.all(names.map((name) => lstatLocal(join(dir, name))));
+    const updater = old === null ? null : this.updater;
+    const before = updater === null ? new Map<string, Attrs>() : await updater.entries(volPath);
+    let entriesChanged = false;
     for (const [i, name] of names.entries()) {
       this.checkFailed();
       const path = join(dir, name);
       const child = stats[i]!;
+      let prev = before.get(name) ?? null;
+      before.delete(name);
+      if (prev !== null && !child.isDirectory() && !child.isFile() && !child.isSymbolicLink()) {
+        // A special file is not imported: what the volume has under its name stays.
+        this.result.skipped++;
+        continue;
+      }
+      if (prev !== null && !sameKind(prev, child)) {
+        this.result.removed += await updater!.remove(id, volPath, name, prev);
+        entriesChanged = true;
+        prev = null;
+      }
       if (child.isDirectory()) {
+        if (prev !== null) {
+          await this.ownAttrs(prev.id, prev, child);
+          await this.xattrs(path, prev.id, prev);
+          await this.dir(path, prev.id, child, childPath(volPath, name), prev);
+          continue;
+        }
         const inode = await this.batch.create({ type: 'mkdir', parent: id, name, ...attrsOf(child) });
-        await this.xattrs(path, inode);
-        await this.dir(path, inode, child);
+        entriesChanged = true;
+        await this.xattrs(path, inode, null);
+        await this.dir(path, inode, child, childPath(volPath, name), null);
       } else if (child.isFile()) {
-        await this.file(path, id, name, child);
+        if (await this.file(path, id, volPath, name, child, prev)) entriesChanged = true;
       } else if (child.isSymbolicLink()) {
-        const target = await readlink(path).catch((err: unknown) => { throw ioError('readlink', path, err); });
-        const inode = await this.batch.create({ type: 'symlink', parent: id, name, target, uid: Number(child.uid), gid: Number(child.gid), mtime: child.mtimeNs });
-        await this.xattrs(path, inode);
-        this.result.symlinks++;
+        if (await this.symlink(path, id, volPath, name, child, prev)) entriesChanged = true;
       } else {
         this.result.skipped++;
       }
+    }
+    for (const [name, gone] of before) {
+      this.result.removed += await updater!.remove(id, volPath, name, gone);
+      entriesChanged = true;
+    }
+    if (old !== null && !entriesChanged && old.mtime === st.mtimeNs) {
+      this.result.unchanged++;
+      return;
     }
     this.inOrder(async () => {
       await this.batch.append({ type: 'utimens', inode: id, atime: null, mtime: st.mtimeNs });
     });
   }
 
-  private async file(path: string, parent: Buffer, name: string, st: BigIntStats): Promise<void> {
+  /** Imports a symlink; with `update`, one with the same target and owner is kept. Returns whether a new entry was made. */
+  private async symlink(path: string, parent: Buffer, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
+    const target = await readlink(path).catch((err: unknown) => { throw ioError('readlink', path, err); });
+    this.result.symlinks++;
+    if (prev !== null) {
+      if (await this.updater!.readlink(prev.id) === target && prev.uid === Number(st.uid) && prev.gid === Number(st.gid)) {
+        const events = [...attrChanges(prev, st, false, true), ...(await this.xattrEvents(path, prev))(prev.id)];
+        for (const body of events) await this.batch.append(body);
+        if (events.length === 0) this.result.unchanged++;
+        return false;
+      }
+      this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
+    }
+    const inode = await this.batch.create({ type: 'symlink', parent, name, target, uid: Number(st.uid), gid: Number(st.gid), mtime: st.mtimeNs });
+    await this.xattrs(path, inode, null);
+    return true;
+  }
+
+  /**
+   * Imports a regular file. With `update`, `prev` is the old entry of that
+   * name: a file of the same hard-link shape keeps its inode and gets only
+   * the events for what differs (none when its manifest, size, mode, owner,
+   * mtime and xattrs are the same). Returns whether a new entry was made.
+   */
+  private async file(path: string, parent: Buffer, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
     const group = st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
     const first = group === null ? undefined : this.linkGroups.get(group);
     if (first !== undefined) {
+      if (prev !== null && first.id !== null && prev.id.equals(first.id)) {
+        this.result.links++;
+        this.result.unchanged++;
+        return false;
+      }
+      if (prev !== null) this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
       this.inOrder(async () => {
         if (first.id !== null) {
           await this.batch.append({ type: 'link', inode: first.id, parent, name });
@@ -261,11 +360,14 @@ class Importer {
         }
         this.result.links++;
       });
-      return;
+      return true;
     }
-    const ref: { id: Buffer | null } = { id: null };
+    // The old inode is kept only if it has the hard-link shape of the source: alone, or linked.
+    const kept = prev !== null && (group === null ? prev.nlink === 1 : prev.nlink > 1) ? prev : null;
+    if (prev !== null && kept === null) this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
+    const ref: { id: Buffer | null } = { id: kept?.id ?? null };
     if (group !== null) this.linkGroups.set(group, ref);
-    const xattrs = this.xattrEvents(path);
+    const xattrs = await this.xattrEvents(path, kept);
     const create: CreateEvent = { type: 'create', parent, name, ...attrsOf(st) };
     const counted = (size: number, newBytes: number): void => {
       this.result.bytes += size;
@@ -275,11 +377,15 @@ class Importer {
     };
     if (st.size === 0n) {
       this.inOrder(async () => {
-        ref.id = await this.batch.create(create);
-        for (const body of xattrs(ref.id)) await this.batch.append(body);
+        if (kept !== null) {
+          await this.update(kept, st, 0, null, parent, xattrs);
+        } else {
+          ref.id = await this.batch.create(create);
+          for (const body of xattrs(ref.id)) await this.batch.append(body);
+        }
         counted(0, 0);
       });
-      return;
+      return kept === null;
     }
     // Content first; the file's creation waits for it to be durable, so a
     // crash never leaves an empty file where the source was not empty.
@@ -292,6 +398,11 @@ class Importer {
     this.inFlightBytes += bytes;
     this.inOrder(async () => {
       const written = await writing;
+      if (kept !== null) {
+        await this.update(kept, st, written.size, manifestBytes(written.manifestRoot), parent, xattrs);
+        counted(written.size, written.newBytes);
+        return;
+      }
       // One event makes the file with its content and the source's mtime
       // (the create names content, so it waits for that content to be durable).
       await this.batch.createFile({
@@ -304,8 +415,29 @@ class Importer {
       });
       counted(written.size, written.newBytes);
     });
+    return kept === null;
   }
 
+  /**
+   * The events that bring the old file `old` to the local one: new content
+   * (behind the content it names, which must be durable first), then the
+   * attributes and xattrs that differ. Nothing for an unchanged file.
+   */
+  private async update(old: Attrs, st: BigIntStats, size: number, manifest: Uint8Array | null, parent: Buffer, xattrs: (inode: Buffer) => EventBody[]): Promise<void> {
+    const sameContent = size === old.size && (manifest === null ? old.manifest === null : old.manifest !== null && old.manifest.equals(manifest));
+    const events: EventBody[] = [
+      ...(sameContent ? [] : [{ type: 'set-content', inode: old.id, size, manifest } as const]),
+      ...attrChanges(old, st, !sameContent),
+      ...xattrs(old.id),
+    ];
+    if (events.length === 0) {
+      this.result.unchanged++;
+    } else if (!sameContent) {
+      await this.batch.createFile({ create: null, parent, then: () => events });
+    } else {
+      for (const body of events) await this.batch.append(body);
+    }
+  }
 }
 
 function attrsOf(st: BigIntStats): { mode: number; uid: number; gid: number; mtime: bigint } {

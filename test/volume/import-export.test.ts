@@ -159,3 +159,81 @@ test('import into an existing non-empty directory is refused', async () => {
     }
   });
 });
+
+test('import --update writes nothing for an unchanged tree and only the differences for a changed one', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await makeTree(src, 60);
+    const homeDir = await newVolume(dir);
+    const volume = await Volume.open(homeDir, 'v');
+    try {
+      const first = await importTree(volume, src, '/tree');
+      assert.equal(first.unchanged, 0);
+
+      const same = await importTree(volume, src, '/tree', { update: true });
+      assert.equal(same.events, 0, 'an unchanged tree writes no event');
+      assert.equal(same.newBytes, 0);
+      assert.equal(same.removed, 0);
+      assert.equal(same.unchanged, same.files + same.symlinks + same.dirs + same.links);
+
+      // Every kind of change, each of which must come through.
+      const fs = await import('node:fs/promises');
+      const files = (await readdir(join(src, 'b'))).filter((n) => n.endsWith('.bin') && n !== 'dup-b.bin').sort();
+      const edited = join(src, 'b', files[0]!);
+      await fs.appendFile(edited, 'appended');
+      await chmod(join(src, 'b', files[1]!), 0o604);
+      await utimes(join(src, 'b', files[2]!), 1_234_567_890.25, 1_234_567_890.25);
+      await rm(join(src, 'a', 'deep'), { recursive: true });
+      await rm(join(src, 'dup-a.bin'));
+      await mkdir(join(src, 'dup-a.bin'));
+      await writeFile(join(src, 'dup-a.bin', 'now-a-dir'), 'inside');
+      await rm(join(src, 'b', 'dangling'));
+      await symlink('elsewhere', join(src, 'b', 'dangling'));
+      await writeFile(join(src, 'empty', 'new.txt'), randomBytes(5000));
+      await rm(join(src, 'a', 'hard-f2'));
+      await link(join(src, 'b', files[3]!), join(src, 'a', 'hard-f2'));
+
+      const changed = await importTree(volume, src, '/tree', { update: true });
+      assert.ok(changed.events > 0 && changed.events < 40, `${changed.events} events for a handful of changes`);
+      assert.ok(changed.removed >= 3, `${changed.removed} entries removed`);
+      assert.ok(changed.newBytes < 64 * 1024, `${changed.newBytes} bytes of new content`);
+
+      const out = join(dir, 'out');
+      await exportTree(volume, '/tree', out);
+      execFileSync('diff', ['-r', '--no-dereference', src, out]);
+      assert.deepEqual(await describe(out), await describe(src));
+
+      // Once the changes are in, the tree is unchanged again.
+      const again = await importTree(volume, src, '/tree', { update: true });
+      assert.equal(again.events, 0);
+
+      const before = await volume.dump();
+      await volume.rebuild();
+      assert.ok((await volume.dump()).equals(before));
+      const report = await volume.fsck();
+      assert.ok(report.ok, JSON.stringify(report.problems));
+    } finally {
+      await volume.close();
+    }
+  });
+});
+
+test('import --update into a file, or a missing parent, is refused; into a new path it imports', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await mkdir(src);
+    await writeFile(join(src, 'x'), 'x');
+    const volume = await Volume.open(await newVolume(dir), 'v');
+    try {
+      await importTree(volume, src, '/t', { update: true });
+      assert.equal((await volume.readFile('/t/x')).toString(), 'x');
+      await assert.rejects(importTree(volume, src, '/t/x', { update: true }), { code: 'BAZIL_NOT_A_DIRECTORY' });
+      await assert.rejects(importTree(volume, src, '/nope/deeper', { update: true }), { code: 'BAZIL_NOT_FOUND' });
+      await assert.rejects(importTree(volume, join(dir, 'missing'), '/t', { update: true }), { code: 'BAZIL_NOT_FOUND' });
+      // A failed update leaves what was there.
+      assert.equal((await volume.readFile('/t/x')).toString(), 'x');
+    } finally {
+      await volume.close();
+    }
+  });
+});
