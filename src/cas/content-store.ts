@@ -98,6 +98,15 @@ export interface WriteResult {
 
 export type ContentSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Readable;
 
+/**
+ * A piece of a file as stored, for a reader that decrypts elsewhere (export
+ * does it on a worker thread): a hole, or a chunk's sealed object, of which
+ * the first `take` plaintext bytes belong to the file.
+ */
+export type SealedExtent =
+  | { kind: 'hole'; length: number }
+  | { kind: 'chunk'; length: number; take: number; id: Buffer; key: Buffer; sealed: Uint8Array };
+
 /** Throws BAZIL_ABORTED if `signal` has fired. */
 export function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {
@@ -336,6 +345,29 @@ export class ContentStore {
         const plain = this.chunkPlaintext(extent, verifyId, false);
         yield from === start && to === start + extent.length ? plain : plain.subarray(from - start, to - start);
       }
+    }
+  }
+
+  /**
+   * The first `length` bytes of a file as sealed extents, in order, without
+   * decrypting the chunks (manifest nodes are opened: they are needed to
+   * walk the tree). A chunk's `sealed` is valid until the next step.
+   * BAZIL_NOT_FOUND for a chunk not held.
+   */
+  *sealedExtents(manifest: Manifest | null, length: number, options: CallOptions = {}): Generator<SealedExtent> {
+    checkRange(0, length);
+    for (const { extent, start } of extentsIn(manifest, 0, length, (ref) => this.loadNode(ref))) {
+      checkAborted(options.signal);
+      const take = Math.min(extent.length, length - start);
+      if (extent.kind === 'hole') {
+        yield { kind: 'hole', length: take };
+        continue;
+      }
+      const rec = this.arenas.get(extent.id);
+      if (rec === undefined) {
+        throw new BazilError(ErrorCodes.NOT_FOUND, `object ${hex(extent.id)} is not stored here`, { id: hex(extent.id) });
+      }
+      yield { kind: 'chunk', length: extent.length, take, id: extent.id, key: extent.key, sealed: rec.payload };
     }
   }
 

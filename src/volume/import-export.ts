@@ -21,6 +21,7 @@ import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/inde
 import { checkAborted } from '../cas/content-store.js';
 import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js';
 import { joinPath, pathError, splitPath } from './paths.js';
+import { ExportPool } from './export-pool.js';
 import { ImportUpdater, attrChanges, childPath, sameKind, xattrChanges } from './import-update.js';
 import { manifestBytes, type Volume } from './volume.js';
 import type { Attrs, ProjectionReader, VolumeReader } from './reader.js';
@@ -28,9 +29,8 @@ import type { WriteBatch } from './write-batch.js';
 import type { CreateEvent, EventBody } from '../log/event.js';
 
 const READ_BUFFER_BYTES = 2 * 1024 * 1024;
-/** Files export writes at once, and the bytes it gathers for one write. */
+/** Files export has on their way to its worker at once. */
 const EXPORT_FILES_IN_FLIGHT = 6;
-const WRITE_BYTES = 1024 * 1024;
 // Files whose content is being written at once, and the bytes they may
 // hold: enough to keep the seal worker fed across small files, few enough
 // that memory stays bounded whatever the tree.
@@ -485,7 +485,11 @@ export async function exportTree(volume: VolumeReader<ProjectionReader>, volPath
   const started = performance.now();
   const result: TreeResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0 };
   const exporter = new Exporter(volume, result, options);
-  await (await exporter.start(await volume.resolve(volPath, options), volPath, destDir)).done;
+  try {
+    await (await exporter.start(await volume.resolve(volPath, options), volPath, destDir)).done;
+  } finally {
+    await exporter.close();
+  }
   result.ms = performance.now() - started;
   return result;
 }
@@ -499,16 +503,23 @@ class Exporter {
   private writing = 0;
   private readonly waiting: Array<() => void> = [];
   private failed = false;
+  /** Decrypts and writes the files' content; started with the first file. */
+  private pool: ExportPool | null = null;
 
   constructor(private readonly volume: VolumeReader<ProjectionReader>, private readonly result: TreeResult, private readonly options: ExportOptions) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
   }
 
-  /** Sets the volume node's copied attributes on the local `dest` (after its content, before its owner, mode and times). */
-  private async xattrs(id: Buffer, volPath: string, dest: string, isLink: boolean): Promise<void> {
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
+  }
+
+  /** Sets the volume node's copied attributes (`names`, listed by the caller) on the local `dest` (after its content, before its owner, mode and times). */
+  private async xattrs(id: Buffer, volPath: string, dest: string, isLink: boolean, names?: string[]): Promise<void> {
     if (!this.copyXattrs) return;
     checkAborted(this.options.signal);
-    for (const name of await this.volume.listxattrId(id)) {
+    for (const name of names ?? await this.volume.listxattrId(id)) {
       // Linux refuses user.* attributes on symlinks (EPERM): they cannot exist on a local one, so none are written.
       if (!copiedNamespace(name) || (isLink && name.startsWith('user.'))) {
         this.result.xattrsSkipped++;
@@ -589,35 +600,24 @@ class Exporter {
     this.result.dirs++;
   }
 
+  /**
+   * A file's content goes to the export worker (export-pool.ts), which also
+   * sets its owner, mode and times, unless it has extended attributes:
+   * those are set here first, then the rest.
+   */
   private async file(id: Buffer, attrs: Attrs, volPath: string, dest: string): Promise<void> {
-    await local('write', dest, async () => {
-      const fh = await open(dest, 'wx', 0o600);
-      try {
-        // Chunks (~64 KiB) gathered into one writev of about WRITE_BYTES: a
-        // write per chunk cost a thread-pool round trip per chunk.
-        let pending: Buffer[] = [];
-        let pendingBytes = 0;
-        const writeOut = async (): Promise<void> => {
-          let done = 0;
-          while (done < pendingBytes) {
-            const parts = done === 0 ? pending : remainder(pending, done);
-            done += (await fh.writev(parts)).bytesWritten;
-          }
-          pending = [];
-          pendingBytes = 0;
-        };
-        for await (const data of this.volume.streamId(id, volPath, this.options)) {
-          pending.push(data);
-          pendingBytes += data.length;
-          if (pendingBytes >= WRITE_BYTES) await writeOut();
-        }
-        await writeOut();
-      } finally {
-        await fh.close();
-      }
-    });
-    await this.xattrs(id, volPath, dest, false);
-    await setAttrs(dest, attrs, false);
+    const names = this.copyXattrs ? await this.volume.listxattrId(id) : [];
+    const { manifest, content } = this.volume.sealedContent(attrs);
+    const stored = Math.min(attrs.size, manifest?.size ?? 0);
+    const closeAttrs = names.length > 0 ? null : {
+      mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, atime: toUtimeArg(attrs.atime), mtime: toUtimeArg(attrs.mtime),
+    };
+    this.pool ??= new ExportPool();
+    await this.pool.writeFile(dest, content.sealedExtents(manifest, stored, this.options), { size: attrs.size, attrs: closeAttrs }, this.options.signal);
+    if (closeAttrs === null) {
+      await this.xattrs(id, volPath, dest, false, names);
+      await setAttrs(dest, attrs, false);
+    }
     this.result.files++;
     this.result.bytes += attrs.size;
     this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes });
@@ -639,20 +639,6 @@ class Exporter {
     this.writing--;
     this.waiting.shift()?.();
   }
-}
-
-/** What is left of `parts` after its first `skip` bytes. */
-function remainder(parts: Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const p of parts) {
-    if (skip >= p.length) {
-      skip -= p.length;
-      continue;
-    }
-    out.push(skip > 0 ? p.subarray(skip) : p);
-    skip = 0;
-  }
-  return out;
 }
 
 // ---- Extended attributes ----
