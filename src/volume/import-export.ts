@@ -15,10 +15,10 @@
 // others use it.
 
 import type { BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
-import { checkAborted } from '../cas/content-store.js';
+import { checkAborted, LocalFileSource } from '../cas/content-store.js';
 import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js';
 import { joinPath, pathError, splitPath } from './paths.js';
 import { ExportPool } from './export-pool.js';
@@ -28,7 +28,6 @@ import type { Attrs, ProjectionReader, VolumeReader } from './reader.js';
 import type { WriteBatch } from './write-batch.js';
 import type { CreateEvent, EventBody } from '../log/event.js';
 
-const READ_BUFFER_BYTES = 2 * 1024 * 1024;
 /** Files export has on their way to its worker at once. */
 const EXPORT_FILES_IN_FLIGHT = 6;
 // Files whose content is being written at once, and the bytes they may
@@ -137,7 +136,6 @@ class Importer {
   /** Content writes under way, oldest first, with their sizes. */
   private readonly inFlight: Array<{ done: Promise<unknown>; bytes: number }> = [];
   private inFlightBytes = 0;
-  private readonly readBuffers: Buffer[] = [];
 
   constructor(
     private readonly batch: WriteBatch,
@@ -205,32 +203,6 @@ class Importer {
       this.inFlightBytes -= oldest.bytes;
     }
     this.checkFailed();
-  }
-
-  /**
-   * The content of a local file, read in place into a reused buffer (the
-   * writer copies what it keeps before asking for more). Reading stops at
-   * the size lstat saw, which spares small files the read that finds the
-   * end: a file that grows while it is imported is taken at that size.
-   */
-  private async *contentOf(path: string, size: number): AsyncGenerator<Buffer> {
-    const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    try {
-      const fh = await open(path, 'r').catch((err: unknown) => { throw ioError('open', path, err); });
-      try {
-        for (let left = size; left > 0;) {
-          checkAborted(this.options.signal);
-          const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.length, left), null).catch((err: unknown) => { throw ioError('read', path, err); });
-          if (bytesRead === 0) return;
-          left -= bytesRead;
-          yield buffer.subarray(0, bytesRead);
-        }
-      } finally {
-        await fh.close();
-      }
-    } finally {
-      this.readBuffers.push(buffer);
-    }
   }
 
   /** Appends the setxattr events for the copied attributes of the local `path` on `inode` (only the differences from `old`'s, with `update`). */
@@ -391,7 +363,7 @@ class Importer {
     // crash never leaves an empty file where the source was not empty.
     const bytes = Number(st.size);
     await this.room(bytes);
-    const writing = this.batch.writeContent(this.contentOf(path, bytes));
+    const writing = this.batch.writeContent(new LocalFileSource(path, bytes));
     // Its failure is taken up by the step below, or by settle/abandon once an earlier one failed.
     writing.catch(() => {});
     this.inFlight.push({ done: writing, bytes });

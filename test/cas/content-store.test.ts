@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { closeSync, openSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { ContentStore, CHUNK_TYPE, CONTENT_KIND } from '../../src/cas/content-store.js';
+import { ContentStore, CHUNK_TYPE, CONTENT_KIND, LocalFileSource } from '../../src/cas/content-store.js';
 import { sealObject } from '../../src/cas/convergent.js';
 import type { Manifest } from '../../src/cas/manifest.js';
 import { ErrorCodes, isBazilError, type ErrorCode } from '../../errors/index.js';
@@ -294,4 +294,34 @@ test('bad arguments and misuse get stable codes', async () => {
     assert.throws(() => new ContentStore(store.arenas, { keys: keysOf('a'), chunking: { avgSize: 3000 } }), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
     assert.throws(() => store.openObject(Buffer.alloc(3), Buffer.alloc(32)), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
   });
+});
+
+test('a local file read straight into the slabs gives the manifest a stream gives; a short or missing file is handled', async () => {
+  for (const sealWorkers of [0, 1]) {
+    await withStore(async (store, _arenas, dir) => {
+      const { join } = await import('node:path');
+      const { writeFile } = await import('node:fs/promises');
+      // Past two slabs, with a hole in the middle (all-zero chunks store nothing).
+      const data = Buffer.concat([randomData(3 * MiB, 7), Buffer.alloc(MiB), randomData(MiB + 333, 8)]);
+      const path = join(dir, 'f.bin');
+      await writeFile(path, data);
+      const fromFile = await store.writeStream(new LocalFileSource(path, data.length));
+      const fromBuffer = await store.writeBuffer(data);
+      assert.deepEqual(fromFile.manifestRoot, fromBuffer.manifestRoot, `sealWorkers ${sealWorkers}`);
+      assert.equal(fromFile.size, data.length);
+      assert.ok(fromFile.holeBytes >= 512 * 1024);
+      assert.ok((await readAll(store, fromFile.manifestRoot)).equals(data));
+
+      // A file that shrank since its size was taken is read to its end; one that grew, to the size given.
+      const short = await store.writeStream(new LocalFileSource(path, data.length + 1000));
+      assert.equal(short.size, data.length);
+      const prefix = await store.writeStream(new LocalFileSource(path, 1000));
+      assert.ok((await readAll(store, prefix.manifestRoot)).equals(data.subarray(0, 1000)));
+
+      await rejectsCode(store.writeStream(new LocalFileSource(join(dir, 'missing'), 10)), ErrorCodes.NOT_FOUND);
+      await rejectsCode(store.writeStream(new LocalFileSource(dir, 10)), ErrorCodes.IO);
+      // The store still works after the failures.
+      assert.equal((await store.writeBuffer(Buffer.from('after'))).size, 5);
+    }, { sealWorkers, sealSlabs: 2 });
+  }
 });
