@@ -27,7 +27,7 @@ import type { ExportReply, ExportRequest, FileClose } from './export-worker.js';
 
 const SLABS = 4;
 /** Room for many small files' chunks, or a big file's, per message; a sealed chunk (at most 256 KiB) always fits an empty slab. */
-const SLAB_BYTES = 4 * 1024 * 1024;
+const SLAB_BYTES = 2 * 1024 * 1024;
 
 export type { FileClose };
 
@@ -57,7 +57,9 @@ export class ExportPool {
       this.free.push(i);
     }
     // The worker closes descriptors this thread opened: not its own to track.
-    this.worker = new Worker(new URL('./export-worker.js', import.meta.url), { workerData: { slabs: shared }, trackUnmanagedFds: false });
+    // A small young generation: its garbage is mostly the wrappers of
+    // decrypted chunks, whose memory is freed only when they are collected.
+    this.worker = new Worker(new URL('./export-worker.js', import.meta.url), { workerData: { slabs: shared }, trackUnmanagedFds: false, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.worker.on('message', (reply: ExportReply) => this.settle(reply));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
