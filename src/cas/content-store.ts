@@ -175,10 +175,15 @@ export class ContentStore {
   createWriter(options: WriteOptions = {}): ContentWriter {
     checkAborted(options.signal);
     if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the content store is closed');
-    const pool = this.sealWorkers === 0 ? null : () => (this.pool ??= new SealPool({
-      chunkKey: this.chunkKey, gear: this.gear, chunking: this.chunking, workers: this.sealWorkers, slabs: this.sealSlabs,
-    }));
+    const pool = this.sealWorkers === 0 ? null : () => this.sealPool();
     return new ContentWriter(this, new Chunker(this.gear, this.chunking), pool, options);
+  }
+
+  /** The seal workers, started on first need. */
+  private sealPool(): SealPool {
+    return this.pool ??= new SealPool({
+      chunkKey: this.chunkKey, gear: this.gear, chunking: this.chunking, workers: this.sealWorkers, slabs: this.sealSlabs,
+    });
   }
 
   /** A chunker with this volume's keyed gear table and parameters: what splicing re-chunks edited regions with. */
@@ -386,6 +391,24 @@ export class ContentStore {
       }
       yield { kind: 'chunk', length: extent.length, take, id: extent.id, key: extent.key, sealed: rec.payload };
     }
+  }
+
+  /**
+   * Tells the seal workers the chunks of `manifest`, which is held: a
+   * writer about to write much the same content (import --update of a
+   * file seen before) then finds them with one HMAC each, without sealing
+   * them again. Nothing without seal workers.
+   */
+  knowChunks(manifest: Manifest | null): void {
+    if (this.sealWorkers === 0 || manifest === null || this.closed) return;
+    const keys: Buffer[] = [];
+    const ids: Buffer[] = [];
+    for (const ref of this.objects(manifest)) {
+      if (ref.kind !== 'chunk') continue;
+      keys.push(ref.key);
+      ids.push(ref.id);
+    }
+    this.sealPool().know(Buffer.concat(keys), Buffer.concat(ids));
   }
 
   /** Every object a manifest references (nodes and chunks), for GC, pinning and push. */

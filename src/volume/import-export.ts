@@ -363,6 +363,12 @@ class Importer {
     // crash never leaves an empty file where the source was not empty.
     const bytes = Number(st.size);
     await this.room(bytes);
+    // A file seen before is mostly the same chunks: the seal workers learn
+    // them from its manifest and find them with one HMAC each.
+    if (kept !== null) {
+      const { manifest, content } = this.updater!.sealedContent(kept);
+      content.knowChunks(manifest);
+    }
     const writing = this.batch.writeContent(new LocalFileSource(path, bytes));
     // Its failure is taken up by the step below, or by settle/abandon once an earlier one failed.
     writing.catch(() => {});

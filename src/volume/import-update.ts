@@ -53,6 +53,11 @@ export class ImportUpdater {
     return removed;
   }
 
+  /** An old file's manifest and the content store (whose seal workers can learn its chunks). */
+  sealedContent(attrs: Attrs): ReturnType<Volume['sealedContent']> {
+    return this.volume.sealedContent(attrs);
+  }
+
   /** The old target of the symlink `id`. */
   readlink(id: Buffer): Promise<string> {
     return this.volume.readlinkId(id);

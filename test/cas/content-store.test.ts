@@ -325,3 +325,56 @@ test('a local file read straight into the slabs gives the manifest a stream give
     }, { sealWorkers, sealSlabs: 2 });
   }
 });
+
+test('chunks learned from a held manifest are found without sealing; a hint for objects not held is sealed anyway', async () => {
+  await withStore(async (store, arenas) => {
+    const data = randomData(3 * MiB, 11);
+    const first = await store.writeBuffer(data);
+    // A manifest of other content, stored elsewhere: its objects are not held here.
+    const other = randomData(MiB + 7, 12);
+    const elsewhere = await withStore(async (s) => (await s.writeBuffer(other)).manifestRoot);
+
+    // A new store over the same arenas: its seal workers have seen nothing.
+    const again = new ContentStore(arenas, { keys: keysOf('a'), sealWorkers: 1 });
+    try {
+      again.knowChunks(first.manifestRoot);
+      again.knowChunks(null);
+      const r = await again.writeBuffer(data);
+      assert.deepEqual(r.manifestRoot, first.manifestRoot);
+      assert.equal(r.newBytes, 0);
+      assert.equal(r.dedupedChunks, r.chunks);
+
+      again.knowChunks(elsewhere);
+      const o = await again.writeBuffer(other);
+      assert.deepEqual(o.manifestRoot, elsewhere);
+      assert.ok(o.newBytes > other.length, `${o.newBytes} bytes appended for a hint whose objects were not held`);
+      assert.ok((await readAll(again, o.manifestRoot)).equals(other));
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+test('a slab sealer told chunk key → id pairs returns those chunks as known (plaintext), the rest sealed', async () => {
+  const { SlabSealer } = await import('../../src/cas/seal-batch.js');
+  const { Chunker, chunkerParams } = await import('../../src/cas/chunker.js');
+  const { gearTable } = await import('../../src/cas/gear.js');
+  const keys = keysOf('a');
+  const params = chunkerParams(SMALL_CHUNKS);
+  const gear = gearTable(keys.gearKey);
+  const data = randomData(64 * 1024, 13);
+  const sealerOf = (): InstanceType<typeof SlabSealer> => new SlabSealer(Buffer.from(keys.chunkKey), () => new Chunker(gear, params), params.maxSize, 1000);
+  const output = new Uint8Array(2 * data.length);
+  const sealed = sealerOf().run(0, data, true, output);
+  assert.ok(sealed.fresh.every((f) => f === 1));
+  const n = sealed.fresh.length;
+  // Learn every other chunk.
+  const half = [...Array(n).keys()].filter((i) => i % 2 === 0);
+  const pick = (all: Buffer, i: number): Buffer => all.subarray(i * 32, (i + 1) * 32);
+  const taught = sealerOf();
+  taught.know(Buffer.concat(half.map((i) => pick(sealed.keys, i))), Buffer.concat(half.map((i) => pick(sealed.ids, i))));
+  const again = taught.run(0, data, true, output);
+  assert.deepEqual([...again.fresh], [...Array(n).keys()].map((i) => (i % 2 === 0 ? 0 : 1)));
+  assert.ok(again.ids.equals(sealed.ids));
+  assert.ok(again.keys.equals(sealed.keys));
+});
