@@ -133,6 +133,17 @@ export class ExportPool {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // The worker holds the descriptors of files whose writers gave up (an
+    // abort, a failure) until it reads their drop messages: it closes them
+    // before it is stopped, or they would stay open in this process.
+    if (this.failure === null) {
+      await new Promise<void>((resolve) => {
+        const job = this.nextJob++;
+        this.worker.ref();
+        this.pending.set(job, { resolve, reject: () => resolve(), slab: -1 });
+        this.worker.postMessage({ job, closeAll: true } satisfies ExportRequest);
+      });
+    }
     this.closed = true;
     const err = new BazilError(ErrorCodes.CLOSED, 'the export pool was closed with work pending');
     for (const w of this.waiting.splice(0)) w.reject(err);
@@ -167,7 +178,7 @@ export class ExportPool {
     if (p === undefined) return;
     this.pending.delete(reply.job);
     if (this.pending.size === 0) this.worker.unref();
-    this.release(p.slab);
+    if (p.slab >= 0) this.release(p.slab);
     if (reply.error === null) {
       p.resolve();
       return;

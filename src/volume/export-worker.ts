@@ -33,7 +33,9 @@ export type ExportRequest =
     close: FileClose | null;
   }
   /** The writer gave up on this file: close it. No reply. */
-  | { job: -1; file: number; drop: true };
+  | { job: -1; file: number; drop: true }
+  /** The pool is closing: close every file still open (their writers gave up), then reply. */
+  | { job: number; closeAll: true };
 
 export interface ExportReply {
   job: number;
@@ -57,6 +59,17 @@ const files = new Map<number, OpenFile>();
 const port = parentPort!;
 
 port.on('message', (req: ExportRequest) => {
+  if ('closeAll' in req) {
+    for (const file of [...files.keys()]) {
+      try {
+        end(file);
+      } catch {
+        // Files whose writers gave up: their close errors add nothing.
+      }
+    }
+    port.postMessage({ job: req.job, error: null } satisfies ExportReply);
+    return;
+  }
   if ('drop' in req) {
     try {
       end(req.file);
@@ -85,7 +98,7 @@ port.on('message', (req: ExportRequest) => {
   port.postMessage(reply);
 });
 
-function part(req: Exclude<ExportRequest, { drop: true }>): void {
+function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>): void {
   if (req.open !== null) files.set(req.file, { fd: req.open.fd, path: req.open.path, failed: false, position: 0, written: 0 });
   const f = files.get(req.file);
   if (f === undefined) throw new BazilError(ErrorCodes.INTERNAL, 'an export part for a file that is not open', { file: req.file });
