@@ -9,10 +9,12 @@
 // projected once at the end, its content synced in large groups before the
 // events that name it. Files are pipelined: while one file's chunks are
 // being sealed on a worker, the next ones are read and chunked; their
-// events still go to the log in walk order (Importer.inOrder). Export
-// writes several files at once (Exporter.start): a file's time goes mostly
-// to waiting (projection reads, opens, writes, chmod, utimes), and the
-// others use it.
+// events still go to the log in walk order (Importer.inOrder). With
+// `update`, the tree is compared with an earlier import of it
+// (import-update.ts) and only what differs becomes events. Export has
+// several files at once on their way to a worker thread that decrypts and
+// writes them (export-pool.ts); the main thread walks the projection and
+// hands over the sealed chunks.
 
 import type { BigIntStats } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
