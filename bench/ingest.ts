@@ -20,6 +20,9 @@
 // How things are measured:
 //   - MB/s = dataset bytes (10^6) / wall seconds of the whole child process,
 //     spawn to exit, so both tools pay their process start (node / Go).
+//   - CPU seconds per GB (10^9 bytes of the dataset): user + system time of
+//     the child, all threads (GNU time %U + %S). Wall-clock ratios move with
+//     the load of a shared machine; CPU time much less.
 //   - Peak RSS: GNU time `/usr/bin/time -f %M` around each child (ru_maxrss
 //     from wait4, in KiB; includes worker threads). Reported in MiB
 //     (peak_rss_mb = MiB): bazil's is the max of its import and export.
@@ -32,7 +35,7 @@
 // `RESULT {json}`.
 
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateDataset } from './lib/dataset.js';
@@ -119,6 +122,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   s.add('import', mbs(imp.seconds));
   if (impJson.ms) s.add('import_inproc', dataBytes / 1e3 / impJson.ms);
   s.add('import_rss', imp.maxRssKiB / 1024);
+  s.add('import_cpu', imp.cpuSeconds / (dataBytes / 1e9));
   s.add('repo', duBytes(home));
   log(`  round ${r}: bazil import ${imp.seconds.toFixed(2)} s (${fmtMBs(mbs(imp.seconds))}), ${(imp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
 
@@ -129,6 +133,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   const bak = await timed(restic, ['backup', '.'], { env: renv, cwd: src, scratch });
   s.add('backup', mbs(bak.seconds));
   s.add('backup_rss', bak.maxRssKiB / 1024);
+  s.add('backup_cpu', bak.cpuSeconds / (dataBytes / 1e9));
   s.add('restic_repo', duBytes(repo));
   log(`  round ${r}: restic backup ${bak.seconds.toFixed(2)} s (${fmtMBs(mbs(bak.seconds))}), ${(bak.maxRssKiB / 1024).toFixed(0)} MiB peak`);
 
@@ -139,6 +144,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   s.add('export', mbs(exp.seconds));
   if (expJson.ms) s.add('export_inproc', dataBytes / 1e3 / expJson.ms);
   s.add('export_rss', exp.maxRssKiB / 1024);
+  s.add('export_cpu', exp.cpuSeconds / (dataBytes / 1e9));
   log(`  round ${r}: bazil export ${exp.seconds.toFixed(2)} s (${fmtMBs(mbs(exp.seconds))}), ${(exp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
   sameTree(src, out, `bazil export (round ${r})`);
   rmSync(out, { recursive: true, force: true });
@@ -148,6 +154,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   const res = await timed(restic, ['restore', 'latest', '--target', target], { env: renv, scratch });
   s.add('restore', mbs(res.seconds));
   s.add('restore_rss', res.maxRssKiB / 1024);
+  s.add('restore_cpu', res.cpuSeconds / (dataBytes / 1e9));
   log(`  round ${r}: restic restore ${res.seconds.toFixed(2)} s (${fmtMBs(mbs(res.seconds))}), ${(res.maxRssKiB / 1024).toFixed(0)} MiB peak`);
   // With `backup .` the files sit at the snapshot's root; older resticts nest the absolute path.
   const restored = existsSync(join(target, src)) ? join(target, src) : target;
@@ -176,6 +183,7 @@ async function main(): Promise<void> {
     `${ds.largeFiles} large, ${ds.wholeCopies} whole / ${ds.shiftedCopies} shifted / ${ds.splicedCopies} spliced copies) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const s = new Samples();
+  const loadBefore = loadavg()[0]!;
   for (let r = 1; r <= opts.runs; r++) {
     const work = join(tempRoot, 'work');
     mkdirSync(work, { recursive: true });
@@ -204,6 +212,10 @@ async function main(): Promise<void> {
       ratio: fmtRatio(importMbs / backupMbs), target: '>= 1.5×', verdict: atLeast(importMbs / backupMbs, 1.5),
     },
     {
+      figure: 'bazil import CPU', value: `${m('import_cpu').toFixed(2)} s/GB`, spread: s.spread('import_cpu', (v) => v.toFixed(2)),
+      baseline: `restic backup ${m('backup_cpu').toFixed(2)} s/GB`, ratio: fmtRatio(m('import_cpu') / m('backup_cpu')),
+    },
+    {
       figure: 'repository bytes', value: `${fmtInt(repo / 1e6)} MB`, spread: byteSpread('repo'), baseline: `restic repo ${fmtInt(resticRepo / 1e6)} MB`,
       ratio: fmtRatio(repo / resticRepo), target: '<= 1.0×', verdict: atMost(repo, resticRepo),
     },
@@ -214,6 +226,10 @@ async function main(): Promise<void> {
     {
       figure: 'bazil export', value: fmtMBs(exportMbs), spread: mbSpread('export'), baseline: `restic restore ${fmtMBs(restoreMbs)} (${mbSpread('restore')})`,
       ratio: fmtRatio(exportMbs / restoreMbs), target: '>= 1.5×', verdict: atLeast(exportMbs / restoreMbs, 1.5),
+    },
+    {
+      figure: 'bazil export CPU', value: `${m('export_cpu').toFixed(2)} s/GB`, spread: s.spread('export_cpu', (v) => v.toFixed(2)),
+      baseline: `restic restore ${m('restore_cpu').toFixed(2)} s/GB`, ratio: fmtRatio(m('export_cpu') / m('restore_cpu')),
     },
     { section: 'memory (peak RSS of the child, GNU time %M)' },
     {
@@ -228,6 +244,7 @@ async function main(): Promise<void> {
       note: `bazil's own timer (--json ms, excludes node start and volume open/close): import ${fmtMBs(m('import_inproc'))}, export ${fmtMBs(m('export_inproc'))}`,
     });
   }
+  lines.push({ note: `load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} cores): above ~1, compare CPU s/GB rather than MB/s` });
   lines.push({ note: `${opts.runs} interleaved rounds, fresh repositories each; exports and restores verified with diff -rq; ${resticVersion}` });
 
   console.log(machineLine(tempRoot));
@@ -242,6 +259,10 @@ async function main(): Promise<void> {
     restic_restore_mb_s: sig(restoreMbs),
     peak_rss_mb: sig(peakRss),
     restic_peak_rss_mb: sig(resticPeakRss),
+    import_cpu_s_per_gb: sig(m('import_cpu')),
+    restic_backup_cpu_s_per_gb: sig(m('backup_cpu')),
+    export_cpu_s_per_gb: sig(m('export_cpu')),
+    restic_restore_cpu_s_per_gb: sig(m('restore_cpu')),
     dataset_bytes: dataBytes,
   };
   cleanup();

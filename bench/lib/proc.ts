@@ -13,6 +13,8 @@ export interface Timed {
   seconds: number;
   /** Peak RSS of the child in KiB, as GNU time's %M reports it (ru_maxrss from wait4). */
   maxRssKiB: number;
+  /** CPU seconds of the child, user and system, all its threads (GNU time's %U + %S): comparable on a loaded machine, where wall time is not. */
+  cpuSeconds: number;
   stdout: string;
   stderr: string;
 }
@@ -39,7 +41,7 @@ export interface RunOptions {
 }
 
 /**
- * Runs `cmd args` under `/usr/bin/time -f %M -o FILE` and fails loudly with
+ * Runs `cmd args` under `/usr/bin/time -f '%M %U %S' -o FILE` and fails loudly with
  * its output when it exits non-zero. The wall time includes process start
  * (node's or restic's), which both tools pay alike.
  */
@@ -47,7 +49,7 @@ export function timed(cmd: string, args: string[], opts: RunOptions): Promise<Ti
   const rssFile = join(opts.scratch, `rss.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}`);
   return new Promise((resolveP, rejectP) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(GNU_TIME, ['-f', '%M', '-o', rssFile, cmd, ...args], {
+    const child = spawn(GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args], {
       env: opts.env ?? process.env,
       cwd: opts.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,10 +71,13 @@ export function timed(cmd: string, args: string[], opts: RunOptions): Promise<Ti
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       let rss = NaN;
+      let cpu = NaN;
       try {
         // GNU time prints "Command exited with non-zero status N" first when it fails.
         const lines = readFileSync(rssFile, 'utf8').trim().split('\n');
-        rss = Number(lines[lines.length - 1]);
+        const [kib, user, sys] = lines[lines.length - 1]!.split(' ').map(Number);
+        rss = kib!;
+        cpu = user! + sys!;
         rmSync(rssFile, { force: true });
       } catch {
         /* reported below */
@@ -85,7 +90,7 @@ export function timed(cmd: string, args: string[], opts: RunOptions): Promise<Ti
         rejectP(new Error(`no peak RSS from ${GNU_TIME} for ${cmd}`));
         return;
       }
-      resolveP({ seconds, maxRssKiB: rss, stdout, stderr });
+      resolveP({ seconds, maxRssKiB: rss, cpuSeconds: cpu, stdout, stderr });
     });
   });
 }

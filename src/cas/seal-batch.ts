@@ -137,6 +137,13 @@ export class SlabSealer {
   drop(stream: number): void {
     this.streams.delete(stream);
   }
+
+  /** Learns chunk key → id pairs (32 bytes each, back to back) that a writer knows to be held: those chunks then cost one HMAC. */
+  know(keys: Uint8Array, ids: Uint8Array): void {
+    for (let at = 0; at + OBJECT_KEY_LENGTH <= keys.length && at + OBJECT_ID_LENGTH <= ids.length; at += OBJECT_KEY_LENGTH) {
+      this.known.add(Buffer.from(keys.subarray(at, at + OBJECT_KEY_LENGTH)), Buffer.from(ids.subarray(at, at + OBJECT_ID_LENGTH)));
+    }
+  }
 }
 
 /** Fixed-size buffers back to back, in a buffer that owns its ArrayBuffer (so it can be transferred). */

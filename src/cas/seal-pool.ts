@@ -138,6 +138,17 @@ export class SealPool {
     this.slots[stream.slot]!.worker.postMessage(request);
   }
 
+  /**
+   * Tells every worker chunk key → id pairs (32 bytes each, back to back)
+   * of objects that are held, so that those chunks, met again, cost one
+   * HMAC instead of being sealed. Cheap to get wrong: a writer appends
+   * nothing for a known chunk without checking that its object is held.
+   */
+  know(keys: Uint8Array, ids: Uint8Array): void {
+    if (this.closed || this.failure !== null || keys.length === 0) return;
+    for (const slot of this.slots) slot.worker.postMessage({ job: -1, know: true, keys, ids } satisfies SealRequest);
+  }
+
   /** A free slab now, or null when every slab is taken. */
   tryTake(): Slab | null {
     const index = this.free.pop();

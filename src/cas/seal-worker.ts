@@ -25,7 +25,9 @@ export interface SealWorkerData {
 export type SealRequest =
   | { job: number; stream: number; slab: number; length: number; end: boolean }
   /** The stream's writer gave up: forget its unfinished chunk. No reply. */
-  | { job: -1; stream: number; drop: true };
+  | { job: -1; stream: number; drop: true }
+  /** Chunk key → id pairs of objects held (SlabSealer.know). No reply. */
+  | { job: -1; know: true; keys: Uint8Array; ids: Uint8Array };
 
 export interface SealReply {
   job: number;
@@ -50,6 +52,10 @@ const port = parentPort!;
 port.on('message', (req: SealRequest) => {
   if ('drop' in req) {
     sealer.drop(req.stream);
+    return;
+  }
+  if ('know' in req) {
+    sealer.know(req.keys, req.ids);
     return;
   }
   const output = outputs[req.slab]!;

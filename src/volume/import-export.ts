@@ -9,27 +9,29 @@
 // projected once at the end, its content synced in large groups before the
 // events that name it. Files are pipelined: while one file's chunks are
 // being sealed on a worker, the next ones are read and chunked; their
-// events still go to the log in walk order (Importer.inOrder). Export
-// writes several files at once (Exporter.start): a file's time goes mostly
-// to waiting (projection reads, opens, writes, chmod, utimes), and the
-// others use it.
+// events still go to the log in walk order (Importer.inOrder). With
+// `update`, the tree is compared with an earlier import of it
+// (import-update.ts) and only what differs becomes events. Export has
+// several files at once on their way to a worker thread that decrypts and
+// writes them (export-pool.ts); the main thread walks the projection and
+// hands over the sealed chunks.
 
 import type { BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
-import { checkAborted } from '../cas/content-store.js';
+import { checkAborted, LocalFileSource } from '../cas/content-store.js';
 import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js';
 import { joinPath, pathError, splitPath } from './paths.js';
+import { ExportPool } from './export-pool.js';
+import { ImportUpdater, attrChanges, childPath, sameKind, xattrChanges } from './import-update.js';
 import { manifestBytes, type Volume } from './volume.js';
 import type { Attrs, ProjectionReader, VolumeReader } from './reader.js';
 import type { WriteBatch } from './write-batch.js';
 import type { CreateEvent, EventBody } from '../log/event.js';
 
-const READ_BUFFER_BYTES = 2 * 1024 * 1024;
-/** Files export writes at once, and the bytes it gathers for one write. */
+/** Files export has on their way to its worker at once. */
 const EXPORT_FILES_IN_FLIGHT = 6;
-const WRITE_BYTES = 1024 * 1024;
 // Files whose content is being written at once, and the bytes they may
 // hold: enough to keep the seal worker fed across small files, few enough
 // that memory stays bounded whatever the tree.
@@ -46,6 +48,12 @@ export interface ImportOptions {
   onProgress?: (progress: TreeProgress) => void;
   /** Copy extended attributes (user.*, trusted.*); default true. Without the xattr addon they are skipped with a warning. */
   xattrs?: boolean;
+  /**
+   * Import into an existing directory that is not empty, making it a copy
+   * of `srcDir`: what is unchanged writes no event, what changed is
+   * updated, what `srcDir` no longer has is removed (import-update.ts).
+   */
+  update?: boolean;
 }
 
 export interface TreeResult extends TreeProgress {
@@ -66,6 +74,10 @@ export interface ImportResult extends TreeResult {
   /** Bytes of new content objects: what dedup did not find already stored. */
   newBytes: number;
   events: number;
+  /** With `update`: files, symlinks and directories found as they were (no event written for them). */
+  unchanged: number;
+  /** With `update`: entries of the volume that the source no longer has, removed (a directory counts once). */
+  removed: number;
 }
 
 /**
@@ -84,21 +96,20 @@ export async function importTree(volume: Volume, srcDir: string, volPath: string
   } catch (err) {
     if (!(err instanceof BazilError && err.code === ErrorCodes.NOT_FOUND && names.length > 0)) throw err;
   }
-  if (target !== null && (await volume.readdir(volPath, { limit: 1 })).length > 0) {
+  const old = target === null ? null : await volume.getattr(target, options);
+  if (old !== null && old.kind !== 'dir') throw pathError(ErrorCodes.NOT_A_DIRECTORY, 'ENOTDIR', volPath, 'is not a directory');
+  if (target !== null && options.update !== true && (await volume.readdir(volPath, { limit: 1 })).length > 0) {
     throw pathError(ErrorCodes.NOT_EMPTY, 'ENOTEMPTY', volPath, 'is a directory that is not empty; import into a new or empty one');
   }
   const parent = target === null ? await volume.resolve(joinPath(names.slice(0, -1)), options) : null;
-  const result: ImportResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0, newBytes: 0, events: 0 };
+  const result: ImportResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0, newBytes: 0, events: 0, unchanged: 0, removed: 0 };
   await volume.batch(async (batch) => {
-    const walker = new Importer(batch, result, options);
+    const walker = new Importer(batch, result, options, options.update === true ? new ImportUpdater(volume, batch, options) : null);
     const root = target ?? await batch.create({ type: 'mkdir', parent: parent!, name: names[names.length - 1]!, ...attrsOf(top) });
-    if (target !== null) {
-      await batch.append({ type: 'chmod', inode: root, mode: Number(top.mode) & 0o7777 });
-      await batch.append({ type: 'chown', inode: root, uid: Number(top.uid), gid: Number(top.gid) });
-    }
     try {
-      await walker.xattrs(srcDir, root);
-      await walker.dir(srcDir, root, top);
+      if (old !== null) await walker.ownAttrs(root, old, top);
+      await walker.xattrs(srcDir, root, old);
+      await walker.dir(srcDir, root, top, joinPath(names), old);
     } catch (err) {
       // Nothing pipelined may touch the batch once this callback returns.
       await walker.abandon(err);
@@ -127,10 +138,27 @@ class Importer {
   /** Content writes under way, oldest first, with their sizes. */
   private readonly inFlight: Array<{ done: Promise<unknown>; bytes: number }> = [];
   private inFlightBytes = 0;
-  private readonly readBuffers: Buffer[] = [];
 
-  constructor(private readonly batch: WriteBatch, private readonly result: ImportResult, private readonly options: ImportOptions) {
+  constructor(
+    private readonly batch: WriteBatch,
+    private readonly result: ImportResult,
+    private readonly options: ImportOptions,
+    /** With `update`: reads the old tree; null for a plain import. */
+    private readonly updater: ImportUpdater | null,
+  ) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
+  }
+
+  /**
+   * Gives the existing target directory `old` the source's mode and owner:
+   * always into an empty one (as before there was `update`), only where
+   * they differ with `update`.
+   */
+  async ownAttrs(root: Buffer, old: Attrs, top: BigIntStats): Promise<void> {
+    const events = this.updater !== null
+      ? attrChanges(old, top, false).filter((e) => e.type !== 'utimens')
+      : [{ type: 'chmod', inode: root, mode: Number(top.mode) & 0o7777 } as const, { type: 'chown', inode: root, uid: Number(top.uid), gid: Number(top.gid) } as const];
+    for (const body of events) await this.batch.append(body);
   }
 
   /**
@@ -179,78 +207,123 @@ class Importer {
     this.checkFailed();
   }
 
+  /** Appends the setxattr events for the copied attributes of the local `path` on `inode` (only the differences from `old`'s, with `update`). */
+  async xattrs(path: string, inode: Buffer, old: Attrs | null): Promise<void> {
+    for (const body of (await this.xattrEvents(path, old))(inode)) await this.batch.append(body);
+  }
+
   /**
-   * The content of a local file, read in place into a reused buffer (the
-   * writer copies what it keeps before asking for more). Reading stops at
-   * the size lstat saw, which spares small files the read that finds the
-   * end: a file that grows while it is imported is taken at that size.
+   * The xattr events of the local `path`'s copied attributes, read now, for
+   * an inode given later: all of them for a new inode, the differences
+   * from the old inode's for one being updated.
    */
-  private async *contentOf(path: string, size: number): AsyncGenerator<Buffer> {
-    const buffer = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    try {
-      const fh = await open(path, 'r').catch((err: unknown) => { throw ioError('open', path, err); });
-      try {
-        for (let left = size; left > 0;) {
-          checkAborted(this.options.signal);
-          const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.length, left), null).catch((err: unknown) => { throw ioError('read', path, err); });
-          if (bytesRead === 0) return;
-          left -= bytesRead;
-          yield buffer.subarray(0, bytesRead);
-        }
-      } finally {
-        await fh.close();
-      }
-    } finally {
-      this.readBuffers.push(buffer);
-    }
-  }
-
-  /** Appends a setxattr event on `inode` for each copied attribute of the local `path`. */
-  async xattrs(path: string, inode: Buffer): Promise<void> {
-    for (const body of this.xattrEvents(path)(inode)) await this.batch.append(body);
-  }
-
-  /** The setxattr events of the local `path`'s copied attributes, read now, for an inode given later. */
-  private xattrEvents(path: string): (inode: Buffer) => EventBody[] {
+  private async xattrEvents(path: string, old: Attrs | null): Promise<(inode: Buffer) => EventBody[]> {
     const attrs = this.copyXattrs ? [...readLocalXattrs(path, this.result)] : [];
     this.result.xattrs += attrs.length;
+    if (old !== null && this.updater !== null) {
+      if (!this.copyXattrs) return () => [];
+      const before = await this.updater.xattrsOf(old.id);
+      return (inode) => xattrChanges(inode, before, attrs);
+    }
     return (inode) => attrs.map(([name, value]) => ({ type: 'setxattr', inode, name, value }));
   }
 
-  /** Imports the entries of `dir` into inode `id`; its mtime is set last, once no entry will change it. */
-  async dir(dir: string, id: Buffer, st: BigIntStats): Promise<void> {
+  /**
+   * Imports the entries of `dir` into inode `id` (at `volPath`); its mtime
+   * is set last, once no entry will change it. With `update`, `old` is the
+   * directory as it was: entries are compared with its, and its own
+   * mtime is set only when it differs or an entry came or went.
+   */
+  async dir(dir: string, id: Buffer, st: BigIntStats, volPath: string, old: Attrs | null): Promise<void> {
     this.result.dirs++;
     const names = await readNames(dir);
     // All of a directory's lstats at once: one after another, each waited a thread-pool round trip.
     const stats = await Promise.all(names.map((name) => lstatLocal(join(dir, name))));
+    const updater = old === null ? null : this.updater;
+    const before = updater === null ? new Map<string, Attrs>() : await updater.entries(volPath);
+    let entriesChanged = false;
     for (const [i, name] of names.entries()) {
       this.checkFailed();
       const path = join(dir, name);
       const child = stats[i]!;
+      let prev = before.get(name) ?? null;
+      before.delete(name);
+      if (prev !== null && !child.isDirectory() && !child.isFile() && !child.isSymbolicLink()) {
+        // A special file is not imported: what the volume has under its name stays.
+        this.result.skipped++;
+        continue;
+      }
+      if (prev !== null && !sameKind(prev, child)) {
+        this.result.removed += await updater!.remove(id, volPath, name, prev);
+        entriesChanged = true;
+        prev = null;
+      }
       if (child.isDirectory()) {
+        if (prev !== null) {
+          await this.ownAttrs(prev.id, prev, child);
+          await this.xattrs(path, prev.id, prev);
+          await this.dir(path, prev.id, child, childPath(volPath, name), prev);
+          continue;
+        }
         const inode = await this.batch.create({ type: 'mkdir', parent: id, name, ...attrsOf(child) });
-        await this.xattrs(path, inode);
-        await this.dir(path, inode, child);
+        entriesChanged = true;
+        await this.xattrs(path, inode, null);
+        await this.dir(path, inode, child, childPath(volPath, name), null);
       } else if (child.isFile()) {
-        await this.file(path, id, name, child);
+        if (await this.file(path, id, volPath, name, child, prev)) entriesChanged = true;
       } else if (child.isSymbolicLink()) {
-        const target = await readlink(path).catch((err: unknown) => { throw ioError('readlink', path, err); });
-        const inode = await this.batch.create({ type: 'symlink', parent: id, name, target, uid: Number(child.uid), gid: Number(child.gid), mtime: child.mtimeNs });
-        await this.xattrs(path, inode);
-        this.result.symlinks++;
+        if (await this.symlink(path, id, volPath, name, child, prev)) entriesChanged = true;
       } else {
         this.result.skipped++;
       }
+    }
+    for (const [name, gone] of before) {
+      this.result.removed += await updater!.remove(id, volPath, name, gone);
+      entriesChanged = true;
+    }
+    if (old !== null && !entriesChanged && old.mtime === st.mtimeNs) {
+      this.result.unchanged++;
+      return;
     }
     this.inOrder(async () => {
       await this.batch.append({ type: 'utimens', inode: id, atime: null, mtime: st.mtimeNs });
     });
   }
 
-  private async file(path: string, parent: Buffer, name: string, st: BigIntStats): Promise<void> {
+  /** Imports a symlink; with `update`, one with the same target and owner is kept. Returns whether a new entry was made. */
+  private async symlink(path: string, parent: Buffer, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
+    const target = await readlink(path).catch((err: unknown) => { throw ioError('readlink', path, err); });
+    this.result.symlinks++;
+    if (prev !== null) {
+      if (await this.updater!.readlink(prev.id) === target && prev.uid === Number(st.uid) && prev.gid === Number(st.gid)) {
+        const events = [...attrChanges(prev, st, false, true), ...(await this.xattrEvents(path, prev))(prev.id)];
+        for (const body of events) await this.batch.append(body);
+        if (events.length === 0) this.result.unchanged++;
+        return false;
+      }
+      this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
+    }
+    const inode = await this.batch.create({ type: 'symlink', parent, name, target, uid: Number(st.uid), gid: Number(st.gid), mtime: st.mtimeNs });
+    await this.xattrs(path, inode, null);
+    return true;
+  }
+
+  /**
+   * Imports a regular file. With `update`, `prev` is the old entry of that
+   * name: a file of the same hard-link shape keeps its inode and gets only
+   * the events for what differs (none when its manifest, size, mode, owner,
+   * mtime and xattrs are the same). Returns whether a new entry was made.
+   */
+  private async file(path: string, parent: Buffer, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
     const group = st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
     const first = group === null ? undefined : this.linkGroups.get(group);
     if (first !== undefined) {
+      if (prev !== null && first.id !== null && prev.id.equals(first.id)) {
+        this.result.links++;
+        this.result.unchanged++;
+        return false;
+      }
+      if (prev !== null) this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
       this.inOrder(async () => {
         if (first.id !== null) {
           await this.batch.append({ type: 'link', inode: first.id, parent, name });
@@ -261,11 +334,14 @@ class Importer {
         }
         this.result.links++;
       });
-      return;
+      return true;
     }
-    const ref: { id: Buffer | null } = { id: null };
+    // The old inode is kept only if it has the hard-link shape of the source: alone, or linked.
+    const kept = prev !== null && (group === null ? prev.nlink === 1 : prev.nlink > 1) ? prev : null;
+    if (prev !== null && kept === null) this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
+    const ref: { id: Buffer | null } = { id: kept?.id ?? null };
     if (group !== null) this.linkGroups.set(group, ref);
-    const xattrs = this.xattrEvents(path);
+    const xattrs = await this.xattrEvents(path, kept);
     const create: CreateEvent = { type: 'create', parent, name, ...attrsOf(st) };
     const counted = (size: number, newBytes: number): void => {
       this.result.bytes += size;
@@ -275,23 +351,38 @@ class Importer {
     };
     if (st.size === 0n) {
       this.inOrder(async () => {
-        ref.id = await this.batch.create(create);
-        for (const body of xattrs(ref.id)) await this.batch.append(body);
+        if (kept !== null) {
+          await this.update(kept, st, 0, null, parent, xattrs);
+        } else {
+          ref.id = await this.batch.create(create);
+          for (const body of xattrs(ref.id)) await this.batch.append(body);
+        }
         counted(0, 0);
       });
-      return;
+      return kept === null;
     }
     // Content first; the file's creation waits for it to be durable, so a
     // crash never leaves an empty file where the source was not empty.
     const bytes = Number(st.size);
     await this.room(bytes);
-    const writing = this.batch.writeContent(this.contentOf(path, bytes));
+    // A file seen before is mostly the same chunks: the seal workers learn
+    // them from its manifest and find them with one HMAC each.
+    if (kept !== null) {
+      const { manifest, content } = this.updater!.sealedContent(kept);
+      content.knowChunks(manifest);
+    }
+    const writing = this.batch.writeContent(new LocalFileSource(path, bytes));
     // Its failure is taken up by the step below, or by settle/abandon once an earlier one failed.
     writing.catch(() => {});
     this.inFlight.push({ done: writing, bytes });
     this.inFlightBytes += bytes;
     this.inOrder(async () => {
       const written = await writing;
+      if (kept !== null) {
+        await this.update(kept, st, written.size, manifestBytes(written.manifestRoot), parent, xattrs);
+        counted(written.size, written.newBytes);
+        return;
+      }
       // One event makes the file with its content and the source's mtime
       // (the create names content, so it waits for that content to be durable).
       await this.batch.createFile({
@@ -304,8 +395,29 @@ class Importer {
       });
       counted(written.size, written.newBytes);
     });
+    return kept === null;
   }
 
+  /**
+   * The events that bring the old file `old` to the local one: new content
+   * (behind the content it names, which must be durable first), then the
+   * attributes and xattrs that differ. Nothing for an unchanged file.
+   */
+  private async update(old: Attrs, st: BigIntStats, size: number, manifest: Uint8Array | null, parent: Buffer, xattrs: (inode: Buffer) => EventBody[]): Promise<void> {
+    const sameContent = size === old.size && (manifest === null ? old.manifest === null : old.manifest !== null && old.manifest.equals(manifest));
+    const events: EventBody[] = [
+      ...(sameContent ? [] : [{ type: 'set-content', inode: old.id, size, manifest } as const]),
+      ...attrChanges(old, st, !sameContent),
+      ...xattrs(old.id),
+    ];
+    if (events.length === 0) {
+      this.result.unchanged++;
+    } else if (!sameContent) {
+      await this.batch.createFile({ create: null, parent, then: () => events });
+    } else {
+      for (const body of events) await this.batch.append(body);
+    }
+  }
 }
 
 function attrsOf(st: BigIntStats): { mode: number; uid: number; gid: number; mtime: bigint } {
@@ -353,7 +465,11 @@ export async function exportTree(volume: VolumeReader<ProjectionReader>, volPath
   const started = performance.now();
   const result: TreeResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0 };
   const exporter = new Exporter(volume, result, options);
-  await (await exporter.start(await volume.resolve(volPath, options), volPath, destDir)).done;
+  try {
+    await (await exporter.start(await volume.resolve(volPath, options), volPath, destDir)).done;
+  } finally {
+    await exporter.close();
+  }
   result.ms = performance.now() - started;
   return result;
 }
@@ -367,16 +483,23 @@ class Exporter {
   private writing = 0;
   private readonly waiting: Array<() => void> = [];
   private failed = false;
+  /** Decrypts and writes the files' content; started with the first file. */
+  private pool: ExportPool | null = null;
 
   constructor(private readonly volume: VolumeReader<ProjectionReader>, private readonly result: TreeResult, private readonly options: ExportOptions) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
   }
 
-  /** Sets the volume node's copied attributes on the local `dest` (after its content, before its owner, mode and times). */
-  private async xattrs(id: Buffer, volPath: string, dest: string, isLink: boolean): Promise<void> {
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
+  }
+
+  /** Sets the volume node's copied attributes (`names`, listed by the caller) on the local `dest` (after its content, before its owner, mode and times). */
+  private async xattrs(id: Buffer, volPath: string, dest: string, isLink: boolean, names?: string[]): Promise<void> {
     if (!this.copyXattrs) return;
     checkAborted(this.options.signal);
-    for (const name of await this.volume.listxattrId(id)) {
+    for (const name of names ?? await this.volume.listxattrId(id)) {
       // Linux refuses user.* attributes on symlinks (EPERM): they cannot exist on a local one, so none are written.
       if (!copiedNamespace(name) || (isLink && name.startsWith('user.'))) {
         this.result.xattrsSkipped++;
@@ -457,35 +580,24 @@ class Exporter {
     this.result.dirs++;
   }
 
+  /**
+   * A file's content goes to the export worker (export-pool.ts), which also
+   * sets its owner, mode and times, unless it has extended attributes:
+   * those are set here first, then the rest.
+   */
   private async file(id: Buffer, attrs: Attrs, volPath: string, dest: string): Promise<void> {
-    await local('write', dest, async () => {
-      const fh = await open(dest, 'wx', 0o600);
-      try {
-        // Chunks (~64 KiB) gathered into one writev of about WRITE_BYTES: a
-        // write per chunk cost a thread-pool round trip per chunk.
-        let pending: Buffer[] = [];
-        let pendingBytes = 0;
-        const writeOut = async (): Promise<void> => {
-          let done = 0;
-          while (done < pendingBytes) {
-            const parts = done === 0 ? pending : remainder(pending, done);
-            done += (await fh.writev(parts)).bytesWritten;
-          }
-          pending = [];
-          pendingBytes = 0;
-        };
-        for await (const data of this.volume.streamId(id, volPath, this.options)) {
-          pending.push(data);
-          pendingBytes += data.length;
-          if (pendingBytes >= WRITE_BYTES) await writeOut();
-        }
-        await writeOut();
-      } finally {
-        await fh.close();
-      }
-    });
-    await this.xattrs(id, volPath, dest, false);
-    await setAttrs(dest, attrs, false);
+    const names = this.copyXattrs ? await this.volume.listxattrId(id) : [];
+    const { manifest, content } = this.volume.sealedContent(attrs);
+    const stored = Math.min(attrs.size, manifest?.size ?? 0);
+    const closeAttrs = names.length > 0 ? null : {
+      mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, atime: toUtimeArg(attrs.atime), mtime: toUtimeArg(attrs.mtime),
+    };
+    this.pool ??= new ExportPool();
+    await this.pool.writeFile(dest, content.sealedExtents(manifest, stored, this.options), { size: attrs.size, attrs: closeAttrs }, this.options.signal);
+    if (closeAttrs === null) {
+      await this.xattrs(id, volPath, dest, false, names);
+      await setAttrs(dest, attrs, false);
+    }
     this.result.files++;
     this.result.bytes += attrs.size;
     this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes });
@@ -507,20 +619,6 @@ class Exporter {
     this.writing--;
     this.waiting.shift()?.();
   }
-}
-
-/** What is left of `parts` after its first `skip` bytes. */
-function remainder(parts: Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const p of parts) {
-    if (skip >= p.length) {
-      skip -= p.length;
-      continue;
-    }
-    out.push(skip > 0 ? p.subarray(skip) : p);
-    skip = 0;
-  }
-  return out;
 }
 
 // ---- Extended attributes ----

@@ -135,6 +135,11 @@ export class VolumeReader<P extends ProjectionReader = ProjectionStore> {
     for (let left = attrs.size - stored; left > 0; left -= ZERO_PIECE) yield Buffer.alloc(Math.min(left, ZERO_PIECE));
   }
 
+  /** A file's decoded manifest and the store holding its objects: export reads the sealed objects and decrypts them on a worker thread. */
+  sealedContent(attrs: Attrs): { manifest: Manifest | null; content: ContentStore } {
+    return { manifest: this.manifestOf(attrs), content: this.content };
+  }
+
   /** The projection as bytes (ProjectionStore.dump): equal for equal logs. */
   dump(): Promise<Buffer> {
     return this.projection.dump();

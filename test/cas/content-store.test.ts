@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { closeSync, openSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { ContentStore, CHUNK_TYPE, CONTENT_KIND } from '../../src/cas/content-store.js';
+import { ContentStore, CHUNK_TYPE, CONTENT_KIND, LocalFileSource } from '../../src/cas/content-store.js';
 import { sealObject } from '../../src/cas/convergent.js';
 import type { Manifest } from '../../src/cas/manifest.js';
 import { ErrorCodes, isBazilError, type ErrorCode } from '../../errors/index.js';
@@ -294,4 +294,87 @@ test('bad arguments and misuse get stable codes', async () => {
     assert.throws(() => new ContentStore(store.arenas, { keys: keysOf('a'), chunking: { avgSize: 3000 } }), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
     assert.throws(() => store.openObject(Buffer.alloc(3), Buffer.alloc(32)), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
   });
+});
+
+test('a local file read straight into the slabs gives the manifest a stream gives; a short or missing file is handled', async () => {
+  for (const sealWorkers of [0, 1]) {
+    await withStore(async (store, _arenas, dir) => {
+      const { join } = await import('node:path');
+      const { writeFile } = await import('node:fs/promises');
+      // Past two slabs, with a hole in the middle (all-zero chunks store nothing).
+      const data = Buffer.concat([randomData(3 * MiB, 7), Buffer.alloc(MiB), randomData(MiB + 333, 8)]);
+      const path = join(dir, 'f.bin');
+      await writeFile(path, data);
+      const fromFile = await store.writeStream(new LocalFileSource(path, data.length));
+      const fromBuffer = await store.writeBuffer(data);
+      assert.deepEqual(fromFile.manifestRoot, fromBuffer.manifestRoot, `sealWorkers ${sealWorkers}`);
+      assert.equal(fromFile.size, data.length);
+      assert.ok(fromFile.holeBytes >= 512 * 1024);
+      assert.ok((await readAll(store, fromFile.manifestRoot)).equals(data));
+
+      // A file that shrank since its size was taken is read to its end; one that grew, to the size given.
+      const short = await store.writeStream(new LocalFileSource(path, data.length + 1000));
+      assert.equal(short.size, data.length);
+      const prefix = await store.writeStream(new LocalFileSource(path, 1000));
+      assert.ok((await readAll(store, prefix.manifestRoot)).equals(data.subarray(0, 1000)));
+
+      await rejectsCode(store.writeStream(new LocalFileSource(join(dir, 'missing'), 10)), ErrorCodes.NOT_FOUND);
+      await rejectsCode(store.writeStream(new LocalFileSource(dir, 10)), ErrorCodes.IO);
+      // The store still works after the failures.
+      assert.equal((await store.writeBuffer(Buffer.from('after'))).size, 5);
+    }, { sealWorkers, sealSlabs: 2 });
+  }
+});
+
+test('chunks learned from a held manifest are found without sealing; a hint for objects not held is sealed anyway', async () => {
+  await withStore(async (store, arenas) => {
+    const data = randomData(3 * MiB, 11);
+    const first = await store.writeBuffer(data);
+    // A manifest of other content, stored elsewhere: its objects are not held here.
+    const other = randomData(MiB + 7, 12);
+    const elsewhere = await withStore(async (s) => (await s.writeBuffer(other)).manifestRoot);
+
+    // A new store over the same arenas: its seal workers have seen nothing.
+    const again = new ContentStore(arenas, { keys: keysOf('a'), sealWorkers: 1 });
+    try {
+      again.knowChunks(first.manifestRoot);
+      again.knowChunks(null);
+      const r = await again.writeBuffer(data);
+      assert.deepEqual(r.manifestRoot, first.manifestRoot);
+      assert.equal(r.newBytes, 0);
+      assert.equal(r.dedupedChunks, r.chunks);
+
+      again.knowChunks(elsewhere);
+      const o = await again.writeBuffer(other);
+      assert.deepEqual(o.manifestRoot, elsewhere);
+      assert.ok(o.newBytes > other.length, `${o.newBytes} bytes appended for a hint whose objects were not held`);
+      assert.ok((await readAll(again, o.manifestRoot)).equals(other));
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+test('a slab sealer told chunk key → id pairs returns those chunks as known (plaintext), the rest sealed', async () => {
+  const { SlabSealer } = await import('../../src/cas/seal-batch.js');
+  const { Chunker, chunkerParams } = await import('../../src/cas/chunker.js');
+  const { gearTable } = await import('../../src/cas/gear.js');
+  const keys = keysOf('a');
+  const params = chunkerParams(SMALL_CHUNKS);
+  const gear = gearTable(keys.gearKey);
+  const data = randomData(64 * 1024, 13);
+  const sealerOf = (): InstanceType<typeof SlabSealer> => new SlabSealer(Buffer.from(keys.chunkKey), () => new Chunker(gear, params), params.maxSize, 1000);
+  const output = new Uint8Array(2 * data.length);
+  const sealed = sealerOf().run(0, data, true, output);
+  assert.ok(sealed.fresh.every((f) => f === 1));
+  const n = sealed.fresh.length;
+  // Learn every other chunk.
+  const half = [...Array(n).keys()].filter((i) => i % 2 === 0);
+  const pick = (all: Buffer, i: number): Buffer => all.subarray(i * 32, (i + 1) * 32);
+  const taught = sealerOf();
+  taught.know(Buffer.concat(half.map((i) => pick(sealed.keys, i))), Buffer.concat(half.map((i) => pick(sealed.ids, i))));
+  const again = taught.run(0, data, true, output);
+  assert.deepEqual([...again.fresh], [...Array(n).keys()].map((i) => (i % 2 === 0 ? 0 : 1)));
+  assert.ok(again.ids.equals(sealed.ids));
+  assert.ok(again.keys.equals(sealed.keys));
 });

@@ -159,3 +159,137 @@ test('import into an existing non-empty directory is refused', async () => {
     }
   });
 });
+
+test('import --update writes nothing for an unchanged tree and only the differences for a changed one', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await makeTree(src, 60);
+    const homeDir = await newVolume(dir);
+    const volume = await Volume.open(homeDir, 'v');
+    try {
+      const first = await importTree(volume, src, '/tree');
+      assert.equal(first.unchanged, 0);
+
+      const same = await importTree(volume, src, '/tree', { update: true });
+      assert.equal(same.events, 0, 'an unchanged tree writes no event');
+      assert.equal(same.newBytes, 0);
+      assert.equal(same.removed, 0);
+      assert.equal(same.unchanged, same.files + same.symlinks + same.dirs + same.links);
+
+      // Every kind of change, each of which must come through.
+      const fs = await import('node:fs/promises');
+      const files = (await readdir(join(src, 'b'))).filter((n) => n.endsWith('.bin') && n !== 'dup-b.bin').sort();
+      const edited = join(src, 'b', files[0]!);
+      await fs.appendFile(edited, 'appended');
+      await chmod(join(src, 'b', files[1]!), 0o604);
+      await utimes(join(src, 'b', files[2]!), 1_234_567_890.25, 1_234_567_890.25);
+      await rm(join(src, 'a', 'deep'), { recursive: true });
+      await rm(join(src, 'dup-a.bin'));
+      await mkdir(join(src, 'dup-a.bin'));
+      await writeFile(join(src, 'dup-a.bin', 'now-a-dir'), 'inside');
+      await rm(join(src, 'b', 'dangling'));
+      await symlink('elsewhere', join(src, 'b', 'dangling'));
+      await writeFile(join(src, 'empty', 'new.txt'), randomBytes(5000));
+      await rm(join(src, 'a', 'hard-f2'));
+      await link(join(src, 'b', files[3]!), join(src, 'a', 'hard-f2'));
+
+      const changed = await importTree(volume, src, '/tree', { update: true });
+      assert.ok(changed.events > 0 && changed.events < 40, `${changed.events} events for a handful of changes`);
+      assert.ok(changed.removed >= 3, `${changed.removed} entries removed`);
+      // The appended file's last chunks (up to 256 KiB each) and the new file.
+      assert.ok(changed.newBytes < 1024 * 1024, `${changed.newBytes} bytes of new content`);
+
+      const out = join(dir, 'out');
+      await exportTree(volume, '/tree', out);
+      execFileSync('diff', ['-r', '--no-dereference', src, out]);
+      assert.deepEqual(await describe(out), await describe(src));
+
+      // Once the changes are in, the tree is unchanged again.
+      const again = await importTree(volume, src, '/tree', { update: true });
+      assert.equal(again.events, 0);
+
+      const before = await volume.dump();
+      await volume.rebuild();
+      assert.ok((await volume.dump()).equals(before));
+      const report = await volume.fsck();
+      assert.ok(report.ok, JSON.stringify(report.problems));
+    } finally {
+      await volume.close();
+    }
+  });
+});
+
+test('import --update into a file, or a missing parent, is refused; into a new path it imports', async () => {
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await mkdir(src);
+    await writeFile(join(src, 'x'), 'x');
+    const volume = await Volume.open(await newVolume(dir), 'v');
+    try {
+      await importTree(volume, src, '/t', { update: true });
+      assert.equal((await volume.readFile('/t/x')).toString(), 'x');
+      await assert.rejects(importTree(volume, src, '/t/x', { update: true }), { code: 'BAZIL_NOT_A_DIRECTORY' });
+      await assert.rejects(importTree(volume, src, '/nope/deeper', { update: true }), { code: 'BAZIL_NOT_FOUND' });
+      await assert.rejects(importTree(volume, join(dir, 'missing'), '/t', { update: true }), { code: 'BAZIL_NOT_FOUND' });
+      // A failed update leaves what was there.
+      assert.equal((await volume.readFile('/t/x')).toString(), 'x');
+    } finally {
+      await volume.close();
+    }
+  });
+});
+
+test('export writes holes, sizes past the content, and big files through its worker; fails cleanly on an existing file or an abort', async () => {
+  await withTemp(async (dir) => {
+    const fs = await import('node:fs/promises');
+    const src = join(dir, 'src');
+    await mkdir(src);
+    // Holes at the start, in the middle and at the end (all-zero chunks are stored as holes).
+    const sparse = Buffer.alloc(3 * 1024 * 1024);
+    randomBytes(5000).copy(sparse, 1024 * 1024);
+    await writeFile(join(src, 'sparse.bin'), sparse);
+    // Larger than an export slab: several parts of one file.
+    const big = randomBytes(9 * 1024 * 1024 + 17);
+    await writeFile(join(src, 'big.bin'), big);
+    await writeFile(join(src, 'empty'), '');
+    const volume = await Volume.open(await newVolume(dir), 'v');
+    try {
+      await importTree(volume, src, '/t');
+      await volume.writeFile('/t/grown', Buffer.from('abc'));
+      await volume.truncate('/t/grown', 100_000);
+      await volume.writeFile('/t/shrunk', randomBytes(300_000));
+      await volume.truncate('/t/shrunk', 1000);
+
+      const out = join(dir, 'out');
+      const result = await exportTree(volume, '/t', out);
+      assert.equal(result.files, 5);
+      assert.ok((await fs.readFile(join(out, 'sparse.bin'))).equals(sparse));
+      assert.ok((await fs.readFile(join(out, 'big.bin'))).equals(big));
+      assert.equal((await fs.readFile(join(out, 'empty'))).length, 0);
+      assert.ok((await fs.readFile(join(out, 'grown'))).equals(Buffer.concat([Buffer.from('abc'), Buffer.alloc(100_000 - 3)])));
+      assert.ok((await fs.readFile(join(out, 'shrunk'))).equals(await volume.readFile('/t/shrunk')));
+      assert.equal((await lstat(join(out, 'shrunk'))).size, 1000);
+
+      // A single file onto an existing one: refused, the local file untouched.
+      await writeFile(join(dir, 'there'), 'mine');
+      await assert.rejects(exportTree(volume, '/t/big.bin', join(dir, 'there')), (err: Error & { code?: string; data?: { os?: string } }) => {
+        assert.equal(err.code, 'BAZIL_IO');
+        assert.equal(err.data?.os, 'EEXIST');
+        return true;
+      });
+      assert.equal((await fs.readFile(join(dir, 'there'), 'utf8')), 'mine');
+
+      // An abort mid-way stops the export with its code and leaves no descriptor open.
+      const fds = (await readdir('/proc/self/fd')).length;
+      const controller = new AbortController();
+      const aborted = exportTree(volume, '/t', join(dir, 'out2'), {
+        signal: controller.signal,
+        onProgress: () => controller.abort(),
+      });
+      await assert.rejects(aborted, { code: 'BAZIL_ABORTED' });
+      assert.equal((await readdir('/proc/self/fd')).length, fds);
+    } finally {
+      await volume.close();
+    }
+  });
+});

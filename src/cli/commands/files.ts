@@ -23,12 +23,13 @@ export function register(program: Command): void {
     .argument('<dir>', 'the local directory to import')
     .argument('<target>', 'VOL[:PATH]: a new or empty directory in the volume (default: its root)')
     .option('--no-xattrs', 'do not copy extended attributes (user.* and, as root, trusted.*)')
+    .option('--update', 'the target may hold an earlier import: make it a copy of <dir>, writing events only for what changed (removes what <dir> no longer has)')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
-    .action(async (dir: string, spec: string, options: HomeOptions & { xattrs: boolean }, cmd: Command) => {
+    .action(async (dir: string, spec: string, options: HomeOptions & { xattrs: boolean; update?: boolean }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
       const progress = progressLine(cmd);
-      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs, signal: commandSignal() })).finally(progress.done);
-      const summary = { ...summarize(result), newBytes: result.newBytes, events: result.events };
+      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs, update: options.update === true, signal: commandSignal() })).finally(progress.done);
+      const summary = { ...summarize(result), newBytes: result.newBytes, events: result.events, unchanged: result.unchanged, removed: result.removed };
       printResult(cmd, summary, () => `imported ${describeTree(result)}, ${mb(result.newBytes)} MB new content, ${result.events} events\n`);
     });
 

@@ -1,0 +1,217 @@
+// Worker thread body of the export pool (export-pool.ts): decrypts the
+// sealed chunks a part of a file brings in a shared slab, checking each
+// tag and length, writes the plaintext with pwritev at the file's offset
+// (holes are skipped, and the final size set with ftruncate, so they stay
+// holes), and on the file's last part sets its owner, mode and times
+// through the descriptor and closes it. Everything here is a plain system
+// call on this thread: no thread-pool round trips. The main thread opened
+// the file; from its first part on, the descriptor is this thread's to close.
+
+import { closeSync, fchmodSync, fchownSync, ftruncateSync, futimesSync, writevSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
+import { openObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH } from '../cas/convergent.js';
+import type { ErrorMessage } from './export-pool.js';
+
+/** What the last part of a file sets once its content is written; `attrs` null leaves them to the caller. */
+export interface FileClose {
+  size: number;
+  attrs: { mode: number; uid: number; gid: number; atime: number | string; mtime: number | string } | null;
+}
+
+export type ExportRequest =
+  | {
+    job: number;
+    file: number;
+    slab: number;
+    /** Per extent: plaintext length (negative: a hole of that length), sealed length, bytes of the plaintext written. */
+    items: Float64Array;
+    keys: Uint8Array;
+    ids: Uint8Array;
+    /** On a file's first part: the new file, opened by the main thread (export-pool.ts says why), and its path for messages. */
+    open: { fd: number; path: string } | null;
+    close: FileClose | null;
+  }
+  /** The writer gave up on this file: close it. No reply. */
+  | { job: -1; file: number; drop: true }
+  /** The pool is closing: close every file still open (their writers gave up), then reply. */
+  | { job: number; closeAll: true };
+
+export interface ExportReply {
+  job: number;
+  error: ErrorMessage | null;
+}
+
+/** Plaintext gathered before a write: large writes, few system calls. */
+const WRITE_BYTES = 1024 * 1024;
+
+interface OpenFile {
+  fd: number;
+  path: string;
+  failed: boolean;
+  /** Where the next part starts (past any holes), and where the bytes written so far end. */
+  position: number;
+  written: number;
+}
+
+const slabs = (workerData as { slabs: SharedArrayBuffer[] }).slabs.map((b) => Buffer.from(b));
+const files = new Map<number, OpenFile>();
+const port = parentPort!;
+
+port.on('message', (req: ExportRequest) => {
+  if ('closeAll' in req) {
+    for (const file of [...files.keys()]) {
+      try {
+        end(file);
+      } catch {
+        // Files whose writers gave up: their close errors add nothing.
+      }
+    }
+    port.postMessage({ job: req.job, error: null } satisfies ExportReply);
+    return;
+  }
+  if ('drop' in req) {
+    try {
+      end(req.file);
+    } catch {
+      // The writer already failed; a close error adds nothing to its error.
+    }
+    return;
+  }
+  let error: ErrorMessage | null = null;
+  try {
+    part(req);
+  } catch (err) {
+    error = toMessage(err);
+    // Later parts of the file are skipped.
+    const f = files.get(req.file);
+    if (f !== undefined) f.failed = true;
+  }
+  if (req.close !== null) {
+    try {
+      end(req.file);
+    } catch (err) {
+      error ??= toMessage(err);
+    }
+  }
+  const reply: ExportReply = { job: req.job, error };
+  port.postMessage(reply);
+});
+
+function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>): void {
+  if (req.open !== null) files.set(req.file, { fd: req.open.fd, path: req.open.path, failed: false, position: 0, written: 0 });
+  const f = files.get(req.file);
+  if (f === undefined) throw new BazilError(ErrorCodes.INTERNAL, 'an export part for a file that is not open', { file: req.file });
+  // An earlier part failed and said so; the rest of the file is not written.
+  if (f.failed) return;
+  const input = slabs[req.slab]!;
+  const { items, keys, ids } = req;
+  let position = f.position;
+  let at = 0;
+  let d = 0;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = (): void => {
+    if (pendingBytes === 0) return;
+    write(f, pending, pendingBytes, position);
+    position += pendingBytes;
+    f.written = position;
+    pending = [];
+    pendingBytes = 0;
+  };
+  for (let i = 0; i < items.length; i += 3) {
+    const length = items[i]!;
+    if (length < 0) {
+      flush();
+      position += -length;
+      continue;
+    }
+    const sealedLength = items[i + 1]!;
+    const take = items[i + 2]!;
+    const id = ids.subarray(d * OBJECT_ID_LENGTH, (d + 1) * OBJECT_ID_LENGTH);
+    const key = keys.subarray(d * OBJECT_KEY_LENGTH, (d + 1) * OBJECT_KEY_LENGTH);
+    d++;
+    let plain: Buffer;
+    try {
+      plain = openObject(input.subarray(at, at + sealedLength), key);
+    } catch (err) {
+      if (isBazilError(err) && err.data['id'] === undefined) err.data['id'] = Buffer.from(id).toString('hex');
+      throw err;
+    }
+    at += sealedLength;
+    if (plain.length !== length) {
+      const hex = Buffer.from(id).toString('hex');
+      throw new BazilError(ErrorCodes.CORRUPT_MANIFEST, `chunk ${hex} holds ${plain.length} bytes, not the ${length} its manifest claims`, { id: hex });
+    }
+    pending.push(take === length ? plain : plain.subarray(0, take));
+    pendingBytes += take;
+    if (pendingBytes >= WRITE_BYTES) flush();
+  }
+  flush();
+  f.position = position;
+  if (req.close !== null) finish(f, req.close);
+}
+
+function write(f: OpenFile, parts: Buffer[], bytes: number, position: number): void {
+  try {
+    for (let done = 0; done < bytes;) {
+      done += writevSync(f.fd, done === 0 ? parts : remainder(parts, done), position + done);
+    }
+  } catch (err) {
+    throw ioError('write', f.path, err);
+  }
+}
+
+function finish(f: OpenFile, close: FileClose): void {
+  const op = (name: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      throw ioError(name, f.path, err);
+    }
+  };
+  // Holes at the end, and a size past the manifest's end (a truncate that grew the file), are zeros.
+  if (f.written < close.size) op('truncate', () => ftruncateSync(f.fd, close.size));
+  const attrs = close.attrs;
+  if (attrs === null) return;
+  try {
+    fchownSync(f.fd, attrs.uid, attrs.gid);
+  } catch (err) {
+    // Not root: the files stay the exporter's, as with cp -a.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw ioError('chown', f.path, err);
+  }
+  // chmod after chown, which clears setuid and setgid.
+  op('chmod', () => fchmodSync(f.fd, attrs.mode));
+  op('utimes', () => futimesSync(f.fd, attrs.atime, attrs.mtime));
+}
+
+function end(file: number): void {
+  const f = files.get(file);
+  files.delete(file);
+  if (f === undefined) return;
+  try {
+    closeSync(f.fd);
+  } catch (err) {
+    throw ioError('close', f.path, err);
+  }
+}
+
+/** What is left of `parts` after its first `skip` bytes. */
+function remainder(parts: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    out.push(skip > 0 ? p.subarray(skip) : p);
+    skip = 0;
+  }
+  return out;
+}
+
+function toMessage(err: unknown): ErrorMessage {
+  const e = isBazilError(err) ? err : new BazilError(ErrorCodes.INTERNAL, err instanceof Error ? err.message : String(err), {}, err);
+  const cause = e.cause instanceof Error ? { code: (e.cause as NodeJS.ErrnoException).code, message: e.cause.message } : null;
+  return { code: e.code, message: e.message, data: e.data, cause };
+}
