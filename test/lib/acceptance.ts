@@ -79,6 +79,20 @@ export function diskUsage(dir: string): number {
   return Number(r.stdout.split('\t')[0]);
 }
 
+/**
+ * Every name under `dir`, recursively, without following symlinks (Node's
+ * recursive readdir follows symlinks to directories, and a generated tree
+ * has links to its own ancestors).
+ */
+export async function namesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    out.push(e.name);
+    if (e.isDirectory()) out.push(...(await namesUnder(join(dir, e.name))));
+  }
+  return out;
+}
+
 /** Every regular file under `dir`, recursively. */
 export async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
