@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     bazil('rebuild', 'notes');
     bazil('fsck', 'notes');
 
-    step('mount the volume (FUSE, in the home\'s daemon) and work in it with ordinary tools');
+    step('mount the volume (FUSE, in the home\'s daemon) and work in it with ordinary tools; copies, snapshots, past states');
     const mnt = join(dir, 'mnt');
     mkdirSync(mnt);
     bazil('mount', 'notes', mnt);
@@ -166,6 +166,20 @@ async function main(): Promise<void> {
       bazil('diff', 'notes', 'before-edit', 'now');
       bazil('show', 'notes:/tree-v2/todo.txt', '--at', 'before-edit');
       bazil('du', 'notes', '--exact', '--depth', '1');
+      // A copy of a whole tree is one event, sharing every chunk.
+      bazil('cp', '--reflink', 'notes:/tree-v2', 'notes:/tree-copy');
+      shell('echo "only in the copy" >> tree-copy/todo.txt && cat tree-v2/todo.txt tree-copy/todo.txt');
+      // Snapshots are directories under .snap: mkdir takes one, each is its state, read-only.
+      shell('mkdir .snap/after-edit && ls .snap && cat .snap/before-edit/tree-v2/todo.txt');
+      shell('touch .snap/before-edit/new-file 2>&1 || echo "(refused: a past state is read-only)"');
+      const past = join(dir, 'mnt-past');
+      mkdirSync(past);
+      bazil('mount', 'notes', past, '--at', 'before-edit');
+      try {
+        shell(`ls ${past} && cat ${past}/tree-v2/todo.txt`);
+      } finally {
+        bazil('umount', past);
+      }
     } finally {
       bazil('umount', mnt);
     }
