@@ -28,21 +28,11 @@ import { createVolume } from '../src/home/volumes.js';
 import { exportTree } from '../src/volume/import-export.js';
 import { Volume } from '../src/volume/volume.js';
 import { Samples, atMost, fmtFixed, fmtInt, fmtRatio, machineLine, renderTable, sig, type TableLine } from './lib/report.js';
+import { parseFileCountArgs, type FileCountOptions } from './lib/file-count-args.js';
 
-interface Options {
-  files: number;
-  runs: number;
-}
+type Options = FileCountOptions;
 
-function parseArgs(argv: string[]): Options {
-  for (const a of argv) {
-    if (a !== '--quick' && a !== '--full' && !/^--runs=\d+$/.test(a)) throw new Error(`unknown argument ${a}`);
-  }
-  const full = argv.includes('--full') || process.env.BAZIL_SLOW === '1';
-  const runs = Number(argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 5);
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
-  return { files: full ? 100_000 : argv.includes('--quick') ? 2000 : 10_000, runs };
-}
+const parseArgs = (argv: string[]): Options => parseFileCountArgs(argv, 5);
 
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
