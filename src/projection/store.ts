@@ -5,7 +5,7 @@
 // through a Batch, which also serves apply's reads (its own pending writes
 // first), and commits them with the new position in one LevelDB batch, so
 // the stored position always matches the stored state. Every read and
-// write goes through SealedLevel, which stores names hashed and values
+// write goes through SealedLevel (batches pipelined by OverlayLevel), which stores names hashed and values
 // sealed with the volume's projection key (docs/projection.md,
 // "Encryption"); readdir therefore pages in hash order, not name order.
 
@@ -18,7 +18,7 @@ import { AggregateSettler, aggregateWrites, readAggregate, type StoredAggregate 
 import type { ProjectionCipher } from './cipher.js';
 import { prepareProjectionDir } from './format.js';
 import { SealingCodec } from './record-codec.js';
-import { SealedLevel } from './sealed-level.js';
+import { OverlayLevel } from './overlay-level.js';
 import { restoreRecords } from './restore.js';
 import { CloneTable, materialiseLevel } from './clones.js';
 import {
@@ -50,7 +50,7 @@ export interface DirEntry {
 }
 
 type RawDb = ClassicLevel<Buffer, Buffer>;
-type Db = SealedLevel;
+type Db = OverlayLevel;
 
 /** Directory levels materialised per LevelDB batch when a dump materialises every pending copy. */
 const MATERIALISE_COMMIT_EVERY = 64;
@@ -73,7 +73,7 @@ export class ProjectionStore {
   private lock: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly raw: RawDb, readonly cipher: ProjectionCipher) {
-    this.db = new SealedLevel(raw, new SealingCodec(cipher));
+    this.db = new OverlayLevel(raw, new SealingCodec(cipher));
     this.settler = new AggregateSettler(this.db, this.clones);
   }
 
@@ -103,8 +103,18 @@ export class ProjectionStore {
     return store;
   }
 
-  close(): Promise<void> {
-    return this.raw.close();
+  /** Writes what is staged (overlay-level.ts), then closes; a failed write still closes LevelDB and is reported. */
+  async close(): Promise<void> {
+    try {
+      await this.db.flush();
+    } finally {
+      await this.raw.close();
+    }
+  }
+
+  /** Resolves once every committed batch is in LevelDB (commits return before that: overlay-level.ts). */
+  flush(): Promise<void> {
+    return this.db.flush();
   }
 
   /**
@@ -181,6 +191,7 @@ export class ProjectionStore {
 
   /** Drops everything: the projection of no events. */
   async clear(): Promise<void> {
+    await this.db.flush();
     await this.raw.clear();
     await this.raw.put(KEY_CHECK_KEY, this.cipher.keyCheck());
     this.clones.clear();
@@ -197,6 +208,7 @@ export class ProjectionStore {
   async restore(records: Iterable<[Buffer, Buffer]>): Promise<number> {
     return this.exclusive(async () => {
       // A saved state has every copy materialised (dumps do that), so pending rows not in it go.
+      await this.db.flush();
       const changed = await restoreRecords(this.db, records);
       this.clones.clear();
       this.settler.generation++;
@@ -305,6 +317,7 @@ export class ProjectionStore {
   async dump(options: { links?: boolean } = {}): Promise<Buffer> {
     return this.exclusive(async () => {
       await this.materialiseEverything();
+      await this.db.flush();
       const parts: Buffer[] = [];
       for await (const [k, v] of this.raw.iterator()) {
         const tag = k[0]!;
