@@ -16,7 +16,7 @@ import { ActiveArena, DEFAULT_FLUSH_BYTES, type ArenaRecord, type SequencedRecor
 import { SealedArena, deadPathOf, type VerifyProblem } from './sealed-arena.js';
 import { prepareSeal, sealedName } from './seal.js';
 import { KeyTable } from './key-table.js';
-import { FRAME_HEAD_LENGTH, HEADER_LENGTH, ID_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
+import { FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, ID_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
 import { writeFileDurably } from './dead-set.js';
 
 export const DEFAULT_SEAL_BYTES = 64 * 1024 * 1024;
@@ -607,8 +607,8 @@ export class ArenaSet {
     if (e.sealed) return e.sealed.readFrameInto(this.hitOrdinal, dest, at);
     // A record of the active arena is in its pending buffer or a page away: copied as it comes.
     const rec = e.active!.recordAt(this.hitOrdinal);
-    const end = at + FRAME_HEAD_LENGTH + rec.payload.length;
-    if (at < 0 || end > dest.length) throw new RangeError(`a record of ${rec.payload.length} bytes does not fit at ${at} of ${dest.length}`);
+    // The same room as a sealed frame needs, so that a caller's layout does not depend on where the record is.
+    if (at < 0 || at + FRAME_OVERHEAD + rec.payload.length > dest.length) throw new RangeError(`a record of ${rec.payload.length} bytes does not fit at ${at} of ${dest.length}`);
     dest.set(rec.payload, at + FRAME_HEAD_LENGTH);
     return rec.payload.length;
   }
