@@ -16,7 +16,7 @@ import { ActiveArena, DEFAULT_FLUSH_BYTES, type ArenaRecord, type SequencedRecor
 import { SealedArena, deadPathOf, type VerifyProblem } from './sealed-arena.js';
 import { prepareSeal, sealedName } from './seal.js';
 import { KeyTable } from './key-table.js';
-import { HEADER_LENGTH, ID_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
+import { FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, ID_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
 import { writeFileDurably } from './dead-set.js';
 
 export const DEFAULT_SEAL_BYTES = 64 * 1024 * 1024;
@@ -574,6 +574,45 @@ export class ArenaSet {
     return e.active ? e.active.recordAt(this.hitOrdinal) : e.sealed!.recordAtOrdinal(this.hitOrdinal);
   }
 
+  /**
+   * The room readFrameInto needs for `key`'s record (its frame: payload and
+   * framing), or -1 when absent; throws BAZIL_DELETED like get().
+   */
+  frameLength(key: Uint8Array): number {
+    this.checkOpen();
+    checkKey(key);
+    const r = this.locate(key);
+    if (r === DELETED) throw new BazilError(ErrorCodes.DELETED, `key ${toHex(key)} was deleted`, { key: toHex(key) });
+    if (r !== LIVE) return -1;
+    const e = this.hitEntry!;
+    if (e.active) return e.active.frameEnd(this.hitOrdinal) - e.active.frameOffset(this.hitOrdinal);
+    return e.sealed!.spanOfOrdinal(this.hitOrdinal).length;
+  }
+
+  /**
+   * Reads `key`'s record into `dest` at `at` without allocating, checksum
+   * verified, and returns its payload's length (-1 when absent): the
+   * payload is at `dest[at + FRAME_PAYLOAD_OFFSET, ...)`, and the rest of
+   * the frame's room (frameLength bytes from `at`) is overwritten with the
+   * framing. Sealed records are read with pread, never through the map, so
+   * a pass over all the content does not make it resident.
+   */
+  readFrameInto(key: Uint8Array, dest: Uint8Array, at: number): number {
+    this.checkOpen();
+    checkKey(key);
+    const r = this.locate(key);
+    if (r === DELETED) throw new BazilError(ErrorCodes.DELETED, `key ${toHex(key)} was deleted`, { key: toHex(key) });
+    if (r !== LIVE) return -1;
+    const e = this.hitEntry!;
+    if (e.sealed) return e.sealed.readFrameInto(this.hitOrdinal, dest, at);
+    // A record of the active arena is in its pending buffer or a page away: copied as it comes.
+    const rec = e.active!.recordAt(this.hitOrdinal);
+    // The same room as a sealed frame needs, so that a caller's layout does not depend on where the record is.
+    if (at < 0 || at + FRAME_OVERHEAD + rec.payload.length > dest.length) throw new RangeError(`a record of ${rec.payload.length} bytes does not fit at ${at} of ${dest.length}`);
+    dest.set(rec.payload, at + FRAME_HEAD_LENGTH);
+    return rec.payload.length;
+  }
+
   /** Batched get: one entry per key, undefined for absent or deleted keys. */
   getMany(keys: readonly Uint8Array[]): (ArenaRecord | undefined)[] {
     this.checkOpen();
@@ -954,6 +993,8 @@ class KeyCollector {
 // Outcomes of locate().
 const ABSENT = 0;
 const LIVE = 1;
+/** Where readFrameInto puts a record's payload, from the offset it was given. */
+export const FRAME_PAYLOAD_OFFSET = FRAME_HEAD_LENGTH;
 const DELETED = 2;
 
 function streamOf(kind: string, writerHex: string): string {

@@ -8,14 +8,32 @@
 // verified record by record.
 
 import { createHash } from 'node:crypto';
-import { createXXHash3 } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 import { loadNative } from './native.js';
 
-const xxh3 = await createXXHash3();
 // The native addon computes the same XXH3-64 about 4x faster per record;
 // hash-wasm is the portable reference and the fallback. The choice is made
 // once, at load: a process does not switch implementations midway.
 const native = loadNative();
+// hash-wasm is a 280 KB module plus a wasm instance, paid again by every
+// thread that loads this file (the CLI's main thread and up to three
+// workers per command): with the addon present it is loaded only on demand.
+let portable: IHasher | undefined = native === null ? await createPortable() : undefined;
+
+async function createPortable(): Promise<IHasher> {
+  const { createXXHash3 } = await import('hash-wasm');
+  return createXXHash3();
+}
+
+/** Loads the hash-wasm implementation where the addon made it unnecessary (tests comparing the two). */
+export async function loadPortableChecksum(): Promise<void> {
+  portable ??= await createPortable();
+}
+
+function portableHasher(): IHasher {
+  if (portable === undefined) throw new Error('the portable XXH3 is not loaded: await loadPortableChecksum() first');
+  return portable;
+}
 
 export const CHECKSUM_LENGTH = 8;
 export const DIGEST_LENGTH = 32;
@@ -31,6 +49,7 @@ export function checksumInto(buf: Uint8Array, start: number, end: number, out: U
 
 /** The hash-wasm implementation, kept callable so tests can prove both agree. */
 export function portableChecksumInto(buf: Uint8Array, start: number, end: number, out: Uint8Array, outOffset: number): void {
+  const xxh3 = portableHasher();
   xxh3.init();
   xxh3.update(buf.subarray(start, end));
   out.set(xxh3.digest('binary'), outOffset);
@@ -58,6 +77,7 @@ export function checksumFrames(buf: Uint8Array, start: number, end: number): voi
 /** True when the 8 bytes at `buf[at]` equal XXH3-64 of `buf[start, end)`. */
 export function checksumMatches(buf: Uint8Array, start: number, end: number, at: number): boolean {
   if (native !== null) return native.xxh3Matches(buf, start, end, at);
+  const xxh3 = portableHasher();
   xxh3.init();
   xxh3.update(buf.subarray(start, end));
   const d = xxh3.digest('binary');

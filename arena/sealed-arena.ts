@@ -271,6 +271,28 @@ export class SealedArena {
     return { type: b[4], key: b.subarray(5, FRAME_HEAD_LENGTH), payload: b.subarray(FRAME_HEAD_LENGTH, payloadEnd) };
   }
 
+  /**
+   * Reads the frame at `ordinal` into `dest[at, at + frame length)` with
+   * pread, whatever its size, checks it, and returns its payload's length;
+   * the payload starts FRAME_HEAD_LENGTH bytes after `at`. The mapping is
+   * never touched (see recordAtOrdinal), and no buffer is allocated: a pass
+   * over a volume's content (export) reads each chunk straight into its
+   * destination. A RangeError when the frame does not fit.
+   */
+  readFrameInto(ordinal: number, dest: Uint8Array, at: number): number {
+    const { offset, length } = this.spanOfOrdinal(ordinal);
+    if (length < FRAME_OVERHEAD || offset + length > this.footer.dataEnd) throw this.corruptRecord(offset, 'frame runs past the records');
+    if (at < 0 || at + length > dest.length) throw new RangeError(`a frame of ${length} bytes does not fit at ${at} of ${dest.length}`);
+    if (this.file.read(dest, at, length, offset) !== length) {
+      throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${this.path}: short read at ${offset}`, { path: this.path, offset });
+    }
+    const len = readPayloadLength(dest, at);
+    const payloadEnd = at + FRAME_HEAD_LENGTH + len;
+    if (FRAME_OVERHEAD + len > length) throw this.corruptRecord(offset, 'frame runs past the records');
+    if (!checksumMatches(dest, at, payloadEnd, payloadEnd)) throw this.corruptRecord(offset, 'checksum mismatch');
+    return len;
+  }
+
   /** Offset and length of the frame at `ordinal` (punched or not). */
   spanOfOrdinal(ordinal: number): { offset: number; length: number } {
     const offsets = this.offsetsByOrdinal();

@@ -14,7 +14,7 @@
 import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
-import type { ArenaSet } from '../../arena/arena-set.js';
+import { FRAME_PAYLOAD_OFFSET, type ArenaSet } from '../../arena/arena-set.js';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import type { VolumeKeys } from '../crypto/volume-keys.js';
 import { Chunker, chunkerParams, type ChunkerParams } from './chunker.js';
@@ -113,12 +113,14 @@ export type ContentSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | R
 
 /**
  * A piece of a file as stored, for a reader that decrypts elsewhere (export
- * does it on a worker thread): a hole, or a chunk's sealed object, of which
- * the first `take` plaintext bytes belong to the file.
+ * does it on a worker thread): a hole, or a chunk, of which the first `take`
+ * plaintext bytes belong to the file. The chunk's sealed object is read with
+ * ContentStore.readSealedInto into `frameLength` bytes of the reader's own
+ * buffer.
  */
 export type SealedExtent =
   | { kind: 'hole'; length: number }
-  | { kind: 'chunk'; length: number; take: number; id: Buffer; key: Buffer; sealed: Uint8Array };
+  | { kind: 'chunk'; length: number; take: number; id: Buffer; key: Buffer; frameLength: number };
 
 /** Throws BAZIL_ABORTED if `signal` has fired. */
 export function checkAborted(signal: AbortSignal | undefined): void {
@@ -373,8 +375,7 @@ export class ContentStore {
   /**
    * The first `length` bytes of a file as sealed extents, in order, without
    * decrypting the chunks (manifest nodes are opened: they are needed to
-   * walk the tree). A chunk's `sealed` is valid until the next step.
-   * BAZIL_NOT_FOUND for a chunk not held.
+   * walk the tree). BAZIL_NOT_FOUND for a chunk not held.
    */
   *sealedExtents(manifest: Manifest | null, length: number, options: CallOptions = {}): Generator<SealedExtent> {
     checkRange(0, length);
@@ -385,12 +386,25 @@ export class ContentStore {
         yield { kind: 'hole', length: take };
         continue;
       }
-      const rec = this.arenas.get(extent.id);
-      if (rec === undefined) {
+      const frameLength = this.arenas.frameLength(extent.id);
+      if (frameLength < 0) {
         throw new BazilError(ErrorCodes.NOT_FOUND, `object ${hex(extent.id)} is not stored here`, { id: hex(extent.id) });
       }
-      yield { kind: 'chunk', length: extent.length, take, id: extent.id, key: extent.key, sealed: rec.payload };
+      yield { kind: 'chunk', length: extent.length, take, id: extent.id, key: extent.key, frameLength };
     }
+  }
+
+  /**
+   * Reads object `id`'s sealed bytes into `dest` at `at`, using at most the
+   * `frameLength` sealedExtents gave (the rest of that room is scratch), and
+   * returns where they start and how long they are. Nothing is allocated,
+   * and the arenas' maps are not touched, so export's memory does not grow
+   * with the volume (docs/ingest.md). BAZIL_NOT_FOUND when not held.
+   */
+  readSealedInto(id: Buffer, dest: Uint8Array, at: number): { start: number; length: number } {
+    const length = this.arenas.readFrameInto(id, dest, at);
+    if (length < 0) throw new BazilError(ErrorCodes.NOT_FOUND, `object ${hex(id)} is not stored here`, { id: hex(id) });
+    return { start: at + FRAME_PAYLOAD_OFFSET, length };
   }
 
   /**

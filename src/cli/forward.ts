@@ -12,7 +12,7 @@
 
 import { resolve } from 'node:path';
 import type { Command, Option } from 'commander';
-import { resolveHomeDir } from '../home/home.js';
+import { resolveHomeDir } from '../home/home-dir.js';
 import { callOn, connectDaemon } from '../daemon/client.js';
 import { createProgram } from './program.js';
 

@@ -6,8 +6,9 @@
 // instead (docs/mount.md, "Commands while mounted").
 
 import { BazilError, ErrorCodes } from '../../errors/index.js';
-import { openHome, resolveHomeDir, type Home } from '../home/home.js';
-import { Volume } from '../volume/volume.js';
+import type { Home } from '../home/home.js';
+import { resolveHomeDir } from '../home/home-dir.js';
+import type { Volume } from '../volume/volume.js';
 
 export interface HomeOptions {
   home?: string;
@@ -55,6 +56,8 @@ export async function withVolume<T>(options: HomeOptions, name: string, work: (v
       await lease.release();
     }
   }
+  // The volume's modules (LevelDB, the arenas, crypto) load with the first command that needs them (docs/ingest.md).
+  const { Volume } = await import('../volume/volume.js');
   const volume = await Volume.open(homeDir, name);
   try {
     return await work(volume);
@@ -67,6 +70,7 @@ export async function withVolume<T>(options: HomeOptions, name: string, work: (v
 export async function withHome<T>(options: HomeOptions, work: (home: Home) => Promise<T>): Promise<T> {
   const homeDir = resolveHomeDir(options.home);
   if (provider !== undefined && provider.homeDir === homeDir) return work(provider.home);
+  const { openHome } = await import('../home/home.js');
   const home = await openHome(homeDir);
   try {
     return await work(home);

@@ -7,7 +7,6 @@
 // close, so migrating a home and using it exclude each other through one lock.
 
 import { mkdir, readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import { migrate, readFormatRecord } from '../../migrations/index.js';
@@ -41,16 +40,7 @@ interface PeerRecord {
   created: string;
 }
 
-/**
- * The home directory to use: `explicit` (a --home option), else
- * $BAZIL_HOME, else ~/.local/share/bazil; always absolute.
- */
-export function resolveHomeDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (explicit !== undefined && explicit !== '') return resolve(explicit);
-  const fromEnv = env.BAZIL_HOME;
-  if (fromEnv !== undefined && fromEnv !== '') return resolve(fromEnv);
-  return join(homedir(), '.local', 'share', 'bazil');
-}
+export { resolveHomeDir } from './home-dir.js';
 
 export interface InitResult {
   home: Home;

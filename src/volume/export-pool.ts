@@ -21,7 +21,7 @@
 import { close as closeFd, open } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes, ioError, type ErrorCode, type ErrorData } from '../../errors/index.js';
-import { checkAborted, type SealedExtent } from '../cas/content-store.js';
+import { checkAborted, type ContentStore, type SealedExtent } from '../cas/content-store.js';
 import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH } from '../cas/convergent.js';
 import type { ExportReply, ExportRequest, FileClose } from './export-worker.js';
 
@@ -71,9 +71,10 @@ export class ExportPool {
   /**
    * Writes a new local file at `path` (it must not exist) with the content
    * `extents`, then, if `close` is given, its owner (where allowed), mode
-   * and times. Resolves once the file is written and closed.
+   * and times. Resolves once the file is written and closed. The chunks'
+   * sealed objects are read from `source` straight into the slabs.
    */
-  async writeFile(path: string, extents: Iterable<SealedExtent>, close: FileClose, signal?: AbortSignal): Promise<void> {
+  async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto'>, close: FileClose, signal?: AbortSignal): Promise<void> {
     const file = this.nextFile++;
     const parts: Promise<void>[] = [];
     const fd = await new Promise<number>((resolve, reject) => {
@@ -104,16 +105,16 @@ export class ExportPool {
       for (const e of extents) {
         checkAborted(signal);
         if (e.kind === 'hole') {
-          items.push(-e.length, 0, 0);
+          items.push(-e.length, 0, 0, 0);
           continue;
         }
-        if (used + e.sealed.length > SLAB_BYTES) {
+        if (used + e.frameLength > SLAB_BYTES) {
           send(false);
           slab = await this.take();
         }
-        this.slabs[slab]!.set(e.sealed, used);
-        used += e.sealed.length;
-        items.push(e.length, e.sealed.length, e.take);
+        const sealed = source.readSealedInto(e.id, this.slabs[slab]!, used);
+        used += e.frameLength;
+        items.push(e.length, sealed.length, e.take, sealed.start);
         keys.push(e.key);
         ids.push(e.id);
       }

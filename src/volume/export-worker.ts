@@ -24,7 +24,7 @@ export type ExportRequest =
     job: number;
     file: number;
     slab: number;
-    /** Per extent: plaintext length (negative: a hole of that length), sealed length, bytes of the plaintext written. */
+    /** Per extent: plaintext length (negative: a hole of that length), sealed length, bytes of the plaintext written, where the sealed bytes start in the slab. */
     items: Float64Array;
     keys: Uint8Array;
     ids: Uint8Array;
@@ -107,7 +107,6 @@ function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>):
   const input = slabs[req.slab]!;
   const { items, keys, ids } = req;
   let position = f.position;
-  let at = 0;
   let d = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -119,7 +118,7 @@ function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>):
     pending = [];
     pendingBytes = 0;
   };
-  for (let i = 0; i < items.length; i += 3) {
+  for (let i = 0; i < items.length; i += 4) {
     const length = items[i]!;
     if (length < 0) {
       flush();
@@ -128,6 +127,7 @@ function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>):
     }
     const sealedLength = items[i + 1]!;
     const take = items[i + 2]!;
+    const at = items[i + 3]!;
     const id = ids.subarray(d * OBJECT_ID_LENGTH, (d + 1) * OBJECT_ID_LENGTH);
     const key = keys.subarray(d * OBJECT_KEY_LENGTH, (d + 1) * OBJECT_KEY_LENGTH);
     d++;
@@ -138,7 +138,6 @@ function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>):
       if (isBazilError(err) && err.data['id'] === undefined) err.data['id'] = Buffer.from(id).toString('hex');
       throw err;
     }
-    at += sealedLength;
     if (plain.length !== length) {
       const hex = Buffer.from(id).toString('hex');
       throw new BazilError(ErrorCodes.CORRUPT_MANIFEST, `chunk ${hex} holds ${plain.length} bytes, not the ${length} its manifest claims`, { id: hex });

@@ -593,7 +593,7 @@ class Exporter {
       mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, atime: toUtimeArg(attrs.atime), mtime: toUtimeArg(attrs.mtime),
     };
     this.pool ??= new ExportPool();
-    await this.pool.writeFile(dest, content.sealedExtents(manifest, stored, this.options), { size: attrs.size, attrs: closeAttrs }, this.options.signal);
+    await this.pool.writeFile(dest, content.sealedExtents(manifest, stored, this.options), content, { size: attrs.size, attrs: closeAttrs }, this.options.signal);
     if (closeAttrs === null) {
       await this.xattrs(id, volPath, dest, false, names);
       await setAttrs(dest, attrs, false);

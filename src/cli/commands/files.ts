@@ -3,7 +3,7 @@
 // left out); volume names cannot hold ':', so the first one splits.
 
 import type { Command } from 'commander';
-import { exportTree, importTree, type TreeProgress, type TreeResult } from '../../volume/import-export.js';
+import type { TreeProgress, TreeResult } from '../../volume/import-export.js';
 import type { Volume, Attrs } from '../../volume/volume.js';
 import { parseTarget, withVolume, type HomeOptions } from '../volume-access.js';
 import { printResult, wantsJson } from '../output.js';
@@ -27,6 +27,7 @@ export function register(program: Command): void {
     .option(HOME_OPTION.flags, HOME_OPTION.description)
     .action(async (dir: string, spec: string, options: HomeOptions & { xattrs: boolean; update?: boolean }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
+      const { importTree } = await import('../../volume/import-export.js');
       const progress = progressLine(cmd);
       const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs, update: options.update === true, signal: commandSignal() })).finally(progress.done);
       const summary = { ...summarize(result), newBytes: result.newBytes, events: result.events, unchanged: result.unchanged, removed: result.removed };
@@ -44,6 +45,7 @@ export function register(program: Command): void {
     .action(async (spec: string, dir: string, options: HomeOptions & { xattrs: boolean; at?: string }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
       const point = parseWhen(options.at ?? 'now');
+      const { exportTree } = await import('../../volume/import-export.js');
       const progress = progressLine(cmd);
       const result = await withVolume(options, name, (v) => atPoint(v, point, (r) =>
         exportTree(r, path, dir, { onProgress: progress.update, xattrs: options.xattrs, signal: commandSignal() }))).finally(progress.done);

@@ -6,10 +6,8 @@
 import type { Command } from 'commander';
 import { BazilError, ErrorCodes, isBazilError } from '../../../errors/index.js';
 import { hlcMs } from '../../log/hlc.js';
-import {
-  checkSnapshotName, concerns, describePoint, diffTrees, newestFirst, openHistory, parseWhen, restorePath, summarize, walkTree,
-  type DiffResult, type History, type LogEntry, type Point,
-} from '../../history/index.js';
+import { checkSnapshotName, describePoint, parseWhen, type Point } from '../../history/when.js';
+import type { DiffResult, History, LogEntry } from '../../history/index.js';
 import type { ProjectionReader, VolumeReader } from '../../volume/reader.js';
 import type { Volume } from '../../volume/volume.js';
 import { parseTarget, withVolume, type HomeOptions } from '../volume-access.js';
@@ -23,6 +21,11 @@ const PATH_INDEX_LIMIT = 20_000;
 const WHEN_HELP = "@N, a time ('2026-11-20 14:00', ISO 8601, '3h ago', '2 days ago', 'yesterday'), a snapshot name, or 'now'";
 
 type Reader = VolumeReader<ProjectionReader>;
+
+/** The history modules (checkpoints, replay, diff, restore), loaded only by the commands that use them. */
+function historyModule(): Promise<typeof import('../../history/index.js')> {
+  return import('../../history/index.js');
+}
 
 export function register(program: Command): void {
   program
@@ -87,6 +90,7 @@ export function register(program: Command): void {
       const { volume: name, path } = parseTarget(spec);
       const a = parseWhen(from);
       const b = parseWhen(to ?? 'now');
+      const { diffTrees } = await historyModule();
       const diff = await withVolume(options, name, (v) => atPoint(v, a, (ra, h) => atPoint(v, b, (rb) => diffTrees(ra, rb, path), h)));
       printResult(cmd, diff, () => diffText(diff));
     });
@@ -100,6 +104,7 @@ export function register(program: Command): void {
     .action(async (spec: string, options: HomeOptions & { at: string }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec, true);
       const point = parseWhen(options.at);
+      const { restorePath } = await historyModule();
       const result = await withVolume(options, name, (v) => atPoint(v, point, (past) => restorePath(v, past, path)));
       printResult(cmd, { path, at: describePoint(point), ...result }, () =>
         `restored ${path} as of ${describePoint(point)}: ${result.events} events (${result.created} created, ${result.removed} removed, ${result.updated} updated)\n`);
@@ -114,6 +119,7 @@ export function register(program: Command): void {
     .option(HOME_OPTION.flags, HOME_OPTION.description)
     .action(async (name: string, snap: string, options: HomeOptions, cmd: Command) => {
       checkSnapshotName(snap);
+      const { openHistory } = await historyModule();
       const made = await withVolume(options, name, async (v) => {
         const h = await openHistory(v);
         if ((await h.snapshots()).some((s) => s.name === snap)) {
@@ -131,6 +137,7 @@ export function register(program: Command): void {
     .argument('<volume>', 'the volume name')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
     .action(async (name: string, options: HomeOptions, cmd: Command) => {
+      const { openHistory } = await historyModule();
       const rows = await withVolume(options, name, async (v) => (await (await openHistory(v)).snapshots()).map(snapshotRow));
       printResult(cmd, rows, () => rows.map((r) => `${r.name}  @${r.position}  ${r.time}  ${r.writer.slice(0, 8)}\n`).join(''));
     });
@@ -141,6 +148,7 @@ export function register(program: Command): void {
     .argument('<name>', 'the snapshot name')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
     .action(async (name: string, snap: string, options: HomeOptions, cmd: Command) => {
+      const { openHistory } = await historyModule();
       await withVolume(options, name, async (v) => {
         const h = await openHistory(v);
         if (!(await h.snapshots()).some((s) => s.name === snap)) {
@@ -158,7 +166,7 @@ export function register(program: Command): void {
  */
 export async function atPoint<T>(v: Volume, point: Point, work: (reader: Reader, history: History | undefined) => Promise<T>, history?: History): Promise<T> {
   if (point.kind === 'now') return work(v, history);
-  const h = history ?? await openHistory(v);
+  const h = history ?? await (await historyModule()).openHistory(v);
   const past = (await h.at(point)).reader;
   try {
     return await work(past, h);
@@ -182,6 +190,7 @@ interface LogRow {
 }
 
 async function logRows(v: Volume, path: string | undefined, limit: number): Promise<LogRow[]> {
+  const { concerns, newestFirst, summarize, walkTree } = await historyModule();
   const only = path === undefined ? undefined : await v.resolve(path);
   const index = await walkTree(v, '/', { limit: PATH_INDEX_LIMIT, xattrs: false });
   const paths = new Map<string, string>();
@@ -190,13 +199,13 @@ async function logRows(v: Volume, path: string | undefined, limit: number): Prom
   const rows: LogRow[] = [];
   for (const e of newestFirst(v.historySource().log)) {
     if (only !== undefined && !concerns(e, only)) continue;
-    rows.push(logRow(e, pathOf));
+    rows.push(logRow(e, pathOf, summarize));
     if (limit > 0 && rows.length >= limit) break;
   }
   return rows;
 }
 
-function logRow(e: LogEntry, pathOf: (id: Uint8Array) => string | undefined): LogRow {
+function logRow(e: LogEntry, pathOf: (id: Uint8Array) => string | undefined, summarize: (e: LogEntry, pathOf: (id: Uint8Array) => string | undefined) => string): LogRow {
   return {
     position: e.position.toString(), id: e.id.toString('hex'), writer: e.writer.toString('hex'), seq: e.seq.toString(),
     time: new Date(hlcMs(e.hlc)).toISOString(), type: e.body?.type ?? 'rejected', summary: summarize(e, pathOf),

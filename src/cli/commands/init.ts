@@ -2,7 +2,6 @@
 // it exists, reports it. Idempotent, so scripts can run it unconditionally.
 
 import type { Command } from 'commander';
-import { initHome, resolveHomeDir } from '../../home/home.js';
 import { printResult } from '../output.js';
 
 /** The option every command that works on a home takes; the home is resolved by resolveHomeDir. */
@@ -17,6 +16,7 @@ export function register(program: Command): void {
     .description('create the Bazil home and this peer\'s identity (prints the existing one if already created)')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
     .action(async (options: { home?: string }, cmd: Command) => {
+      const { initHome, resolveHomeDir } = await import('../../home/home.js');
       const { home, created } = await initHome(resolveHomeDir(options.home));
       try {
         const peer = home.peerId.toString('hex');

@@ -10,11 +10,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BazilError, ErrorCodes } from '../../../errors/index.js';
 import { callDaemon, daemonStatus, startDaemon } from '../../daemon/client.js';
-import { Daemon, type CommandRunner } from '../../daemon/daemon.js';
+import type { CommandRunner } from '../../daemon/daemon.js';
 import { socketPath, type DaemonStatus, type MountInfo } from '../../daemon/protocol.js';
 import { findFuseConnection, freeWedgedMount } from '../../fuse/free-mount.js';
-import { parseWhen } from '../../history/index.js';
-import { openHome, resolveHomeDir } from '../../home/home.js';
+import { parseWhen } from '../../history/when.js';
+import { resolveHomeDir } from '../../home/home-dir.js';
 import { runWithSignal } from '../command-signal.js';
 import { printResult } from '../output.js';
 import { run } from '../program.js';
@@ -71,6 +71,8 @@ const runForwarded: CommandRunner = (argv, io) => forwardedCommand.run({ stdout:
  * SIGINT stop it cleanly: unmount, close, remove the socket).
  */
 async function runDaemon(homeDir: string, exitWhenIdle: boolean, firstMount?: { volume: string; dir: string; at?: string }, onMounted?: (m: MountInfo) => void): Promise<void> {
+  // The daemon's modules (FUSE, the volumes, history) are loaded only when a daemon runs here.
+  const { Daemon } = await import('../../daemon/daemon.js');
   const daemon = await Daemon.start({ homeDir, runCommand: runForwarded, exitWhenIdle });
   installVolumeProvider(daemon);
   routeStdout();
@@ -210,6 +212,7 @@ function describe(status: DaemonStatus | undefined, homeDir: string): string {
 
 /** With no daemon answering, a socket file is a dead daemon's: taking the home's lock proves it, then it goes. */
 async function removeStaleSocket(homeDir: string): Promise<void> {
+  const { openHome } = await import('../../home/home.js');
   const home = await openHome(homeDir).catch(() => undefined);
   if (home === undefined) return;
   try {

@@ -1,7 +1,7 @@
 // `bazil volume create|ls`: the volumes of a home.
 
 import type { Command } from 'commander';
-import { createVolume, listVolumes, type VolumeListing } from '../../home/volumes.js';
+import type { VolumeListing } from '../../home/volumes.js';
 import { printResult } from '../output.js';
 import { withHome, type HomeOptions } from '../volume-access.js';
 import { HOME_OPTION } from './init.js';
@@ -18,6 +18,7 @@ export function register(program: Command): void {
     .argument('<name>', '1 to 64 of A-Z a-z 0-9 . _ -, not starting with .; unique in the home')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
     .action(async (name: string, options: HomeOptions, cmd: Command) => {
+      const { createVolume } = await import('../../home/volumes.js');
       const entry = await withHome(options, (home) => createVolume(home, name));
       printResult(cmd, entry, () => `${entry.id}\n`);
     });
@@ -27,6 +28,7 @@ export function register(program: Command): void {
     .description('list the volumes of the home: name, id, creation time, events in the log')
     .option(HOME_OPTION.flags, HOME_OPTION.description)
     .action(async (options: HomeOptions, cmd: Command) => {
+      const { listVolumes } = await import('../../home/volumes.js');
       const listings = await withHome(options, (home) => listVolumes(home));
       printResult(cmd, listings, () => table(listings));
     });
