@@ -12,40 +12,13 @@ import fc from 'fast-check';
 import { VersionVector } from '../../src/log/version-vector.js';
 import { ProjectionStore } from '../../src/projection/store.js';
 import { Model, arbOp, type OpSeed } from './model.js';
-import { ALICE, BOB, deliver, openPeer, withTempDir, type Peer } from './helpers.js';
-
-interface Figures {
-  rbytes: number;
-  rfiles: number;
-  rsubdirs: number;
-  rctime: bigint;
-}
+import { ALICE, BOB, deliver, openPeer, walkFigures, withTempDir, type Peer, type WalkedFigures } from './helpers.js';
 
 /** Every live directory's figures by brute force, keyed by id hex. */
-async function walkAll(store: ProjectionStore): Promise<Map<string, Figures>> {
-  const out = new Map<string, Figures>();
-  const visit = async (id: Buffer): Promise<Figures> => {
-    const self = (await store.getattr(id))!;
-    const f: Figures = { rbytes: 0, rfiles: 0, rsubdirs: 0, rctime: self.ctime };
-    for (const e of await store.readdir(id)) {
-      const a = (await store.getattr(e.id))!;
-      if (a.kind === 'dir') {
-        const sub = await visit(e.id);
-        f.rsubdirs += 1 + sub.rsubdirs;
-        f.rfiles += sub.rfiles;
-        f.rbytes += sub.rbytes;
-        if (sub.rctime > f.rctime) f.rctime = sub.rctime;
-      } else {
-        f.rfiles++;
-        if (a.kind === 'file') f.rbytes += a.size;
-        if (a.ctime > f.rctime) f.rctime = a.ctime;
-      }
-    }
-    out.set(id.toString('hex'), f);
-    return f;
-  };
+async function walkAll(store: ProjectionStore): Promise<Map<string, WalkedFigures>> {
+  const out = new Map<string, WalkedFigures>();
   const root = await store.rootId();
-  if (root !== undefined) await visit(root);
+  if (root !== undefined) await walkFigures(store, root, (id, f) => out.set(id.toString('hex'), f));
   return out;
 }
 

@@ -101,3 +101,38 @@ export async function listTree(store: ProjectionStore): Promise<Listed[]> {
 export function byName<T extends { name: string }>(entries: readonly T[]): T[] {
   return [...entries].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
 }
+
+/** Subtree figures of a directory, counted by brute force (what the lazy aggregates must equal). */
+export interface WalkedFigures {
+  rbytes: number;
+  rfiles: number;
+  rsubdirs: number;
+  rctime: bigint;
+}
+
+interface WalkableProjection {
+  getattr(id: Buffer): Promise<{ kind: string; size: number; ctime: bigint } | undefined>;
+  readdir(dir: Buffer): Promise<{ id: Buffer }[]>;
+}
+
+/** Walks `dir` and everything below it; `seen` gets every directory's figures. */
+export async function walkFigures(p: WalkableProjection, dir: Buffer, seen?: (id: Buffer, f: WalkedFigures) => void): Promise<WalkedFigures> {
+  const self = (await p.getattr(dir))!;
+  const f: WalkedFigures = { rbytes: 0, rfiles: 0, rsubdirs: 0, rctime: self.ctime };
+  for (const e of await p.readdir(dir)) {
+    const a = (await p.getattr(e.id))!;
+    if (a.kind === 'dir') {
+      const sub = await walkFigures(p, e.id, seen);
+      f.rsubdirs += 1 + sub.rsubdirs;
+      f.rfiles += sub.rfiles;
+      f.rbytes += sub.rbytes;
+      if (sub.rctime > f.rctime) f.rctime = sub.rctime;
+    } else {
+      f.rfiles++;
+      if (a.kind === 'file') f.rbytes += a.size;
+      if (a.ctime > f.rctime) f.rctime = a.ctime;
+    }
+  }
+  seen?.(dir, f);
+  return f;
+}

@@ -16,7 +16,7 @@ import type { EventBody } from '../../src/log/event.js';
 import { MemProjection } from '../../src/history/mem-projection.js';
 import type { ProjectionStore } from '../../src/projection/store.js';
 import { SealingCodec } from '../../src/projection/record-codec.js';
-import { ALICE, BOB, PROJECTION_CIPHER, deliver, listTree, openPeer, withTempDir, type Peer } from './helpers.js';
+import { ALICE, BOB, PROJECTION_CIPHER, deliver, listTree, openPeer, walkFigures, withTempDir, type Peer } from './helpers.js';
 
 const attrs = { mode: 0o755, uid: 1, gid: 2 };
 const NAMES = ['a', 'b', 'c'];
@@ -28,33 +28,6 @@ async function memReplay(p: Peer): Promise<MemProjection> {
   return m;
 }
 
-interface Figures {
-  rbytes: number;
-  rfiles: number;
-  rsubdirs: number;
-  rctime: bigint;
-}
-
-/** A directory's figures by walking the in-memory projection. */
-async function walkFigures(m: MemProjection, dir: Buffer): Promise<Figures> {
-  const self = (await m.getattr(dir))!;
-  const f: Figures = { rbytes: 0, rfiles: 0, rsubdirs: 0, rctime: self.ctime };
-  for (const e of await m.readdir(dir)) {
-    const a = (await m.getattr(e.id))!;
-    if (a.kind === 'dir') {
-      const sub = await walkFigures(m, e.id);
-      f.rsubdirs += 1 + sub.rsubdirs;
-      f.rfiles += sub.rfiles;
-      f.rbytes += sub.rbytes;
-      if (sub.rctime > f.rctime) f.rctime = sub.rctime;
-    } else {
-      f.rfiles++;
-      if (a.kind === 'file') f.rbytes += a.size;
-      if (a.ctime > f.rctime) f.rctime = a.ctime;
-    }
-  }
-  return f;
-}
 
 interface Picked {
   parent: Buffer | null;
