@@ -305,7 +305,8 @@ export class MemProjection implements FsTx, ProjectionReader {
     const { stored } = p;
     for (const record of records) {
       const [storedKey, storedValue] = record;
-      const rest = storedKey.subarray(1);
+      // Ids are read from the key in place (toString with bounds): no subarray per record.
+      const rest = storedKey.length - 1;
       switch (storedKey[0]) {
         case META: {
           const [k, v] = codec.decode(storedKey, storedValue);
@@ -316,20 +317,20 @@ export class MemProjection implements FsTx, ProjectionReader {
           break;
         }
         case INODE:
-          if (rest.length !== 32) throw badRecord('an inode key of the wrong length');
-          stored.inodes.set(rest.toString('latin1'), record);
+          if (rest !== 32) throw badRecord('an inode key of the wrong length');
+          stored.inodes.set(storedKey.toString('latin1', 1), record);
           break;
         case ENTRY:
-          if (rest.length <= 32) throw badRecord('an entry key without a name');
-          group(stored.dirs, rest.subarray(0, 32).toString('latin1'), record);
+          if (rest <= 32) throw badRecord('an entry key without a name');
+          group(stored.dirs, storedKey.toString('latin1', 1, 33), record);
           break;
         case XATTR:
-          if (rest.length <= 32) throw badRecord('an xattr key without a name');
-          group(stored.xattrs, rest.subarray(0, 32).toString('latin1'), record);
+          if (rest <= 32) throw badRecord('an xattr key without a name');
+          group(stored.xattrs, storedKey.toString('latin1', 1, 33), record);
           break;
         case NOTE:
-          if (rest.length !== 48) throw badRecord('a note key of the wrong length');
-          stored.notes.set(rest.toString('latin1'), record);
+          if (rest !== 48) throw badRecord('a note key of the wrong length');
+          stored.notes.set(storedKey.toString('latin1', 1), record);
           break;
         default:
           throw badRecord(`an unknown table ${storedKey[0]}`);
