@@ -21,7 +21,7 @@ import { VersionVector } from '../log/version-vector.js';
 import { applyEvent, type FsTx } from '../projection/fs-state.js';
 import { CloneTable } from '../projection/clones.js';
 import {
-  POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodeNote, decodePosition, encodeEntry, encodeInode,
+  POSITION_KEY, ROOT_KEY, VECTOR_KEY, decodeEntry, decodeInode, decodePosition, encodeEntry, encodeInode,
   encodeNote, encodePosition, type Entry, type Inode, type Note, type PendingClone, type Position,
 } from '../projection/schema.js';
 import type { Attrs, DirEntry } from '../projection/store.js';
@@ -67,6 +67,19 @@ export class MemProjection implements FsTx, ProjectionReader {
    */
   private sealed = new Map<string, { plain: Buffer; stored: [Buffer, Buffer] }>();
 
+  /**
+   * Records of the checkpoint this projection was loaded from that nothing
+   * has read or changed yet, still in their stored (sealed) form: opening
+   * every record costs an HMAC and an AES setup each (tens of µs), and an
+   * as-of view reads a handful of the hundreds of thousands a large state
+   * holds. Each is opened when first reached (a directory or an xattr set
+   * as a whole) and moves to the maps above; records() passes the rest
+   * through as they are, which is what sealing their plain form would give.
+   */
+  private readonly stored: StoredRecords = {
+    inodes: new Map(), dirs: new Map(), xattrs: new Map(), notes: new Map(),
+  };
+
   /** `codec` turns records into their stored form for records() and dump(), and back in fromRecords(). */
   constructor(private readonly codec: RecordCodec) {}
 
@@ -105,21 +118,23 @@ export class MemProjection implements FsTx, ProjectionReader {
 
   // Copies in and out: applyEvent changes the objects it reads before it puts them back.
   async inode(id: Uint8Array): Promise<Inode | undefined> {
-    const n = this.inodes.get(key(id));
+    const n = this.inodeOf(key(id));
     return n === undefined ? undefined : { ...n };
   }
 
   putInode(id: Uint8Array, inode: Inode): void {
-    this.inodes.set(key(id), { ...inode });
+    const k = key(id);
+    this.stored.inodes.delete(k);
+    this.inodes.set(k, { ...inode });
   }
 
   async entry(parent: Uint8Array, name: string): Promise<Entry | undefined> {
-    return this.dirs.get(key(parent))?.entries.get(nameKey(name));
+    return this.dirOf(key(parent))?.entries.get(nameKey(name));
   }
 
   putEntry(parent: Uint8Array, name: string, entry: Entry): void {
     const p = key(parent);
-    let dir = this.dirs.get(p);
+    let dir = this.dirOf(p);
     if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
     const k = nameKey(name);
     if (!dir.entries.has(k)) dir.sorted = null;
@@ -128,43 +143,44 @@ export class MemProjection implements FsTx, ProjectionReader {
 
   deleteEntry(parent: Uint8Array, name: string): void {
     const p = key(parent);
-    const dir = this.dirs.get(p);
+    const dir = this.dirOf(p);
     if (dir === undefined || !dir.entries.delete(nameKey(name))) return;
     dir.sorted = null;
     if (dir.entries.size === 0) this.dirs.delete(p);
   }
 
   async xattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
-    return this.xattrMap.get(key(id))?.get(nameKey(name));
+    return this.xattrsOf(key(id))?.get(nameKey(name));
   }
 
   putXattr(id: Uint8Array, name: string, value: Buffer): void {
     const k = key(id);
-    let m = this.xattrMap.get(k);
+    let m = this.xattrsOf(k);
     if (m === undefined) this.xattrMap.set(k, (m = new Map()));
     m.set(nameKey(name), Buffer.from(value));
   }
 
   deleteXattr(id: Uint8Array, name: string): void {
     const k = key(id);
-    const m = this.xattrMap.get(k);
+    const m = this.xattrsOf(k);
     if (m === undefined) return;
     m.delete(nameKey(name));
     if (m.size === 0) this.xattrMap.delete(k);
   }
 
   async entries(dir: Uint8Array): Promise<[string, Entry][]> {
-    const d = this.dirs.get(key(dir));
+    const d = this.dirOf(key(dir));
     return d === undefined ? [] : this.sortedNames(d).map((n) => [unkey(n).toString('utf8'), d.entries.get(n)!]);
   }
 
   async xattrs(id: Uint8Array): Promise<[string, Buffer][]> {
-    const m = this.xattrMap.get(key(id));
+    const m = this.xattrsOf(key(id));
     return m === undefined ? [] : [...m.keys()].sort().map((n) => [unkey(n).toString('utf8'), m.get(n)!]);
   }
 
   /** A scan of every directory: only reached while a copy is pending, which here lasts no longer than its clone event. */
   async parentsOf(id: Uint8Array): Promise<Buffer[]> {
+    for (const p of [...this.stored.dirs.keys()]) this.dirOf(p);
     const out: Buffer[] = [];
     for (const [p, dir] of this.dirs) {
       for (const e of dir.entries.values()) {
@@ -188,11 +204,11 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined> {
-    return this.dirs.get(key(parent))?.entries.get(nameKey(name))?.child;
+    return this.dirOf(key(parent))?.entries.get(nameKey(name))?.child;
   }
 
   async getattr(id: Uint8Array): Promise<Attrs | undefined> {
-    const n = this.inodes.get(key(id));
+    const n = this.inodeOf(key(id));
     if (n === undefined) return undefined;
     return {
       id: Buffer.from(id), kind: n.kind, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, nlink: n.nlink,
@@ -201,7 +217,7 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async readdir(parent: Uint8Array, options: { after?: string; limit?: number } = {}): Promise<DirEntry[]> {
-    const dir = this.dirs.get(key(parent));
+    const dir = this.dirOf(key(parent));
     if (dir === undefined) return [];
     const names = this.sortedNames(dir);
     let start = 0;
@@ -223,16 +239,16 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async readlink(id: Uint8Array): Promise<string | undefined> {
-    return this.inodes.get(key(id))?.target ?? undefined;
+    return this.inodeOf(key(id))?.target ?? undefined;
   }
 
   async listxattr(id: Uint8Array): Promise<string[]> {
-    const m = this.xattrMap.get(key(id));
+    const m = this.xattrsOf(key(id));
     return m === undefined ? [] : [...m.keys()].sort().map((k) => unkey(k).toString('utf8'));
   }
 
   async getxattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
-    return this.xattrMap.get(key(id))?.get(nameKey(name));
+    return this.xattrsOf(key(id))?.get(nameKey(name));
   }
 
   /** The state as ProjectionStore.dump() writes it: every stored key and value in key order, each u32 BE length ‖ bytes. */
@@ -251,6 +267,10 @@ export class MemProjection implements FsTx, ProjectionReader {
       next.set(id, { plain: v, stored });
       out.push(stored);
     }
+    for (const r of this.stored.inodes.values()) out.push(r);
+    for (const rs of this.stored.dirs.values()) out.push(...rs);
+    for (const rs of this.stored.xattrs.values()) out.push(...rs);
+    for (const r of this.stored.notes.values()) out.push(r);
     this.sealed = next;
     return out.sort((a, b) => Buffer.compare(a[0], b[0]));
   }
@@ -273,49 +293,116 @@ export class MemProjection implements FsTx, ProjectionReader {
     for (const k of [...this.notes.keys()].sort()) yield [tagged(NOTE, k), encodeNote(this.notes.get(k)!)];
   }
 
-  /** A projection from records() output (a checkpoint's state, opened with `codec`), with `count` events applied. */
+  /**
+   * A projection from records() output (a checkpoint's state, opened with
+   * `codec`), with `count` events applied. The records' shape is checked
+   * here; their sealed values are opened when first read (see `stored`),
+   * and one that does not open fails that read with CORRUPT_METADATA.
+   */
   static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint, codec: RecordCodec): MemProjection {
     const p = new MemProjection(codec);
     p.applied = count;
-    for (const [storedKey, storedValue] of records) {
-      const [k, v] = codec.decode(storedKey, storedValue);
-      const rest = k.subarray(1);
-      switch (k[0]) {
-        case META:
+    const { stored } = p;
+    for (const record of records) {
+      const [storedKey, storedValue] = record;
+      // Ids are read from the key in place (toString with bounds): no subarray per record.
+      const rest = storedKey.length - 1;
+      switch (storedKey[0]) {
+        case META: {
+          const [k, v] = codec.decode(storedKey, storedValue);
           if (k.equals(ROOT_KEY)) p.rootValue = Buffer.from(v);
           else if (k.equals(VECTOR_KEY)) p.vv = VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
           else if (k.equals(POSITION_KEY)) p.last = decodePosition(Buffer.from(v));
           else throw badRecord('an unknown meta key');
           break;
-        case INODE:
-          if (rest.length !== 32) throw badRecord('an inode key of the wrong length');
-          p.inodes.set(rest.toString('latin1'), decodeInode(v));
-          break;
-        case ENTRY: {
-          if (rest.length <= 32) throw badRecord('an entry key without a name');
-          const e = decodeEntry(v);
-          p.putEntry(rest.subarray(0, 32), rest.subarray(32).toString('utf8'), e);
-          break;
         }
+        case INODE:
+          if (rest !== 32) throw badRecord('an inode key of the wrong length');
+          stored.inodes.set(storedKey.toString('latin1', 1), record);
+          break;
+        case ENTRY:
+          if (rest <= 32) throw badRecord('an entry key without a name');
+          group(stored.dirs, storedKey.toString('latin1', 1, 33), record);
+          break;
         case XATTR:
-          if (rest.length <= 32) throw badRecord('an xattr key without a name');
-          p.putXattr(rest.subarray(0, 32), rest.subarray(32).toString('utf8'), v);
+          if (rest <= 32) throw badRecord('an xattr key without a name');
+          group(stored.xattrs, storedKey.toString('latin1', 1, 33), record);
           break;
         case NOTE:
-          if (rest.length !== 48) throw badRecord('a note key of the wrong length');
-          p.notes.set(rest.toString('latin1'), decodeNote(v));
+          if (rest !== 48) throw badRecord('a note key of the wrong length');
+          stored.notes.set(storedKey.toString('latin1', 1), record);
           break;
         default:
-          throw badRecord(`an unknown table ${k[0]}`);
+          throw badRecord(`an unknown table ${storedKey[0]}`);
       }
     }
     return p;
+  }
+
+  /** Opens a stored record, remembering its stored form so records() does not seal it again while it is unchanged. */
+  private open(record: [Buffer, Buffer]): [Buffer, Buffer] {
+    const [k, v] = this.codec.decode(record[0], record[1]);
+    this.sealed.set(k.toString('latin1'), { plain: v, stored: record });
+    return [k, v];
+  }
+
+  private inodeOf(k: string): Inode | undefined {
+    const record = this.stored.inodes.get(k);
+    if (record !== undefined) {
+      this.stored.inodes.delete(k);
+      this.inodes.set(k, decodeInode(this.open(record)[1]));
+    }
+    return this.inodes.get(k);
+  }
+
+  private dirOf(p: string): Dir | undefined {
+    const records = this.stored.dirs.get(p);
+    if (records !== undefined) {
+      this.stored.dirs.delete(p);
+      let dir = this.dirs.get(p);
+      if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
+      for (const record of records) {
+        const [k, v] = this.open(record);
+        const e = decodeEntry(v);
+        dir.entries.set(k.subarray(33).toString('latin1'), { child: Buffer.from(e.child), placed: e.placed });
+      }
+      dir.sorted = null;
+    }
+    return this.dirs.get(p);
+  }
+
+  private xattrsOf(id: string): Map<string, Buffer> | undefined {
+    const records = this.stored.xattrs.get(id);
+    if (records !== undefined) {
+      this.stored.xattrs.delete(id);
+      let m = this.xattrMap.get(id);
+      if (m === undefined) this.xattrMap.set(id, (m = new Map()));
+      for (const record of records) {
+        const [k, v] = this.open(record);
+        m.set(k.subarray(33).toString('latin1'), Buffer.from(v));
+      }
+    }
+    return this.xattrMap.get(id);
   }
 
   private sortedNames(dir: Dir): string[] {
     if (dir.sorted === null) dir.sorted = [...dir.entries.keys()].sort();
     return dir.sorted;
   }
+}
+
+/** Stored records of a loaded checkpoint not opened yet, by id (inodes, directories, xattr sets) or position (notes). */
+interface StoredRecords {
+  inodes: Map<string, [Buffer, Buffer]>;
+  dirs: Map<string, [Buffer, Buffer][]>;
+  xattrs: Map<string, [Buffer, Buffer][]>;
+  notes: Map<string, [Buffer, Buffer]>;
+}
+
+function group(m: Map<string, [Buffer, Buffer][]>, k: string, record: [Buffer, Buffer]): void {
+  const rs = m.get(k);
+  if (rs === undefined) m.set(k, [record]);
+  else rs.push(record);
 }
 
 function tagged(tag: number, latin1: string): Buffer {
