@@ -84,7 +84,7 @@ test('property: restoring / at any past point makes the live tree equal to the v
   try {
     const run = { n: 0, biggest: 0, events: 0 };
     const seed = process.env.BAZIL_SEED !== undefined ? Number(process.env.BAZIL_SEED) : Date.now() % 2 ** 31;
-    console.log(`# seed ${seed} (BAZIL_SEED=${seed} replays these runs)`);
+    process.stderr.write(`# seed ${seed} (BAZIL_SEED=${seed} replays these runs)\n`);
     await fc.assert(fc.asyncProperty(fc.array(arbOp, { minLength: 20, maxLength: 50 }), fc.nat(), fc.nat(), async (ops, pick1, pick2) => {
       const home = join(dir, `home${run.n++}`);
       const { home: h } = await initHome(home);
