@@ -207,10 +207,10 @@ export class ProjectionStore {
    */
   async restore(records: Iterable<[Buffer, Buffer]>): Promise<number> {
     return this.exclusive(async () => {
-      // A saved state has every copy materialised (dumps do that), so pending rows not in it go.
+      // A saved state has every copy materialised (dumps do that), so pending rows not in it go;
+      // loadPosition reloads the in-memory copy table from what is left.
       await this.db.flush();
       const changed = await restoreRecords(this.db, records);
-      this.clones.clear();
       this.settler.generation++;
       await this.loadPosition();
       return changed;
