@@ -150,9 +150,9 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
   let nextFh = 1;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
 
-  function fail(op: string, path: string, err: unknown): number {
+  function fail(op: string, _path: string, err: unknown): number {
     const errno = errnoOf(err);
-    if (errno === -E.EIO) log(`bazil mount: ${op} ${path}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (errno === -E.EIO) log(`bazil mount: ${op}: ${describeWithoutNames(err)}`);
     return errno;
   }
 
@@ -456,4 +456,17 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
       await Promise.allSettled(open.map((f) => f.handle.release()));
     },
   };
+}
+
+/**
+ * An unexpected error as the daemon's log may hold it: the log is a file of
+ * the home, and the home holds no plaintext name (docs/crypto.md), so the
+ * message (which may quote a path or a name) is left out and only the error's
+ * kind, stable code and stack frames are kept.
+ */
+export function describeWithoutNames(err: unknown): string {
+  if (!(err instanceof Error)) return 'a non-Error value was thrown';
+  const code = (err as { code?: unknown }).code;
+  const frames = (err.stack ?? '').split('\n').filter((line) => line.startsWith('    at ')).join('\n');
+  return `${err.name}${typeof code === 'string' ? ` ${code}` : ''}${frames ? `\n${frames}` : ''}`;
 }
