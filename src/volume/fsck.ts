@@ -134,9 +134,10 @@ async function checkContent(parts: FsckParts, problems: FsckProblem[], signal: A
     const dir = stack.pop()!;
     let after: string | undefined;
     for (;;) {
-      const page = await parts.projection.readdir(dir, { after, limit: 1000 });
+      const page = await unlessUnreadable(parts.projection.readdir(dir, { after, limit: 1000 }), `directory ${dir.toString('hex')}`, problems);
+      if (page === undefined) break;
       for (const entry of page) {
-        const attrs = await parts.projection.getattr(entry.id);
+        const attrs = await unlessUnreadable(parts.projection.getattr(entry.id), `inode ${entry.id.toString('hex')}`, problems);
         if (attrs === undefined) continue;
         if (attrs.kind === 'dir') {
           stack.push(entry.id);
@@ -177,6 +178,22 @@ function checkFile(content: ContentStore, name: string, manifestBytes: Buffer, p
   return checked;
 }
 
+/**
+ * A projection read that meets a record it cannot open (damaged, or sealed
+ * with another key) is a finding, not the end of the check: fsck goes on and
+ * lists everything else. Such records are derived; `bazil rebuild` replaces
+ * them from the log.
+ */
+async function unlessUnreadable<T>(read: Promise<T>, what: string, problems: FsckProblem[]): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (err) {
+    if (!isBazilError(err) || err.code !== ErrorCodes.CORRUPT_METADATA) throw err;
+    problems.push({ area: 'projection', code: err.code, message: `${what} cannot be read: ${err.message}; \`bazil rebuild\` replaces the projection from the log` });
+    return undefined;
+  }
+}
+
 /** Replays the log into a scratch projection and compares the dumps. */
 async function checkProjection(parts: FsckParts, problems: FsckProblem[]): Promise<void> {
   const scratchDir = await mkdtemp(join(parts.dir, 'fsck-'));
@@ -193,8 +210,11 @@ async function checkProjection(parts: FsckParts, problems: FsckProblem[]): Promi
         return;
       }
       // With the back-links: derived from the entries, they must match a replay too.
-      const [live, replayed] = await Promise.all([parts.projection.dump({ links: true }), scratch.dump({ links: true })]);
-      if (!live.equals(replayed)) {
+      const [live, replayed] = await Promise.all([
+        unlessUnreadable(parts.projection.dump({ links: true }), 'the projection', problems),
+        scratch.dump({ links: true }),
+      ]);
+      if (live !== undefined && !live.equals(replayed)) {
         problems.push({
           area: 'projection',
           code: ErrorCodes.CORRUPT_METADATA,
