@@ -21,7 +21,8 @@
 // call (a fresh cipher object for each value) dominated. AES-CTR is
 // therefore computed as what it is, the XOR with AES of the counter blocks,
 // through one long-lived AES-ECB object; and values already opened are
-// remembered by their exact stored bytes (OpenCache). The bytes stored do
+// remembered by their exact stored bytes (OpenCache), name tags by their
+// scope and name. The bytes stored do
 // not change.
 
 import { createCipheriv, createHmac, hkdfSync, timingSafeEqual, type Cipher } from 'node:crypto';
@@ -38,6 +39,7 @@ export class ProjectionCipher {
   /** AES-256 of single blocks under encKey: the CTR keystream (see the top). Never finalised. */
   private readonly blocks: Cipher;
   private readonly opened = new OpenCache();
+  private readonly tags = new RecentMap<Buffer>();
 
   /** `projectionKey` is VolumeKeys.projectionKey: 32 bytes derived from the volume secret. */
   constructor(projectionKey: Uint8Array) {
@@ -49,9 +51,19 @@ export class ProjectionCipher {
     this.blocks.setAutoPadding(false);
   }
 
-  /** The name's keyed hash within `scope` (the id of the directory or inode it belongs to). */
+  /**
+   * The name's keyed hash within `scope` (the id of the directory or inode
+   * it belongs to). A FUSE create, stat and unlink of one name hash it
+   * several times, so recent tags are remembered; the buffer returned is
+   * shared: read it, never write into it.
+   */
   nameTag(scope: Uint8Array, name: Uint8Array): Buffer {
-    return createHmac('sha256', this.nameKey).update(scope).update(name).digest().subarray(0, NAME_TAG_BYTES);
+    const k = cacheKey(scope, name);
+    const known = this.tags.get(k);
+    if (known !== undefined) return known;
+    const tag = createHmac('sha256', this.nameKey).update(scope).update(name).digest().subarray(0, NAME_TAG_BYTES);
+    this.tags.set(k, tag);
+    return tag;
   }
 
   seal(ad: Uint8Array, plain: Uint8Array): Buffer {
@@ -109,8 +121,8 @@ export class ProjectionCipher {
   }
 }
 
-/** Opened values remembered at most, per generation (two are kept: up to twice this many). */
-const OPEN_CACHE_ENTRIES = 16384;
+/** Entries a cache keeps per generation (two are kept: up to twice this many). */
+const CACHE_ENTRIES = 16384;
 /** Values longer than this are opened each time: the cache is for the small records scans pass again and again. */
 const OPEN_CACHE_MAX_BYTES = 1024;
 
@@ -118,38 +130,47 @@ const OPEN_CACHE_MAX_BYTES = 1024;
  * Plaintexts of values this cipher opened, keyed by their exact stored
  * bytes and record key (opening is a pure function of both), so that a
  * record read again, above all by each settling of a large directory's
- * aggregate, is not decrypted and authenticated again. Bounded by two
- * generations: a full young map becomes the old one and the old one is
- * dropped; a hit in the old one moves back to the young. Callers get a copy
+ * aggregate, is not decrypted and authenticated again. Callers get a copy
  * (they may write into what open returns).
  */
 class OpenCache {
-  private young = new Map<string, Buffer>();
-  private old = new Map<string, Buffer>();
+  private readonly plain = new RecentMap<Buffer>();
 
   get(ad: Uint8Array, sealed: Uint8Array): Buffer | undefined {
     if (sealed.length > OPEN_CACHE_MAX_BYTES) return undefined;
-    const k = cacheKey(ad, sealed);
-    let plain = this.young.get(k);
-    if (plain === undefined) {
-      plain = this.old.get(k);
-      if (plain === undefined) return undefined;
-      this.remember(k, plain);
-    }
-    return Buffer.from(plain);
+    const plain = this.plain.get(cacheKey(ad, sealed));
+    return plain === undefined ? undefined : Buffer.from(plain);
   }
 
   set(ad: Uint8Array, sealed: Uint8Array, plain: Buffer): void {
     if (sealed.length > OPEN_CACHE_MAX_BYTES) return;
-    this.remember(cacheKey(ad, sealed), Buffer.from(plain));
+    this.plain.set(cacheKey(ad, sealed), Buffer.from(plain));
+  }
+}
+
+/**
+ * A map of recently used entries bounded by two generations: a full young
+ * map becomes the old one and the old one is dropped; a hit in the old one
+ * moves back to the young. Cheaper per hit than a strict LRU.
+ */
+class RecentMap<V> {
+  private young = new Map<string, V>();
+  private old = new Map<string, V>();
+
+  get(k: string): V | undefined {
+    const v = this.young.get(k);
+    if (v !== undefined) return v;
+    const aged = this.old.get(k);
+    if (aged !== undefined) this.set(k, aged);
+    return aged;
   }
 
-  private remember(k: string, plain: Buffer): void {
-    if (this.young.size >= OPEN_CACHE_ENTRIES) {
+  set(k: string, v: V): void {
+    if (this.young.size >= CACHE_ENTRIES) {
       this.old = this.young;
       this.young = new Map();
     }
-    this.young.set(k, plain);
+    this.young.set(k, v);
   }
 }
 

@@ -105,3 +105,18 @@ test('more values than the cache holds still open correctly, old and new', () =>
     for (let i = 0; i < n; i += 7) assert.equal(cipher.open(Buffer.from(`k${i}`), sealed[i]!).toString(), `v${i}`);
   }
 });
+
+test('name tags are the keyed hash of scope and name, remembered or not', () => {
+  const key = randomBytes(32);
+  const cipher = new ProjectionCipher(key);
+  const nameKey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'bazil/v1/projection/name', 32));
+  const scopes = [randomBytes(32), randomBytes(32)];
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 3000; i++) {
+      const scope = scopes[i % 2]!;
+      const name = Buffer.from(`name-${i}`);
+      const expected = createHmac('sha256', nameKey).update(scope).update(name).digest().subarray(0, 16);
+      assert.deepEqual(cipher.nameTag(scope, name), expected);
+    }
+  }
+});
