@@ -22,8 +22,7 @@
 // therefore computed as what it is, the XOR with AES of the counter blocks,
 // through one long-lived AES-ECB object; and values already opened are
 // remembered by their exact stored bytes (OpenCache), name tags by their
-// scope and name. The bytes stored do
-// not change.
+// scope and name. The bytes stored do not change.
 
 import { createCipheriv, createHmac, hkdfSync, timingSafeEqual, type Cipher } from 'node:crypto';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
