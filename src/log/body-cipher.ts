@@ -32,7 +32,7 @@ export function bodyAad(volume: Uint8Array, writer: Uint8Array, seq: bigint): Bu
 
 export function sealBody(eventKey: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer {
   checkKey(eventKey);
-  const nonceKey = createHmac('sha256', eventKey).update(NONCE_KEY_LABEL).digest();
+  const nonceKey = nonceKeyOf(eventKey);
   const nonce = createHmac('sha256', nonceKey).update(aad).update(plaintext).digest().subarray(0, NONCE_LENGTH);
   const cipher = createCipheriv('aes-256-gcm', eventKey, nonce);
   cipher.setAAD(aad);
@@ -56,6 +56,16 @@ export function openSealedBody(eventKey: Uint8Array, aad: Uint8Array, sealed: Ui
   } catch (err) {
     throw new BazilError(ErrorCodes.DECRYPT_FAILED, 'an event body does not decrypt: wrong volume key, or altered bytes', {}, err);
   }
+}
+
+/** The last event key's nonce key: a writer seals every event under one key, so this saves an HMAC per event. */
+let lastNonceKey: { eventKey: Buffer; nonceKey: Buffer } | null = null;
+
+function nonceKeyOf(eventKey: Uint8Array): Buffer {
+  if (lastNonceKey !== null && lastNonceKey.eventKey.equals(eventKey)) return lastNonceKey.nonceKey;
+  const nonceKey = createHmac('sha256', eventKey).update(NONCE_KEY_LABEL).digest();
+  lastNonceKey = { eventKey: Buffer.from(eventKey), nonceKey };
+  return nonceKey;
 }
 
 function checkKey(key: Uint8Array): void {

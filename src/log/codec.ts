@@ -74,6 +74,15 @@ export function eventId(signedPart: Uint8Array): Buffer {
 
 /** Encrypts, encodes and signs an event. Invalid input throws BAD_ARGUMENT (or NAME_TOO_LONG). */
 export function encodeEvent(draft: EventDraft, signer: Signer, eventKey: Uint8Array): Envelope {
+  return encodeEventOpened(draft, signer, eventKey).envelope;
+}
+
+/**
+ * encodeEvent, and the event as openBody would give it back (the body
+ * decoded from the plaintext that was sealed, not the draft's object), so
+ * a writer can project its own event without decrypting it again.
+ */
+export function encodeEventOpened(draft: EventDraft, signer: Signer, eventKey: Uint8Array): { envelope: Envelope; event: LogEvent } {
   const volume = bytesArg(draft.volume, VOLUME_ID_LENGTH, 'volume id');
   const prev = bytesArg(draft.prev, EVENT_ID_LENGTH, 'prev');
   const writer = signer.writer;
@@ -82,14 +91,19 @@ export function encodeEvent(draft: EventDraft, signer: Signer, eventKey: Uint8Ar
   if (typeof hlc !== 'bigint' || hlc < 0n || hlc > MAX_HLC) throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'hlc is a bigint in 0..2^64-1');
   if ((seq === 1n) !== prev.equals(ZERO_ID)) throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'prev is all zeros exactly for seq 1');
   if (deps.get(writer) !== 0n) throw new BazilError(ErrorCodes.BAD_ARGUMENT, "deps leave out the writer's own entry");
-  const sealedBody = sealBody(eventKey, bodyAad(volume, writer, seq), encodeBody(draft.body));
+  const plaintext = encodeBody(draft.body);
+  const sealedBody = sealBody(eventKey, bodyAad(volume, writer, seq), plaintext);
   const signedPart = encodeCanonical([EVENT_VERSION, volume, writer, seq, hlc, prev, deps.toCbor(), sealedBody]);
   const signature = signer.sign(signedPart);
   const bytes = encodeCanonical([signedPart, signature]);
   if (bytes.length > MAX_EVENT_BYTES) {
     throw new BazilError(ErrorCodes.RECORD_TOO_LARGE, `an event of ${bytes.length} bytes exceeds ${MAX_EVENT_BYTES}`, { bytes: bytes.length });
   }
-  return { volume, writer, seq, hlc, prev, deps, id: eventId(signedPart), sealedBody, signedPart, signature, bytes };
+  const id = eventId(signedPart);
+  return {
+    envelope: { volume, writer, seq, hlc, prev, deps, id, sealedBody, signedPart, signature, bytes },
+    event: { volume, writer, seq, hlc, prev, deps, id, body: decodeBody(plaintext) },
+  };
 }
 
 function bytesArg(b: Uint8Array, length: number, what: string): Buffer {

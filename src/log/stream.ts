@@ -12,7 +12,7 @@ import type { ArenaSet } from '../../arena/arena-set.js';
 import type { SequencedRecord } from '../../arena/active-arena.js';
 import { BazilError, ErrorCodes, isBazilError, type ErrorCode } from '../../errors/index.js';
 import { compareCausal, mergeCausal } from './causal-merge.js';
-import { decodeEnvelope, encodeEvent, openBody, parseEnvelope, ZERO_ID, VOLUME_ID_LENGTH, type Envelope, type LogEvent } from './codec.js';
+import { decodeEnvelope, encodeEventOpened, openBody, parseEnvelope, ZERO_ID, VOLUME_ID_LENGTH, type Envelope, type LogEvent } from './codec.js';
 import type { EventBody } from './event.js';
 import { checkDrift, now, type Hlc } from './hlc.js';
 import type { Signer } from './signing.js';
@@ -56,6 +56,13 @@ export interface LogProblem {
   seq: string | null;
 }
 
+/**
+ * The local writer's latest appends kept in memory, so the projection's
+ * catch-up right after a commit neither reads them back from the arena nor
+ * decrypts them again.
+ */
+const RECENT_EVENTS = 256;
+
 type Report = (code: ErrorCode, message: string, writer: string, seq: bigint | null) => void;
 
 interface Tip {
@@ -71,6 +78,10 @@ export class LogStore {
   private readonly volume: Buffer;
   private readonly writerHex: string;
   private streamChecked = false;
+  /** The local writer's last appended events, consecutive, ending at its tip (empty when unknown). */
+  private recent: Envelope[] = [];
+  /** The opened form of events in `recent`, handed out once by open() (the projector's), then opened the usual way. */
+  private readonly opened = new WeakMap<Envelope, LogEvent>();
 
   private constructor(private readonly arenas: ArenaSet, volume: Uint8Array, private readonly eventKey: Uint8Array, private readonly signer: Signer) {
     this.volume = Buffer.from(volume);
@@ -97,6 +108,7 @@ export class LogStore {
   /** Re-reads every writer's tip, after records reached the arena set other than through this log (ArenaSet.adopt). */
   refresh(): void {
     this.tips.clear();
+    this.recent = [];
     this.maxHlc = 0n;
     const pairs: [Buffer, bigint][] = [];
     for (const w of this.arenas.writers(LOG_KIND)) {
@@ -138,7 +150,7 @@ export class LogStore {
     }
     const hlc = now(this.maxHlc, options.wallMs);
     const deps = this.vector.without(this.writer);
-    const env = encodeEvent({ volume: this.volume, seq, hlc, prev: tip?.id ?? ZERO_ID, deps, body }, this.signer, this.eventKey);
+    const { envelope: env, event } = encodeEventOpened({ volume: this.volume, seq, hlc, prev: tip?.id ?? ZERO_ID, deps, body }, this.signer, this.eventKey);
     const stored = this.arenas.append(LOG_KIND, EVENT_RECORD_TYPE, env.id, env.bytes);
     if (stored !== seq) throw new BazilError(ErrorCodes.INTERNAL, `the arena stored event ${seq} as seq ${stored}`);
     if (!this.streamChecked) {
@@ -150,6 +162,9 @@ export class LogStore {
     this.tips.set(this.writerHex, { seq, id: env.id, hlc });
     this.maxHlc = hlc;
     this.vector = this.vector.with(this.writer, seq);
+    if (this.recent.length >= RECENT_EVENTS) this.recent.splice(0, this.recent.length - RECENT_EVENTS / 2);
+    this.recent.push(env);
+    this.opened.set(env, event);
     return { volume: env.volume, writer: env.writer, seq, hlc, prev: env.prev, deps, id: env.id, body };
   }
 
@@ -278,6 +293,11 @@ export class LogStore {
    */
   *read(writer: Uint8Array, fromSeq = 1n): Generator<Envelope> {
     const w = Buffer.from(writer.buffer, writer.byteOffset, writer.byteLength);
+    const recent = this.recentFrom(w, fromSeq);
+    if (recent !== null) {
+      yield* recent;
+      return;
+    }
     for (const r of this.arenas.records(LOG_KIND, w, fromSeq)) yield this.checkRecord(r, w);
   }
 
@@ -286,8 +306,26 @@ export class LogStore {
     return mergeCausal(this.arenas.writers(LOG_KIND).map((w) => this.read(w, from.get(w) + 1n)));
   }
 
+  /**
+   * The local writer's events from `fromSeq` to its tip when all are in
+   * `recent` (what the arena holds, as appended); null otherwise.
+   */
+  private recentFrom(writer: Buffer, fromSeq: bigint): Envelope[] | null {
+    const first = this.recent[0];
+    if (first === undefined || fromSeq < first.seq || !writer.equals(this.writer)) return null;
+    const last = this.recent[this.recent.length - 1]!;
+    if (last.seq !== this.arenas.nextSeq(LOG_KIND) - 1n) return null;
+    return this.recent.slice(Number(fromSeq - first.seq));
+  }
+
   /** An event with its body decrypted and validated. */
   open(envelope: Envelope): LogEvent {
+    const appended = this.opened.get(envelope);
+    if (appended !== undefined) {
+      // Once only: whoever opens it may keep (and change) what it gets.
+      this.opened.delete(envelope);
+      return appended;
+    }
     return openBody(envelope, this.eventKey);
   }
 

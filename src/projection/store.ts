@@ -71,6 +71,8 @@ export class ProjectionStore {
    * materialisation must not interleave with a batch that read before it).
    */
   private lock: Promise<unknown> = Promise.resolve();
+  /** The root directory's id once read (rootId). */
+  private root: Buffer | undefined;
 
   private constructor(private readonly raw: RawDb, readonly cipher: ProjectionCipher) {
     this.db = new OverlayLevel(raw, new SealingCodec(cipher));
@@ -195,6 +197,7 @@ export class ProjectionStore {
     await this.raw.clear();
     await this.raw.put(KEY_CHECK_KEY, this.cipher.keyCheck());
     this.clones.clear();
+    this.root = undefined;
     this.settler.generation++;
     this.vv = VersionVector.EMPTY;
     this.last = null;
@@ -211,6 +214,7 @@ export class ProjectionStore {
       // loadPosition reloads the in-memory copy table from what is left.
       await this.db.flush();
       const changed = await restoreRecords(this.db, records);
+      this.root = undefined;
       this.settler.generation++;
       await this.loadPosition();
       return changed;
@@ -232,7 +236,9 @@ export class ProjectionStore {
   // (MEASURED.md). They stay async so callers need not change.
 
   async rootId(): Promise<Buffer | undefined> {
-    return this.db.getSync(ROOT_KEY);
+    // Every path resolution starts here, and the root, once created, changes only with the whole state (clear, restore).
+    this.root ??= this.db.getSync(ROOT_KEY);
+    return this.root === undefined ? undefined : Buffer.from(this.root);
   }
 
   async lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined> {

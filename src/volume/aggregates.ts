@@ -32,6 +32,14 @@ export const SETTLE_DELAY_MS = 50;
 export const SETTLE_MAX_WAIT_MS = 1000;
 /** Longest slice of settling that holds up writes (a directory is recomputed whole, so one huge directory may take longer). */
 export const SETTLE_SLICE_MS = 50;
+/**
+ * Under a steady stream of writes, settling runs no more often than this
+ * many times its own last duration: a directory is recomputed whole, so a
+ * burst of creates in a directory of thousands of entries would otherwise
+ * spend a growing share of the daemon's thread recomputing it every
+ * SETTLE_MAX_WAIT_MS (docs/mount.md, "Round 3: metadata").
+ */
+const SETTLE_BUSY_FACTOR = 20;
 
 /**
  * Settles a projection's dirty aggregates in the background, in short
@@ -43,6 +51,8 @@ export class BackgroundSettler {
   private running: Promise<void> | null = null;
   private stopped = false;
   private waitingSince = 0;
+  /** Time the last run of slices held the write queue, ms. */
+  private lastRunMs = 0;
 
   constructor(
     private readonly projection: ProjectionStore,
@@ -62,7 +72,7 @@ export class BackgroundSettler {
     const now = performance.now();
     if (this.timer !== null) {
       // Under a steady stream of writes the figures would never settle: past the longest wait, the pending timer stands.
-      if (now - this.waitingSince >= SETTLE_MAX_WAIT_MS) return;
+      if (now - this.waitingSince >= Math.max(SETTLE_MAX_WAIT_MS, SETTLE_BUSY_FACTOR * this.lastRunMs)) return;
       clearTimeout(this.timer);
     } else {
       this.waitingSince = now;
@@ -93,9 +103,18 @@ export class BackgroundSettler {
   private runSlices(): Promise<void> {
     if (this.running !== null) return this.running;
     this.running = (async () => {
+      let spent = 0;
       try {
         for (let left = 1; left > 0 && !this.stopped;) {
-          left = await this.serialise(() => (this.stopped ? Promise.resolve(0) : this.projection.settleAggregates(SETTLE_SLICE_MS)));
+          left = await this.serialise(async () => {
+            if (this.stopped) return 0;
+            const started = performance.now();
+            try {
+              return await this.projection.settleAggregates(SETTLE_SLICE_MS);
+            } finally {
+              spent += performance.now() - started;
+            }
+          });
           // Let queued writes and reads in before the next slice.
           await new Promise((resolve) => setImmediate(resolve));
         }
@@ -103,6 +122,7 @@ export class BackgroundSettler {
         // A failed slice leaves its directories dirty (reads say inexact, an exact read retries); report it and go on.
         process.emitWarning(`bazil: settling subtree aggregates failed: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
+        this.lastRunMs = spent;
         this.running = null;
       }
     })();
