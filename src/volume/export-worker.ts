@@ -17,11 +17,13 @@ import type { ErrorMessage } from './export-pool.js';
  * What the last part of a file sets once its content is written; `attrs`
  * null leaves them to the caller. `attrs.owned`: the new file already has
  * owner `uid` and group `gid` (the caller knows whom the files it creates
- * belong to), so no fchown is made.
+ * belong to), so no fchown is made. `attrs.createMode`: the file is created
+ * with `mode`, which the caller knows the umask leaves as it is (no
+ * set-ID or sticky bits), so no fchmod is made.
  */
 export interface FileClose {
   size: number;
-  attrs: { mode: number; uid: number; gid: number; atime: number | string; mtime: number | string; owned?: boolean } | null;
+  attrs: { mode: number; uid: number; gid: number; atime: number | string; mtime: number | string; owned?: boolean; createMode?: boolean } | null;
 }
 
 export type ExportRequest =
@@ -187,7 +189,7 @@ function finish(f: OpenFile, close: FileClose): void {
     }
   }
   // chmod after chown, which clears setuid and setgid.
-  op('chmod', () => fchmodSync(f.fd, attrs.mode));
+  if (attrs.createMode !== true) op('chmod', () => fchmodSync(f.fd, attrs.mode));
   op('utimes', () => futimesSync(f.fd, attrs.atime, attrs.mtime));
 }
 

@@ -16,7 +16,7 @@
 // writes them (export-pool.ts); the main thread walks the projection and
 // hands over the sealed chunks.
 
-import type { BigIntStats } from 'node:fs';
+import { readFileSync, type BigIntStats } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
@@ -493,6 +493,8 @@ class Exporter {
   /** Whom the files and directories this export creates belong to, once its top directory is made (null: not known, chown each). */
   private newOwner: { uid: number; gid: number } | null = null;
   private topDone = false;
+  /** The process's umask, read without changing it; null when not known (every file is then chmodded). */
+  private readonly umask = readUmask();
 
   constructor(private readonly volume: VolumeReader<ProjectionReader>, private readonly result: TreeResult, private readonly options: ExportOptions) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
@@ -622,6 +624,7 @@ class Exporter {
     const stored = Math.min(attrs.size, manifest?.size ?? 0);
     const closeAttrs = names.length > 0 ? null : {
       mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, atime: toUtimeArg(attrs.atime), mtime: toUtimeArg(attrs.mtime), owned: owns(this.newOwner, attrs),
+      createMode: this.umask !== null && (attrs.mode & ~0o777) === 0 && (attrs.mode & this.umask) === 0,
     };
     this.pool ??= new ExportPool();
     await this.pool.writeFile(dest, content.sealedExtents(manifest, stored, this.options), content, { size: attrs.size, attrs: closeAttrs }, this.options.signal);
@@ -712,6 +715,20 @@ function readLocalXattrs(path: string, result: TreeResult): Array<[string, Buffe
 }
 
 const S_ISGID = 0o2000;
+
+/**
+ * The umask from /proc (Linux 4.7 on): process.umask() without an argument
+ * sets it to 0 and back, a moment in which another thread's new file would
+ * get the wrong mode.
+ */
+function readUmask(): number | null {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    return m === null ? null : parseInt(m[1]!, 8);
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Whom what an export creates inside the directory `top` (made by it, or

@@ -137,3 +137,27 @@ test('export of a single file sets its owner and mode', { skip: !isRoot && 'need
     assert.deepEqual([two.uid, two.gid, two.mode & 0o7777], [0, 0, 0o604]);
   });
 });
+
+test('export modes: files created with their mode where the umask keeps it, chmodded otherwise', async () => {
+  await withVolume(async (volume, dir) => {
+    const modes = [0o644, 0o600, 0o444, 0o400, 0o000, 0o640, 0o666, 0o777, 0o757, 0o4755, 0o2750, 0o1777, 0o755];
+    await volume.mkdir('/m', { mode: 0o755 });
+    for (const mode of modes) await writeVolFile(volume, `/m/f${mode.toString(8)}`, `mode ${mode.toString(8)}`, { mode, uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 });
+    await volume.sync();
+    // Under two umasks: 022 (0666 and 0777 are chmodded) and 0 (all but the set-ID and sticky ones are created as they are).
+    for (const umask of [0o022, 0]) {
+      const old = process.umask(umask);
+      try {
+        const out = join(dir, `out-${umask.toString(8)}`);
+        const r = await exportTree(volume, '/m', out);
+        assert.equal(r.files, modes.length);
+        for (const mode of modes) {
+          const st = await lstat(join(out, `f${mode.toString(8)}`));
+          assert.equal((st.mode & 0o7777).toString(8), mode.toString(8), `f${mode.toString(8)} under umask ${umask.toString(8)}`);
+        }
+      } finally {
+        process.umask(old);
+      }
+    }
+  });
+});
