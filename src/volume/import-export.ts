@@ -493,8 +493,12 @@ class Exporter {
   /** Whom the files and directories this export creates belong to, once its top directory is made (null: not known, chown each). */
   private newOwner: { uid: number; gid: number } | null = null;
   private topDone = false;
-  /** The process's umask, read without changing it; null when not known (every file is then chmodded). */
-  private readonly umask = readUmask();
+  /**
+   * The umask new files get, once the top directory is made: null when not
+   * known (every file is then chmodded), as under a default ACL, which
+   * replaces the umask for what is made below it.
+   */
+  private umask: number | null = null;
 
   constructor(private readonly volume: VolumeReader<ProjectionReader>, private readonly result: TreeResult, private readonly options: ExportOptions) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
@@ -595,6 +599,7 @@ class Exporter {
       const st = await local('stat', dest, () => lstat(dest));
       this.newOwner = newOwnerUnder(st);
       owner = { uid: st.uid, gid: st.gid };
+      this.umask = hasDefaultAcl(dest) ? null : readUmask();
     }
     const files: Promise<void>[] = [];
     try {
@@ -715,6 +720,16 @@ function readLocalXattrs(path: string, result: TreeResult): Array<[string, Buffe
 }
 
 const S_ISGID = 0o2000;
+
+/** Whether `dir` has a default ACL (or might: without the xattr addon, or where listing fails, it is not known). */
+function hasDefaultAcl(dir: string): boolean {
+  if (!xattrsAvailable()) return true;
+  try {
+    return listXattrs(dir).includes('system.posix_acl_default');
+  } catch {
+    return true;
+  }
+}
 
 /**
  * The umask from /proc (Linux 4.7 on): process.umask() without an argument

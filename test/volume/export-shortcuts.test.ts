@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initHome } from '../../src/home/home.js';
 import { createVolume } from '../../src/home/volumes.js';
-import { getXattr, listXattrs, xattrsAvailable } from '../../src/fs/xattr.js';
+import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../../src/fs/xattr.js';
 import { exportTree } from '../../src/volume/import-export.js';
 import { Volume } from '../../src/volume/volume.js';
 
@@ -158,6 +158,34 @@ test('export modes: files created with their mode where the umask keeps it, chmo
       } finally {
         process.umask(old);
       }
+    }
+
+    // A default ACL replaces the umask below it: a top with one (others get nothing) must not keep 0644 files from being 0644.
+    const acl = join(dir, 'acl');
+    await mkdir(acl);
+    const entry = (tag: number, perm: number): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeUInt16LE(tag, 0);
+      b.writeUInt16LE(perm, 2);
+      b.writeUInt32LE(0xffffffff, 4);
+      return b;
+    };
+    const version = Buffer.alloc(4);
+    version.writeUInt32LE(2);
+    let aclSet = xattrsAvailable();
+    try {
+      if (aclSet) setXattr(acl, 'system.posix_acl_default', Buffer.concat([version, entry(0x01, 7), entry(0x04, 5), entry(0x20, 0)]));
+    } catch {
+      aclSet = false;
+    }
+    if (aclSet) {
+      await exportTree(volume, '/m', acl);
+      for (const mode of modes) {
+        const st = await lstat(join(acl, `f${mode.toString(8)}`));
+        assert.equal((st.mode & 0o7777).toString(8), mode.toString(8), `f${mode.toString(8)} under a default ACL`);
+      }
+    } else {
+      process.stderr.write('export-shortcuts: no default ACL here (file system or xattr addon); that part is skipped\n');
     }
   });
 });
