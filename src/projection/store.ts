@@ -24,7 +24,7 @@ import { CloneTable, materialiseLevel } from './clones.js';
 import {
   CACHE_TABLES, CLONE_TABLE_PREFIX, KEY_CHECK_KEY, LINK_TABLE, POSITION_KEY, ROOT_KEY, VECTOR_KEY, cloneKey, decodeEntry, decodeInode, decodeNote,
   decodePendingClone, decodePosition, encodeEntry, encodeInode, encodeNote, encodePendingClone, encodePosition, entryKey, entryPrefix, inodeKey,
-  linkPrefix, noteKey, prefixEnd, xattrKey, xattrPrefix,
+  linkPrefix, noteKey, prefixEnd, TABLE_LAYOUTS, xattrKey, xattrPrefix,
   type Entry, type Inode, type InodeKind, type Note, type PendingClone, type Position,
 } from './schema.js';
 
@@ -289,6 +289,27 @@ export class ProjectionStore {
 
   async getxattr(id: Uint8Array, name: string): Promise<Buffer | undefined> {
     return this.db.get(xattrKey(id, name));
+  }
+
+  /**
+   * The ids (as latin1 strings) of the nodes that have extended attributes,
+   * or null when more than `limit` attributes are stored or a pending copy
+   * may still add some as it is materialised: one scan of the table lets
+   * export list only these nodes' attributes, instead of an iterator (a
+   * thread-pool round trip) for every node it writes (import-export.ts).
+   */
+  async xattrHolders(limit: number): Promise<Set<string> | null> {
+    if (this.clones.any()) return null;
+    const table = xattrPrefix(new Uint8Array(0));
+    // Keys are table byte ‖ node id ‖ name.
+    const nameAt = TABLE_LAYOUTS.get(table[0]!)!.nameAt!;
+    const holders = new Set<string>();
+    let rows = 0;
+    for await (const k of this.db.keys({ gte: table, lt: prefixEnd(table), limit: limit + 1 })) {
+      if (++rows > limit) return null;
+      holders.add(k.subarray(table.length, nameAt).toString('latin1'));
+    }
+    return holders;
   }
 
   /** What happened to the event at `p`, when it did not simply apply. */

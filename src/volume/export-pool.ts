@@ -78,7 +78,7 @@ export class ExportPool {
     const file = this.nextFile++;
     const parts: Promise<void>[] = [];
     const fd = await new Promise<number>((resolve, reject) => {
-      open(path, 'wx', 0o600, (err, fd) => (err === null ? resolve(fd) : reject(ioError('write', path, err))));
+      open(path, 'wx', close.attrs?.createMode === true ? close.attrs.mode : 0o600, (err, fd) => (err === null ? resolve(fd) : reject(ioError('write', path, err))));
     });
     let opened = false;
     let slab = -1;

@@ -13,10 +13,17 @@ import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/inde
 import { openObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH } from '../cas/convergent.js';
 import type { ErrorMessage } from './export-pool.js';
 
-/** What the last part of a file sets once its content is written; `attrs` null leaves them to the caller. */
+/**
+ * What the last part of a file sets once its content is written; `attrs`
+ * null leaves them to the caller. `attrs.owned`: the new file already has
+ * owner `uid` and group `gid` (the caller knows whom the files it creates
+ * belong to), so no fchown is made. `attrs.createMode`: the file is created
+ * with `mode`, which the caller knows the umask leaves as it is (no
+ * set-ID or sticky bits), so no fchmod is made.
+ */
 export interface FileClose {
   size: number;
-  attrs: { mode: number; uid: number; gid: number; atime: number | string; mtime: number | string } | null;
+  attrs: { mode: number; uid: number; gid: number; atime: number | string; mtime: number | string; owned?: boolean; createMode?: boolean } | null;
 }
 
 export type ExportRequest =
@@ -173,14 +180,16 @@ function finish(f: OpenFile, close: FileClose): void {
   if (f.written < close.size) op('truncate', () => ftruncateSync(f.fd, close.size));
   const attrs = close.attrs;
   if (attrs === null) return;
-  try {
-    fchownSync(f.fd, attrs.uid, attrs.gid);
-  } catch (err) {
-    // Not root: the files stay the exporter's, as with cp -a.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw ioError('chown', f.path, err);
+  if (attrs.owned !== true) {
+    try {
+      fchownSync(f.fd, attrs.uid, attrs.gid);
+    } catch (err) {
+      // Not root: the files stay the exporter's, as with cp -a.
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw ioError('chown', f.path, err);
+    }
   }
   // chmod after chown, which clears setuid and setgid.
-  op('chmod', () => fchmodSync(f.fd, attrs.mode));
+  if (attrs.createMode !== true) op('chmod', () => fchmodSync(f.fd, attrs.mode));
   op('utimes', () => futimesSync(f.fd, attrs.atime, attrs.mtime));
 }
 

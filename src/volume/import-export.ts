@@ -16,7 +16,7 @@
 // writes them (export-pool.ts); the main thread walks the projection and
 // hands over the sealed chunks.
 
-import type { BigIntStats } from 'node:fs';
+import { readFileSync, type BigIntStats } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
@@ -32,6 +32,8 @@ import type { CreateEvent, EventBody } from '../log/event.js';
 
 /** Files export has on their way to its worker at once. */
 const EXPORT_FILES_IN_FLIGHT = 6;
+/** Up to this many stored attributes, export reads which nodes have any once (a set of ids) rather than listing each node's. */
+const XATTR_HOLDERS_LIMIT = 65_536;
 // Files whose content is being written at once, and the bytes they may
 // hold: enough to keep the seal worker fed across small files, few enough
 // that memory stays bounded whatever the tree.
@@ -466,6 +468,7 @@ export async function exportTree(volume: VolumeReader<ProjectionReader>, volPath
   const result: TreeResult = { files: 0, bytes: 0, dirs: 0, symlinks: 0, links: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, ms: 0 };
   const exporter = new Exporter(volume, result, options);
   try {
+    await exporter.findXattrHolders();
     await (await exporter.start(await volume.resolve(volPath, options), volPath, destDir)).done;
   } finally {
     await exporter.close();
@@ -485,6 +488,17 @@ class Exporter {
   private failed = false;
   /** Decrypts and writes the files' content; started with the first file. */
   private pool: ExportPool | null = null;
+  /** The ids (latin1) of the nodes with extended attributes, when known up front: the others' are not listed. */
+  private xattrHolders: Set<string> | null = null;
+  /** Whom the files and directories this export creates belong to, once its top directory is made (null: not known, chown each). */
+  private newOwner: { uid: number; gid: number } | null = null;
+  private topDone = false;
+  /**
+   * The umask new files get, once the top directory is made: null when not
+   * known (every file is then chmodded), as under a default ACL, which
+   * replaces the umask for what is made below it.
+   */
+  private umask: number | null = null;
 
   constructor(private readonly volume: VolumeReader<ProjectionReader>, private readonly result: TreeResult, private readonly options: ExportOptions) {
     this.copyXattrs = options.xattrs !== false && xattrAddonOrWarn();
@@ -495,11 +509,26 @@ class Exporter {
     this.pool = null;
   }
 
+  /**
+   * Listing a node's attributes is a LevelDB iterator, a thread-pool round
+   * trip, for every file, directory and symlink, while most volumes have
+   * few or none: one scan of the attribute table up front tells which
+   * nodes to list.
+   */
+  async findXattrHolders(): Promise<void> {
+    if (this.copyXattrs) this.xattrHolders = await this.volume.xattrHolders(XATTR_HOLDERS_LIMIT);
+  }
+
+  private listxattr(id: Buffer): Promise<string[]> {
+    if (this.xattrHolders !== null && !this.xattrHolders.has(id.toString('latin1'))) return Promise.resolve([]);
+    return this.volume.listxattrId(id);
+  }
+
   /** Sets the volume node's copied attributes (`names`, listed by the caller) on the local `dest` (after its content, before its owner, mode and times). */
   private async xattrs(id: Buffer, volPath: string, dest: string, isLink: boolean, names?: string[]): Promise<void> {
     if (!this.copyXattrs) return;
     checkAborted(this.options.signal);
-    for (const name of names ?? await this.volume.listxattrId(id)) {
+    for (const name of names ?? await this.listxattr(id)) {
       // Linux refuses user.* attributes on symlinks (EPERM): they cannot exist on a local one, so none are written.
       if (!copiedNamespace(name) || (isLink && name.startsWith('user.'))) {
         this.result.xattrsSkipped++;
@@ -548,7 +577,7 @@ class Exporter {
         const target = await this.volume.readlinkId(id, volPath);
         await local('symlink', dest, () => symlink(target, dest));
         await this.xattrs(id, volPath, dest, true);
-        await setAttrs(dest, attrs, true);
+        await setAttrs(dest, attrs, true, owns(this.newOwner, attrs));
         this.result.symlinks++;
         break;
       }
@@ -563,6 +592,15 @@ class Exporter {
     await local('mkdir', dest, () => mkdir(dest, { mode: 0o700 })).catch((err: unknown) => {
       if (!(err instanceof BazilError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EEXIST')) throw err;
     });
+    // The top directory (made here, or an empty one that was there) tells whom what is made under it belongs to.
+    let owner = this.newOwner;
+    if (!this.topDone) {
+      this.topDone = true;
+      const st = await local('stat', dest, () => lstat(dest));
+      this.newOwner = newOwnerUnder(st);
+      owner = { uid: st.uid, gid: st.gid };
+      this.umask = hasDefaultAcl(dest) ? null : readUmask();
+    }
     const files: Promise<void>[] = [];
     try {
       for (let page = await this.volume.readdir(volPath, { limit: 1000 }); page.length > 0;
@@ -576,7 +614,7 @@ class Exporter {
       if (failure !== undefined) throw failure.reason;
     }
     await this.xattrs(attrs.id, volPath, dest, false);
-    await setAttrs(dest, attrs, false);
+    await setAttrs(dest, attrs, false, owns(owner, attrs));
     this.result.dirs++;
   }
 
@@ -586,17 +624,18 @@ class Exporter {
    * those are set here first, then the rest.
    */
   private async file(id: Buffer, attrs: Attrs, volPath: string, dest: string): Promise<void> {
-    const names = this.copyXattrs ? await this.volume.listxattrId(id) : [];
+    const names = this.copyXattrs ? await this.listxattr(id) : [];
     const { manifest, content } = this.volume.sealedContent(attrs);
     const stored = Math.min(attrs.size, manifest?.size ?? 0);
     const closeAttrs = names.length > 0 ? null : {
-      mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, atime: toUtimeArg(attrs.atime), mtime: toUtimeArg(attrs.mtime),
+      mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, atime: toUtimeArg(attrs.atime), mtime: toUtimeArg(attrs.mtime), owned: owns(this.newOwner, attrs),
+      createMode: this.umask !== null && (attrs.mode & ~0o777) === 0 && (attrs.mode & this.umask) === 0,
     };
     this.pool ??= new ExportPool();
     await this.pool.writeFile(dest, content.sealedExtents(manifest, stored, this.options), content, { size: attrs.size, attrs: closeAttrs }, this.options.signal);
     if (closeAttrs === null) {
       await this.xattrs(id, volPath, dest, false, names);
-      await setAttrs(dest, attrs, false);
+      await setAttrs(dest, attrs, false, owns(this.newOwner, attrs));
     }
     this.result.files++;
     this.result.bytes += attrs.size;
@@ -680,11 +719,60 @@ function readLocalXattrs(path: string, result: TreeResult): Array<[string, Buffe
   return out;
 }
 
-async function setAttrs(path: string, attrs: { mode: number; uid: number; gid: number; mtime: bigint; atime: bigint }, isLink: boolean): Promise<void> {
-  await local('chown', path, () => lchown(path, attrs.uid, attrs.gid)).catch((err: unknown) => {
-    // Not root: the files stay the exporter's, as with cp -a.
-    if ((err as BazilError).data?.os !== 'EPERM') throw err;
-  });
+const S_ISGID = 0o2000;
+
+/** Whether `dir` has a default ACL (or might: without the xattr addon, or where listing fails, it is not known). */
+function hasDefaultAcl(dir: string): boolean {
+  if (!xattrsAvailable()) return true;
+  try {
+    return listXattrs(dir).includes('system.posix_acl_default');
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The umask from /proc (Linux 4.7 on): process.umask() without an argument
+ * sets it to 0 and back, a moment in which another thread's new file would
+ * get the wrong mode.
+ */
+function readUmask(): number | null {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    return m === null ? null : parseInt(m[1]!, 8);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whom what an export creates inside the directory `top` (made by it, or
+ * found empty) belongs to: the process's effective user, and `top`'s group
+ * when `top` is set-group-ID (its group and flag pass to everything made
+ * under it) or is the process's effective group (which a file system's
+ * other rule, the parent's group for every new file, gives as well).
+ * Otherwise null: not known, each node is chowned. The directories export
+ * makes stay mode 0700 until their entries are done, so no other
+ * set-group-ID directory appears under `top` while nodes are made in it.
+ */
+function newOwnerUnder(top: { mode: number; gid: number }): { uid: number; gid: number } | null {
+  if (process.geteuid === undefined || process.getegid === undefined) return null;
+  if ((top.mode & S_ISGID) === 0 && top.gid !== process.getegid()) return null;
+  return { uid: process.geteuid(), gid: top.gid };
+}
+
+/** Whether a node created with `owner` already has the owner `attrs` asks for (no chown needed). */
+function owns(owner: { uid: number; gid: number } | null, attrs: { uid: number; gid: number }): boolean {
+  return owner !== null && owner.uid === attrs.uid && owner.gid === attrs.gid;
+}
+
+async function setAttrs(path: string, attrs: { mode: number; uid: number; gid: number; mtime: bigint; atime: bigint }, isLink: boolean, owned = false): Promise<void> {
+  if (!owned) {
+    await local('chown', path, () => lchown(path, attrs.uid, attrs.gid)).catch((err: unknown) => {
+      // Not root: the files stay the exporter's, as with cp -a.
+      if ((err as BazilError).data?.os !== 'EPERM') throw err;
+    });
+  }
   // chmod after chown, which clears setuid and setgid.
   if (!isLink) await local('chmod', path, () => chmod(path, attrs.mode));
   const at = toUtimeArg(attrs.atime);

@@ -35,6 +35,8 @@ export interface ProjectionReader {
   readlink(id: Uint8Array): Promise<string | undefined>;
   listxattr(id: Uint8Array): Promise<string[]>;
   getxattr(id: Uint8Array, name: string): Promise<Buffer | undefined>;
+  /** The ids (latin1) of the nodes with extended attributes, or null when there are more than `limit` or they cannot be known up front. */
+  xattrHolders?(limit: number): Promise<Set<string> | null>;
   dump(): Promise<Buffer>;
 }
 
@@ -101,6 +103,15 @@ export class VolumeReader<P extends ProjectionReader = ProjectionStore> {
   /** The extended attribute names of the node `id` (export has the id already: no path walk). */
   async listxattrId(id: Uint8Array): Promise<string[]> {
     return this.projection.listxattr(id);
+  }
+
+  /**
+   * The ids (latin1) of the nodes that have extended attributes, or null
+   * when there are more than `limit` (or a projection cannot tell): a node
+   * not in the set has none, and export need not list them (import-export.ts).
+   */
+  async xattrHolders(limit: number): Promise<Set<string> | null> {
+    return (await this.projection.xattrHolders?.(limit)) ?? null;
   }
 
   /** An extended attribute of the node `id`; `path` names it in the error. */
