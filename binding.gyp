@@ -13,6 +13,18 @@
       }
     },
     {
+      "target_name": "bazil_ingest",
+      "sources": ["native/ingest.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wshadow", "-Wconversion", "-Wno-sign-conversion"],
+      "configurations": {
+        "Release": {
+          "cflags!": ["-O3"],
+          "cflags": ["-O2"]
+        }
+      }
+    },
+    {
       "target_name": "bazil_xattr",
       "sources": ["native/xattr.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],

@@ -23,6 +23,7 @@
 
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { GearTable } from './gear.js';
+import { loadIngestNative, type IngestBindings } from './ingest-native.js';
 
 export interface ChunkerParams {
   /** No boundary falls before this many bytes of a chunk (except at the end of input). */
@@ -83,6 +84,9 @@ export class Chunker {
   private carryLength = 0;
   /** The rolling hash at the end of the bytes seen so far (0 until minSize). */
   private hash = 0;
+  /** With the ingest addon: [minSize, avgSize, maxSize, maskS, maskL, hash] for its gearScan, which keeps the hash in [5]. */
+  private readonly native: IngestBindings | null;
+  private readonly state: Int32Array;
 
   constructor(gear: GearTable, params: Partial<ChunkerParams> = {}) {
     if (!(gear instanceof Int32Array) || gear.length !== 256) {
@@ -94,6 +98,8 @@ export class Chunker {
     this.maskS = topBits(bits + this.params.normalization);
     this.maskL = topBits(bits - this.params.normalization);
     this.carry = Buffer.allocUnsafe(this.params.maxSize);
+    this.native = loadIngestNative();
+    this.state = Int32Array.of(this.params.minSize, this.params.avgSize, this.params.maxSize, this.maskS, this.maskL, 0);
   }
 
   /** Feeds bytes; calls `emit` for every chunk completed by them. */
@@ -102,17 +108,18 @@ export class Chunker {
     let start = 0;
     while (start < end) {
       const length = this.carryLength;
-      const cut = this.scan(data, start, end, length);
+      const cut = this.native === null ? this.scan(data, start, end, length) : this.native.gearScan(this.gear, data, start, end, length, this.state);
       if (cut < 0) {
-        this.carry.set(data.subarray(start, end), length);
+        this.toCarry(data, start, end, length);
         this.carryLength = length + end - start;
         return;
       }
       this.hash = 0;
+      this.state[5] = 0;
       if (length === 0) {
         emit(data.subarray(start, cut));
       } else {
-        this.carry.set(data.subarray(start, cut), length);
+        this.toCarry(data, start, cut, length);
         this.carryLength = 0;
         emit(this.carry.subarray(0, length + cut - start));
       }
@@ -120,11 +127,18 @@ export class Chunker {
     }
   }
 
+  /** Copies data[start, end) into the carry at `at` (input slabs are shared memory, which V8 copies slowly). */
+  private toCarry(data: Uint8Array, start: number, end: number, at: number): void {
+    if (this.native === null) this.carry.set(data.subarray(start, end), at);
+    else this.native.copyInto(this.carry, at, data, start, end);
+  }
+
   /** Ends the input: emits the last, possibly short, chunk. */
   finish(emit: ChunkSink): void {
     const length = this.carryLength;
     this.carryLength = 0;
     this.hash = 0;
+    this.state[5] = 0;
     if (length > 0) emit(this.carry.subarray(0, length));
   }
 

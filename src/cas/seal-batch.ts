@@ -21,6 +21,7 @@
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { Chunker } from './chunker.js';
 import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
+import { loadIngestNative } from './ingest-native.js';
 
 const ZERO_IV = Buffer.alloc(12);
 
@@ -46,8 +47,14 @@ export interface SlabResult {
   /** Per data chunk, 32 bytes each. */
   ids: Buffer;
   keys: Buffer;
-  /** Per data chunk: 1 when `output` holds its sealed object, 0 when it holds its plaintext (a known chunk). */
+  /**
+   * Per data chunk: 1 when `output` holds its sealed object; for a known
+   * chunk 0 when `output` holds its plaintext, 2 when the plaintext is left
+   * where it was, in the input at `inputAt` (no copy).
+   */
   fresh: Uint8Array;
+  /** Per data chunk: where in the input a known chunk's plaintext is (fresh 2), else -1. */
+  inputAt: Int32Array;
   /** The data chunks' objects or plaintexts, back to back. */
   output: Buffer;
 }
@@ -83,6 +90,8 @@ export class SlabSealer {
     const ids: Buffer[] = [];
     const keys: Buffer[] = [];
     const fresh: number[] = [];
+    const inputAt: number[] = [];
+    const native = loadIngestNative();
     let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
     let outAt = 0;
     const emit = (chunk: Uint8Array): void => {
@@ -104,19 +113,32 @@ export class SlabSealer {
       const seen = this.known.get(key);
       if (seen !== undefined) {
         ids.push(seen);
+        // The writer needs the plaintext only in the rare case the object
+        // is not held: a chunk inside this input stays there; only one
+        // assembled from earlier inputs (the chunker's carry) is copied.
+        if (chunk.buffer === input.buffer) {
+          fresh.push(2);
+          inputAt.push(chunk.byteOffset - input.byteOffset);
+          return;
+        }
         fresh.push(0);
+        inputAt.push(-1);
         out.set(chunk, outAt);
         outAt += length;
         return;
       }
       const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
-      cipher.update(chunk).copy(out, outAt);
+      const sealed = cipher.update(chunk);
+      // The output slab is shared memory, which V8 copies into word by word; the addon copies with memcpy.
+      if (native === null) sealed.copy(out, outAt);
+      else native.copyInto(out, outAt, sealed, 0, sealed.length);
       cipher.final();
       cipher.getAuthTag().copy(out, outAt + length);
       const id = createHash('sha256').update(out.subarray(outAt, outAt + length + TAG_LENGTH)).digest();
       this.known.add(key, id);
       ids.push(id);
       fresh.push(1);
+      inputAt.push(-1);
       outAt += length + TAG_LENGTH;
     };
     chunker.push(input, emit);
@@ -129,6 +151,7 @@ export class SlabSealer {
       ids: concat(ids, OBJECT_ID_LENGTH),
       keys: concat(keys, OBJECT_KEY_LENGTH),
       fresh: Uint8Array.from(fresh),
+      inputAt: Int32Array.from(inputAt),
       output: out.subarray(0, outAt),
     };
   }

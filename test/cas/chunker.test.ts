@@ -118,3 +118,51 @@ test('bad parameters and gear tables are refused with BAZIL_BAD_ARGUMENT', () =>
   assert.throws(() => gearTable(Buffer.alloc(16)), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
   assert.deepEqual(chunkerParams({ normalization: 0 }).normalization, 0);
 });
+
+test('the ingest addon finds the same boundaries as the JavaScript scan, and refuses bad arguments', async () => {
+  const { loadIngestNative } = await import('../../src/cas/ingest-native.js');
+  const native = loadIngestNative();
+  if (native === null) {
+    // Without the addon the chunker runs the JavaScript scan, which the other tests cover.
+    return;
+  }
+  const data = randomData(512 * 1024, 7);
+  const lengthsWith = (useNative: boolean, parts: Uint8Array[], params: Partial<ChunkerParams>): number[] => {
+    const c = new Chunker(GEAR, params);
+    if (!useNative) (c as unknown as { native: null }).native = null;
+    const lengths: number[] = [];
+    const sink = (chunk: Uint8Array): void => {
+      lengths.push(chunk.length);
+    };
+    for (const p of parts) c.push(p, sink);
+    c.finish(sink);
+    return lengths;
+  };
+  for (const params of [SMALL_CHUNKS, {}, { ...SMALL_CHUNKS, normalization: 0 }, { ...SMALL_CHUNKS, normalization: 3 }]) {
+    assert.deepEqual(lengthsWith(true, [data], params), lengthsWith(false, [data], params));
+  }
+  fc.assert(fc.property(fc.array(fc.nat(data.length), { maxLength: 40 }), (cuts) => {
+    const parts = splitAt(data, cuts);
+    assert.deepEqual(lengthsWith(true, parts, SMALL_CHUNKS), lengthsWith(false, parts, SMALL_CHUNKS));
+  }), { numRuns: 100 });
+  // Shared memory (the seal slabs) reads the same.
+  const shared = new Uint8Array(new SharedArrayBuffer(data.length));
+  shared.set(data);
+  assert.deepEqual(lengthsWith(true, [shared], SMALL_CHUNKS), lengthsWith(false, [data], SMALL_CHUNKS));
+
+  const state = Int32Array.of(256, 1024, 4096, 0, 0, 0);
+  assert.throws(() => native.gearScan(GEAR, data, 10, data.length + 1, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data, 10, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data, -1, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR.subarray(0, 255), data, 0, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data, 0, 5, 0, new Int32Array(5)), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data as unknown as Uint8Array, 0.5, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(new Uint32Array(256) as unknown as Int32Array, data, 0, 5, 0, state), TypeError);
+  const dst = new Uint8Array(new SharedArrayBuffer(16));
+  native.copyInto(dst, 4, data, 100, 112);
+  assert.deepEqual([...dst.subarray(4, 16)], [...data.subarray(100, 112)]);
+  assert.throws(() => native.copyInto(dst, 8, data, 0, 9), RangeError);
+  assert.throws(() => native.copyInto(dst, 17, data, 0, 0), RangeError);
+  assert.throws(() => native.copyInto(dst, 0, data, 10, 9), RangeError);
+  assert.throws(() => native.copyInto('x' as unknown as Uint8Array, 0, data, 0, 1), TypeError);
+});

@@ -1,0 +1,173 @@
+// Bazil's ingest addon: the two per-byte loops of `bazil import` that
+// JavaScript does worst, for the seal workers (src/cas/ingest-native.ts).
+//
+// gearScan is the chunker's boundary search (src/cas/chunker.ts, Chunker
+// .scan) byte for byte: V8 compiles the loop to about three cycles a byte,
+// with a bounds check per load; in C it is one. copyInto copies into shared
+// memory: V8 copies into or out of a SharedArrayBuffer with a relaxed-atomic
+// loop (one word at a time, several times slower than memcpy), and the seal
+// worker writes every sealed chunk into a shared output slab.
+//
+// Both are optional: without this addon the JavaScript versions run, with
+// the same results.
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <node_api.h>
+
+#include "napi-util.h"
+
+// The view's bytes and length, or false (with a TypeError thrown) when it is
+// not a typed array of `want`.
+static bool typed_bytes(napi_env env, napi_value value, napi_typedarray_type want,
+                        void** data, size_t* length) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
+  }
+  if (!is_typed) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "Expected a typed array");
+    return false;
+  }
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
+  }
+  if (type != want) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          want == napi_uint8_array ? "Expected a Uint8Array" : "Expected an Int32Array");
+    return false;
+  }
+  return true;
+}
+
+// An integer argument in [min, max]; a RangeError otherwise.
+static bool get_int(napi_env env, napi_value value, int64_t min, int64_t max, int64_t* out) {
+  double number;
+  if (napi_get_value_double(env, value, &number) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "Expected a number");
+    return false;
+  }
+  if (!(number >= (double)min && number <= (double)max) || number != (double)(int64_t)number) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "an integer argument is out of range");
+    return false;
+  }
+  *out = (int64_t)number;
+  return true;
+}
+
+// gearScan(gear, data, from, end, length, state): looks for the end of the
+// current chunk in data[from, end), the chunk holding `length` bytes before
+// `from`. state is an Int32Array [minSize, avgSize, maxSize, maskS, maskL,
+// hash]. Returns the index just past the chunk's last byte, or -1 with the
+// rolling hash saved in state[5].
+static napi_value gear_scan(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "gearScan takes 6 arguments");
+    return NULL;
+  }
+  void* gear_data;
+  void* bytes;
+  void* state_data;
+  size_t gear_length, data_length, state_length;
+  int64_t from, end, length;
+  if (!typed_bytes(env, argv[0], napi_int32_array, &gear_data, &gear_length) ||
+      !typed_bytes(env, argv[1], napi_uint8_array, &bytes, &data_length) ||
+      !get_int(env, argv[2], 0, (int64_t)data_length, &from) ||
+      !get_int(env, argv[3], from, (int64_t)data_length, &end) ||
+      !get_int(env, argv[4], 0, INT32_MAX, &length) ||
+      !typed_bytes(env, argv[5], napi_int32_array, &state_data, &state_length)) {
+    return NULL;
+  }
+  if (gear_length != 256 || state_length != 6) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "a gear table is 256 words, the state 6");
+    return NULL;
+  }
+  const uint32_t* gear = (const uint32_t*)gear_data;
+  const uint8_t* data = (const uint8_t*)bytes;
+  int32_t* state = (int32_t*)state_data;
+  const int64_t min_size = state[0], avg_size = state[1], max_size = state[2];
+  const uint32_t mask_s = (uint32_t)state[3], mask_l = (uint32_t)state[4];
+  // `base` is where the chunk starts, as a (possibly negative) data index.
+  const int64_t base = from - length;
+  int64_t i = base + min_size > from ? base + min_size : from;
+  int64_t cut = -1;
+  if (i < end) {
+    uint32_t h = (uint32_t)state[5];
+    const int64_t normal_end = base + avg_size < end ? base + avg_size : end;
+    for (; i < normal_end; i++) {
+      h = (h << 1) + gear[data[i]];
+      if ((h & mask_s) == 0) {
+        cut = i + 1;
+        goto done;
+      }
+    }
+    const int64_t hard_end = base + max_size;
+    const int64_t limit = hard_end < end ? hard_end : end;
+    for (; i < limit; i++) {
+      h = (h << 1) + gear[data[i]];
+      if ((h & mask_l) == 0) {
+        cut = i + 1;
+        goto done;
+      }
+    }
+    if (i == hard_end) {
+      cut = hard_end;
+      goto done;
+    }
+    state[5] = (int32_t)h;
+  }
+done:;
+  napi_value result;
+  NAPI_CALL(env, napi_create_int64(env, cut, &result));
+  return result;
+}
+
+// copyInto(dst, at, src, start, end): copies src[start, end) to dst[at, ...)
+// with memmove, whatever memory either view is on.
+static napi_value copy_into(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "copyInto takes 5 arguments");
+    return NULL;
+  }
+  void* dst;
+  void* src;
+  size_t dst_length, src_length;
+  int64_t at, start, end;
+  if (!typed_bytes(env, argv[0], napi_uint8_array, &dst, &dst_length) ||
+      !get_int(env, argv[1], 0, (int64_t)dst_length, &at) ||
+      !typed_bytes(env, argv[2], napi_uint8_array, &src, &src_length) ||
+      !get_int(env, argv[3], 0, (int64_t)src_length, &start) ||
+      !get_int(env, argv[4], start, (int64_t)src_length, &end)) {
+    return NULL;
+  }
+  if (end - start > (int64_t)dst_length - at) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "the copy runs past the end of the target");
+    return NULL;
+  }
+  memmove((uint8_t*)dst + at, (const uint8_t*)src + start, (size_t)(end - start));
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"gearScan", NULL, gear_scan, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyInto", NULL, copy_into, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports,
+                                        sizeof properties / sizeof properties[0],
+                                        properties));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
