@@ -80,7 +80,12 @@ export class Chunker {
   private readonly maskS: number;
   private readonly maskL: number;
   /** Bytes of the unfinished chunk that came from earlier buffers. */
-  private readonly carry: Buffer;
+  /**
+   * Allocated on first use: most files are chunked from one buffer, and a
+   * writer whose chunking runs on a seal worker never uses its own (a
+   * maxSize buffer per file was most of import's garbage).
+   */
+  private carry: Buffer | null = null;
   private carryLength = 0;
   /** The rolling hash at the end of the bytes seen so far (0 until minSize). */
   private hash = 0;
@@ -97,21 +102,32 @@ export class Chunker {
     const bits = Math.log2(this.params.avgSize);
     this.maskS = topBits(bits + this.params.normalization);
     this.maskL = topBits(bits - this.params.normalization);
-    this.carry = Buffer.allocUnsafe(this.params.maxSize);
     this.native = loadIngestNative();
     this.state = Int32Array.of(this.params.minSize, this.params.avgSize, this.params.maxSize, this.maskS, this.maskL, 0);
   }
 
-  /** Feeds bytes; calls `emit` for every chunk completed by them. */
-  push(data: Uint8Array, emit: ChunkSink): void {
+  /**
+   * Feeds bytes; calls `emit` for every chunk completed by them. With
+   * `last`, these are the input's last bytes: the chunker is finished
+   * too, and a last chunk that lies inside `data` is handed out as a view
+   * of it, not through the carry.
+   */
+  push(data: Uint8Array, emit: ChunkSink, last = false): void {
     const end = data.length;
     let start = 0;
     while (start < end) {
       const length = this.carryLength;
       const cut = this.native === null ? this.scan(data, start, end, length) : this.native.gearScan(this.gear, data, start, end, length, this.state);
       if (cut < 0) {
+        if (last && length === 0) {
+          this.hash = 0;
+          this.state[5] = 0;
+          emit(data.subarray(start, end));
+          return;
+        }
         this.toCarry(data, start, end, length);
         this.carryLength = length + end - start;
+        if (last) this.finish(emit);
         return;
       }
       this.hash = 0;
@@ -121,14 +137,16 @@ export class Chunker {
       } else {
         this.toCarry(data, start, cut, length);
         this.carryLength = 0;
-        emit(this.carry.subarray(0, length + cut - start));
+        emit(this.carry!.subarray(0, length + cut - start));
       }
       start = cut;
     }
+    if (last) this.finish(emit);
   }
 
   /** Copies data[start, end) into the carry at `at` (input slabs are shared memory, which V8 copies slowly). */
   private toCarry(data: Uint8Array, start: number, end: number, at: number): void {
+    this.carry ??= Buffer.allocUnsafe(this.params.maxSize);
     if (this.native === null) this.carry.set(data.subarray(start, end), at);
     else this.native.copyInto(this.carry, at, data, start, end);
   }
@@ -139,7 +157,7 @@ export class Chunker {
     this.carryLength = 0;
     this.hash = 0;
     this.state[5] = 0;
-    if (length > 0) emit(this.carry.subarray(0, length));
+    if (length > 0) emit(this.carry!.subarray(0, length));
   }
 
   /**

@@ -141,11 +141,9 @@ export class SlabSealer {
       inputAt.push(-1);
       outAt += length + TAG_LENGTH;
     };
-    chunker.push(input, emit);
-    if (end) {
-      chunker.finish(emit);
-      this.streams.delete(stream);
-    }
+    // With `end`, the file's last chunk is handed out from the input itself (no copy through the chunker's carry).
+    chunker.push(input, emit, end);
+    if (end) this.streams.delete(stream);
     return {
       items: Int32Array.from(items),
       ids: concat(ids, OBJECT_ID_LENGTH),

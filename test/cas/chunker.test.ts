@@ -166,3 +166,34 @@ test('the ingest addon finds the same boundaries as the JavaScript scan, and ref
   assert.throws(() => native.copyInto(dst, 0, data, 10, 9), RangeError);
   assert.throws(() => native.copyInto('x' as unknown as Uint8Array, 0, data, 0, 1), TypeError);
 });
+
+test('push with `last` gives the boundaries of push then finish, the last chunk as a view of the input', () => {
+  const data = randomData(300 * 1024, 9);
+  fc.assert(fc.property(fc.array(fc.nat(data.length), { maxLength: 8 }), (cuts) => {
+    const parts = splitAt(data, cuts);
+    const c = new Chunker(GEAR, SMALL_CHUNKS);
+    const views: Uint8Array[] = [];
+    const lengths: number[] = [];
+    parts.forEach((p, i) => c.push(p, (chunk) => {
+      lengths.push(chunk.length);
+      views.push(chunk);
+    }, i === parts.length - 1));
+    assert.deepEqual(lengths, chunkLengths(data, parts, SMALL_CHUNKS));
+    const lastPart = parts[parts.length - 1]!;
+    const lastChunk = views[views.length - 1]!;
+    // The last chunk lies inside the last part unless it began in an earlier one.
+    if (lastChunk.length <= lastPart.length && lengths.reduce((a, b) => a + b, 0) - lastChunk.length >= data.length - lastPart.length) {
+      assert.equal(lastChunk.buffer, lastPart.buffer);
+    }
+    // Finished: the chunker starts a new input from scratch.
+    const again: number[] = [];
+    c.push(data, (chunk) => again.push(chunk.length), true);
+    assert.deepEqual(again, chunkLengths(data, [data], SMALL_CHUNKS));
+  }), { numRuns: 100 });
+  // An empty last push still ends the input.
+  const c = new Chunker(GEAR, SMALL_CHUNKS);
+  const lengths: number[] = [];
+  c.push(data.subarray(0, 100), (chunk) => lengths.push(chunk.length));
+  c.push(new Uint8Array(0), (chunk) => lengths.push(chunk.length), true);
+  assert.deepEqual(lengths, [100]);
+});
