@@ -18,7 +18,7 @@
 // appending, or the object was deleted since) the writer seals it itself,
 // from the plaintext.
 
-import { createCipheriv, createHash, createHmac } from 'node:crypto';
+import { createCipheriv, createHmac, hash } from 'node:crypto';
 import { Chunker } from './chunker.js';
 import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
 import { loadIngestNative } from './ingest-native.js';
@@ -134,7 +134,8 @@ export class SlabSealer {
       else native.copyInto(out, outAt, sealed, 0, sealed.length);
       cipher.final();
       cipher.getAuthTag().copy(out, outAt + length);
-      const id = createHash('sha256').update(out.subarray(outAt, outAt + length + TAG_LENGTH)).digest();
+      // One-shot: no Hash object per chunk.
+      const id = hash('sha256', out.subarray(outAt, outAt + length + TAG_LENGTH), 'buffer');
       this.known.add(key, id);
       ids.push(id);
       fresh.push(1);
