@@ -1,5 +1,5 @@
 // Loader for the ingest addon (native/ingest.c): the chunker's boundary
-// search and copies into shared memory, in C. Optional like the arena's
+// search, copies into shared memory and the sealing of a chunk, in C. Optional like the arena's
 // addon: without it (not built, an older build, or BAZIL_NO_NATIVE=1) the
 // JavaScript versions run, with the same results.
 
@@ -16,6 +16,14 @@ export interface IngestBindings {
   gearScan(gear: Int32Array, data: Uint8Array, from: number, end: number, length: number, state: Int32Array): number;
   /** memmove of src[start, end) to dst[at, ...): no relaxed-atomic copy when either is shared memory. RangeError past either end. */
   copyInto(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): void;
+  /** dst[at, at + 32) = HMAC-SHA256(secret, src[start, end)): a chunk's key (convergent.ts). */
+  chunkKeyInto(secret: Uint8Array, src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void;
+  /**
+   * out[outAt, ...) = AES-256-GCM(key, zero nonce, src[start, end)) ‖ tag
+   * (16 bytes), and id[idAt, idAt + 32) = SHA-256 of those bytes: a chunk
+   * sealed as convergent.ts sealObject does it.
+   */
+  sealInto(key: Uint8Array, src: Uint8Array, start: number, end: number, out: Uint8Array, outAt: number, id: Uint8Array, idAt: number): void;
 }
 
 // undefined until the first attempt; null once it found no usable addon.
@@ -35,7 +43,8 @@ function load(): IngestBindings | null {
     const addon: unknown = createRequire(import.meta.url)(path);
     if (typeof addon !== 'object' || addon === null) return null;
     const a = addon as Record<string, unknown>;
-    return typeof a['gearScan'] === 'function' && typeof a['copyInto'] === 'function' ? (addon as IngestBindings) : null;
+    const all = ['gearScan', 'copyInto', 'chunkKeyInto', 'sealInto'].every((name) => typeof a[name] === 'function');
+    return all ? (addon as IngestBindings) : null;
   } catch {
     // An addon that does not load only costs speed: the JavaScript paths run.
     return null;

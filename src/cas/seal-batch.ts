@@ -108,7 +108,13 @@ export class SlabSealer {
       }
       items.push(length);
       // The same construction as convergent.ts sealObject, written into `out` without per-object buffers.
-      const key = createHmac('sha256', this.chunkKey).update(chunk).digest();
+      let key: Buffer;
+      if (native === null) {
+        key = createHmac('sha256', this.chunkKey).update(chunk).digest();
+      } else {
+        key = Buffer.allocUnsafe(OBJECT_KEY_LENGTH);
+        native.chunkKeyInto(this.chunkKey, chunk, 0, length, key, 0);
+      }
       keys.push(key);
       const seen = this.known.get(key);
       if (seen !== undefined) {
@@ -127,15 +133,19 @@ export class SlabSealer {
         outAt += length;
         return;
       }
-      const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
-      const sealed = cipher.update(chunk);
-      // The output slab is shared memory, which V8 copies into word by word; the addon copies with memcpy.
-      if (native === null) sealed.copy(out, outAt);
-      else native.copyInto(out, outAt, sealed, 0, sealed.length);
-      cipher.final();
-      cipher.getAuthTag().copy(out, outAt + length);
-      // One-shot: no Hash object per chunk.
-      const id = hash('sha256', out.subarray(outAt, outAt + length + TAG_LENGTH), 'buffer');
+      let id: Buffer;
+      if (native === null) {
+        const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
+        cipher.update(chunk).copy(out, outAt);
+        cipher.final();
+        cipher.getAuthTag().copy(out, outAt + length);
+        // One-shot: no Hash object per chunk.
+        id = hash('sha256', out.subarray(outAt, outAt + length + TAG_LENGTH), 'buffer');
+      } else {
+        // Straight into the output slab: no cipher, hash or buffer objects per chunk, no copy.
+        id = Buffer.allocUnsafe(OBJECT_ID_LENGTH);
+        native.sealInto(key, chunk, 0, length, out, outAt, id, 0);
+      }
       this.known.add(key, id);
       ids.push(id);
       fresh.push(1);
