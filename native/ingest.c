@@ -1,19 +1,20 @@
-// Bazil's ingest addon: the two per-byte loops of `bazil import` that
-// JavaScript does worst, for the seal workers (src/cas/ingest-native.ts).
+// Bazil's ingest addon: the per-chunk and per-byte work of `bazil import`
+// that JavaScript and node:crypto do worst (src/cas/ingest-native.ts,
+// arena/shared-copy.ts).
 //
 // gearScan is the chunker's boundary search (src/cas/chunker.ts, Chunker
 // .scan) byte for byte: V8 compiles the loop to about three cycles a byte,
-// with a bounds check per load; in C it is one. copyInto copies into shared
-// memory: V8 copies into or out of a SharedArrayBuffer with a relaxed-atomic
-// loop (one word at a time, several times slower than memcpy), and the seal
-// worker writes every sealed chunk into a shared output slab.
+// with a bounds check per load; in C it is about half that. copyInto copies
+// to or from shared memory: V8 does that with a relaxed-atomic loop, several
+// times slower than memcpy, and every new chunk leaves the seal worker
+// through a shared output slab.
 //
 // chunkKeyInto and sealInto are the convergent sealing of a chunk
 // (src/cas/convergent.ts: key = HMAC-SHA256(secret, plaintext), object =
 // AES-256-GCM(key, zero nonce, plaintext) || tag, id = SHA-256(object)),
 // written straight into the caller's buffers: through node:crypto each chunk
-// cost an Hmac, a Cipheriv and a Hash object and a buffer per output, which
-// was a third of the seal worker's time.
+// cost an Hmac, a Cipheriv and a Hash object, a buffer per output and a copy
+// into the slab.
 //
 // All are optional: without this addon the JavaScript versions run, with
 // the same results.
