@@ -4,6 +4,7 @@
 
 import { BazilError, ErrorCodes } from '../errors/index.js';
 import { CHECKSUM_LENGTH, checksumInto, checksumMatches } from './checksum.js';
+import { copyBytes } from './shared-copy.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -212,7 +213,7 @@ export function encodeFrameUnchecked(out: Uint8Array, at: number, type: number, 
   out[at + 3] = (len >>> 24) & 0xff;
   out[at + 4] = type;
   out.set(key, at + 5);
-  out.set(payload, at + FRAME_HEAD_LENGTH);
+  copyBytes(out, at + FRAME_HEAD_LENGTH, payload);
   return FRAME_OVERHEAD + len;
 }
 

@@ -23,6 +23,7 @@
 
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { GearTable } from './gear.js';
+import { loadIngestNative, type IngestBindings } from './ingest-native.js';
 
 export interface ChunkerParams {
   /** No boundary falls before this many bytes of a chunk (except at the end of input). */
@@ -79,10 +80,18 @@ export class Chunker {
   private readonly maskS: number;
   private readonly maskL: number;
   /** Bytes of the unfinished chunk that came from earlier buffers. */
-  private readonly carry: Buffer;
+  /**
+   * Allocated on first use: most files are chunked from one buffer, and a
+   * writer whose chunking runs on a seal worker never uses its own (a
+   * maxSize buffer per file was most of import's garbage).
+   */
+  private carry: Buffer | null = null;
   private carryLength = 0;
   /** The rolling hash at the end of the bytes seen so far (0 until minSize). */
   private hash = 0;
+  /** With the ingest addon: [minSize, avgSize, maxSize, maskS, maskL, hash] for its gearScan, which keeps the hash in [5]. */
+  private readonly native: IngestBindings | null;
+  private readonly state: Int32Array;
 
   constructor(gear: GearTable, params: Partial<ChunkerParams> = {}) {
     if (!(gear instanceof Int32Array) || gear.length !== 256) {
@@ -93,31 +102,53 @@ export class Chunker {
     const bits = Math.log2(this.params.avgSize);
     this.maskS = topBits(bits + this.params.normalization);
     this.maskL = topBits(bits - this.params.normalization);
-    this.carry = Buffer.allocUnsafe(this.params.maxSize);
+    this.native = loadIngestNative();
+    this.state = Int32Array.of(this.params.minSize, this.params.avgSize, this.params.maxSize, this.maskS, this.maskL, 0);
   }
 
-  /** Feeds bytes; calls `emit` for every chunk completed by them. */
-  push(data: Uint8Array, emit: ChunkSink): void {
+  /**
+   * Feeds bytes; calls `emit` for every chunk completed by them. With
+   * `last`, these are the input's last bytes: the chunker is finished
+   * too, and a last chunk that lies inside `data` is handed out as a view
+   * of it, not through the carry.
+   */
+  push(data: Uint8Array, emit: ChunkSink, last = false): void {
     const end = data.length;
     let start = 0;
     while (start < end) {
       const length = this.carryLength;
-      const cut = this.scan(data, start, end, length);
+      const cut = this.native === null ? this.scan(data, start, end, length) : this.native.gearScan(this.gear, data, start, end, length, this.state);
       if (cut < 0) {
-        this.carry.set(data.subarray(start, end), length);
+        if (last && length === 0) {
+          this.hash = 0;
+          this.state[5] = 0;
+          emit(data.subarray(start, end));
+          return;
+        }
+        this.toCarry(data, start, end, length);
         this.carryLength = length + end - start;
+        if (last) this.finish(emit);
         return;
       }
       this.hash = 0;
+      this.state[5] = 0;
       if (length === 0) {
         emit(data.subarray(start, cut));
       } else {
-        this.carry.set(data.subarray(start, cut), length);
+        this.toCarry(data, start, cut, length);
         this.carryLength = 0;
-        emit(this.carry.subarray(0, length + cut - start));
+        emit(this.carry!.subarray(0, length + cut - start));
       }
       start = cut;
     }
+    if (last) this.finish(emit);
+  }
+
+  /** Copies data[start, end) into the carry at `at` (input slabs are shared memory, which V8 copies slowly). */
+  private toCarry(data: Uint8Array, start: number, end: number, at: number): void {
+    this.carry ??= Buffer.allocUnsafe(this.params.maxSize);
+    if (this.native === null) this.carry.set(data.subarray(start, end), at);
+    else this.native.copyInto(this.carry, at, data, start, end);
   }
 
   /** Ends the input: emits the last, possibly short, chunk. */
@@ -125,7 +156,8 @@ export class Chunker {
     const length = this.carryLength;
     this.carryLength = 0;
     this.hash = 0;
-    if (length > 0) emit(this.carry.subarray(0, length));
+    this.state[5] = 0;
+    if (length > 0) emit(this.carry!.subarray(0, length));
   }
 
   /**

@@ -732,14 +732,14 @@ export class ContentWriter {
     this.queue.shift();
     try {
       checkAborted(this.signal);
-      this.applySlab(sealed);
+      this.applySlab(sealed, first.slab!.input);
     } finally {
       this.pool!().release(first.slab!);
     }
   }
 
   /** Adds a slab's chunks and holes to the manifest in order, appending new objects. */
-  private applySlab(sealed: SealedSlab): void {
+  private applySlab(sealed: SealedSlab, input: Buffer): void {
     let outAt = 0;
     let d = 0;
     for (const item of sealed.items) {
@@ -754,8 +754,14 @@ export class ContentWriter {
         this.addChunk(item, id, key, this.store.appendSealed(CHUNK_TYPE, id, sealed.output.subarray(outAt, end)));
         outAt = end;
       } else {
-        const plaintext = sealed.output.subarray(outAt, outAt + item);
-        outAt += item;
+        let plaintext: Uint8Array;
+        if (sealed.fresh[d] === 2) {
+          const at = sealed.inputAt[d]!;
+          plaintext = input.subarray(at, at + item);
+        } else {
+          plaintext = sealed.output.subarray(outAt, outAt + item);
+          outAt += item;
+        }
         if (this.store.hasObject(id)) {
           this.addChunk(item, id, key, 0);
         } else {

@@ -18,9 +18,10 @@
 // appending, or the object was deleted since) the writer seals it itself,
 // from the plaintext.
 
-import { createCipheriv, createHash, createHmac } from 'node:crypto';
+import { createCipheriv, createHmac, hash } from 'node:crypto';
 import { Chunker } from './chunker.js';
 import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
+import { loadIngestNative } from './ingest-native.js';
 
 const ZERO_IV = Buffer.alloc(12);
 
@@ -46,8 +47,14 @@ export interface SlabResult {
   /** Per data chunk, 32 bytes each. */
   ids: Buffer;
   keys: Buffer;
-  /** Per data chunk: 1 when `output` holds its sealed object, 0 when it holds its plaintext (a known chunk). */
+  /**
+   * Per data chunk: 1 when `output` holds its sealed object; for a known
+   * chunk 0 when `output` holds its plaintext, 2 when the plaintext is left
+   * where it was, in the input at `inputAt` (no copy).
+   */
   fresh: Uint8Array;
+  /** Per data chunk: where in the input a known chunk's plaintext is (fresh 2), else -1. */
+  inputAt: Int32Array;
   /** The data chunks' objects or plaintexts, back to back. */
   output: Buffer;
 }
@@ -83,6 +90,8 @@ export class SlabSealer {
     const ids: Buffer[] = [];
     const keys: Buffer[] = [];
     const fresh: number[] = [];
+    const inputAt: number[] = [];
+    const native = loadIngestNative();
     let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
     let outAt = 0;
     const emit = (chunk: Uint8Array): void => {
@@ -99,36 +108,59 @@ export class SlabSealer {
       }
       items.push(length);
       // The same construction as convergent.ts sealObject, written into `out` without per-object buffers.
-      const key = createHmac('sha256', this.chunkKey).update(chunk).digest();
+      let key: Buffer;
+      if (native === null) {
+        key = createHmac('sha256', this.chunkKey).update(chunk).digest();
+      } else {
+        key = Buffer.allocUnsafe(OBJECT_KEY_LENGTH);
+        native.chunkKeyInto(this.chunkKey, chunk, 0, length, key, 0);
+      }
       keys.push(key);
       const seen = this.known.get(key);
       if (seen !== undefined) {
         ids.push(seen);
+        // The writer needs the plaintext only in the rare case the object
+        // is not held: a chunk inside this input stays there; only one
+        // assembled from earlier inputs (the chunker's carry) is copied.
+        if (chunk.buffer === input.buffer) {
+          fresh.push(2);
+          inputAt.push(chunk.byteOffset - input.byteOffset);
+          return;
+        }
         fresh.push(0);
+        inputAt.push(-1);
         out.set(chunk, outAt);
         outAt += length;
         return;
       }
-      const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
-      cipher.update(chunk).copy(out, outAt);
-      cipher.final();
-      cipher.getAuthTag().copy(out, outAt + length);
-      const id = createHash('sha256').update(out.subarray(outAt, outAt + length + TAG_LENGTH)).digest();
+      let id: Buffer;
+      if (native === null) {
+        const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
+        cipher.update(chunk).copy(out, outAt);
+        cipher.final();
+        cipher.getAuthTag().copy(out, outAt + length);
+        // One-shot: no Hash object per chunk.
+        id = hash('sha256', out.subarray(outAt, outAt + length + TAG_LENGTH), 'buffer');
+      } else {
+        // Straight into the output slab: no cipher, hash or buffer objects per chunk, no copy.
+        id = Buffer.allocUnsafe(OBJECT_ID_LENGTH);
+        native.sealInto(key, chunk, 0, length, out, outAt, id, 0);
+      }
       this.known.add(key, id);
       ids.push(id);
       fresh.push(1);
+      inputAt.push(-1);
       outAt += length + TAG_LENGTH;
     };
-    chunker.push(input, emit);
-    if (end) {
-      chunker.finish(emit);
-      this.streams.delete(stream);
-    }
+    // With `end`, the file's last chunk is handed out from the input itself (no copy through the chunker's carry).
+    chunker.push(input, emit, end);
+    if (end) this.streams.delete(stream);
     return {
       items: Int32Array.from(items),
       ids: concat(ids, OBJECT_ID_LENGTH),
       keys: concat(keys, OBJECT_KEY_LENGTH),
       fresh: Uint8Array.from(fresh),
+      inputAt: Int32Array.from(inputAt),
       output: out.subarray(0, outAt),
     };
   }

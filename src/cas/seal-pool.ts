@@ -37,6 +37,7 @@ export interface SealedSlab {
   ids: Buffer;
   keys: Buffer;
   fresh: Uint8Array;
+  inputAt: Int32Array;
   /** Valid until the slab is released. */
   output: Buffer;
 }
@@ -233,7 +234,7 @@ export class SealPool {
     const output = reply.overflow !== null
       ? Buffer.from(reply.overflow, 0, reply.outputLength)
       : Buffer.from(this.outputs[p.slab]!, 0, reply.outputLength);
-    p.resolve({ items: reply.items, ids: Buffer.from(reply.ids), keys: Buffer.from(reply.keys), fresh: reply.fresh, output });
+    p.resolve({ items: reply.items, ids: Buffer.from(reply.ids), keys: Buffer.from(reply.keys), fresh: reply.fresh, inputAt: reply.inputAt, output });
   }
 
   private fail(cause: unknown): void {

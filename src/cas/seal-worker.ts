@@ -35,6 +35,8 @@ export interface SealReply {
   ids: ArrayBuffer;
   keys: ArrayBuffer;
   fresh: Uint8Array;
+  /** See SlabResult.inputAt. */
+  inputAt: Int32Array;
   /** The chunks' objects are the first `outputLength` bytes of the output slab, or of `overflow` when they outgrew it. */
   outputLength: number;
   overflow: ArrayBuffer | null;
@@ -62,7 +64,7 @@ port.on('message', (req: SealRequest) => {
   const r = sealer.run(req.stream, inputs[req.slab]!.subarray(0, req.length), req.end, output);
   const overflow = r.output.buffer === output.buffer ? null : r.output.buffer.slice(r.output.byteOffset, r.output.byteOffset + r.output.length) as ArrayBuffer;
   const reply: SealReply = {
-    job: req.job, items: r.items, ids: r.ids.buffer as ArrayBuffer, keys: r.keys.buffer as ArrayBuffer, fresh: r.fresh,
+    job: req.job, items: r.items, ids: r.ids.buffer as ArrayBuffer, keys: r.keys.buffer as ArrayBuffer, fresh: r.fresh, inputAt: r.inputAt,
     outputLength: r.output.length, overflow,
   };
   port.postMessage(reply, overflow === null ? [] : [overflow]);

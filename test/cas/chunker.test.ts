@@ -118,3 +118,82 @@ test('bad parameters and gear tables are refused with BAZIL_BAD_ARGUMENT', () =>
   assert.throws(() => gearTable(Buffer.alloc(16)), (e: unknown) => isBazilError(e, ErrorCodes.BAD_ARGUMENT));
   assert.deepEqual(chunkerParams({ normalization: 0 }).normalization, 0);
 });
+
+test('the ingest addon finds the same boundaries as the JavaScript scan, and refuses bad arguments', async () => {
+  const { loadIngestNative } = await import('../../src/cas/ingest-native.js');
+  const native = loadIngestNative();
+  if (native === null) {
+    // Without the addon the chunker runs the JavaScript scan, which the other tests cover.
+    return;
+  }
+  const data = randomData(512 * 1024, 7);
+  const lengthsWith = (useNative: boolean, parts: Uint8Array[], params: Partial<ChunkerParams>): number[] => {
+    const c = new Chunker(GEAR, params);
+    if (!useNative) (c as unknown as { native: null }).native = null;
+    const lengths: number[] = [];
+    const sink = (chunk: Uint8Array): void => {
+      lengths.push(chunk.length);
+    };
+    for (const p of parts) c.push(p, sink);
+    c.finish(sink);
+    return lengths;
+  };
+  for (const params of [SMALL_CHUNKS, {}, { ...SMALL_CHUNKS, normalization: 0 }, { ...SMALL_CHUNKS, normalization: 3 }]) {
+    assert.deepEqual(lengthsWith(true, [data], params), lengthsWith(false, [data], params));
+  }
+  fc.assert(fc.property(fc.array(fc.nat(data.length), { maxLength: 40 }), (cuts) => {
+    const parts = splitAt(data, cuts);
+    assert.deepEqual(lengthsWith(true, parts, SMALL_CHUNKS), lengthsWith(false, parts, SMALL_CHUNKS));
+  }), { numRuns: 100 });
+  // Shared memory (the seal slabs) reads the same.
+  const shared = new Uint8Array(new SharedArrayBuffer(data.length));
+  shared.set(data);
+  assert.deepEqual(lengthsWith(true, [shared], SMALL_CHUNKS), lengthsWith(false, [data], SMALL_CHUNKS));
+
+  const state = Int32Array.of(256, 1024, 4096, 0, 0, 0);
+  assert.throws(() => native.gearScan(GEAR, data, 10, data.length + 1, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data, 10, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data, -1, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR.subarray(0, 255), data, 0, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data, 0, 5, 0, new Int32Array(5)), RangeError);
+  assert.throws(() => native.gearScan(GEAR, data as unknown as Uint8Array, 0.5, 5, 0, state), RangeError);
+  assert.throws(() => native.gearScan(new Uint32Array(256) as unknown as Int32Array, data, 0, 5, 0, state), TypeError);
+  const dst = new Uint8Array(new SharedArrayBuffer(16));
+  native.copyInto(dst, 4, data, 100, 112);
+  assert.deepEqual([...dst.subarray(4, 16)], [...data.subarray(100, 112)]);
+  assert.throws(() => native.copyInto(dst, 8, data, 0, 9), RangeError);
+  assert.throws(() => native.copyInto(dst, 17, data, 0, 0), RangeError);
+  assert.throws(() => native.copyInto(dst, 0, data, 10, 9), RangeError);
+  assert.throws(() => native.copyInto('x' as unknown as Uint8Array, 0, data, 0, 1), TypeError);
+});
+
+test('push with `last` gives the boundaries of push then finish, the last chunk as a view of the input', () => {
+  const data = randomData(300 * 1024, 9);
+  fc.assert(fc.property(fc.array(fc.nat(data.length), { maxLength: 8 }), (cuts) => {
+    const parts = splitAt(data, cuts);
+    const c = new Chunker(GEAR, SMALL_CHUNKS);
+    const views: Uint8Array[] = [];
+    const lengths: number[] = [];
+    parts.forEach((p, i) => c.push(p, (chunk) => {
+      lengths.push(chunk.length);
+      views.push(chunk);
+    }, i === parts.length - 1));
+    assert.deepEqual(lengths, chunkLengths(data, parts, SMALL_CHUNKS));
+    const lastPart = parts[parts.length - 1]!;
+    const lastChunk = views[views.length - 1]!;
+    // The last chunk lies inside the last part unless it began in an earlier one.
+    if (lastChunk.length <= lastPart.length && lengths.reduce((a, b) => a + b, 0) - lastChunk.length >= data.length - lastPart.length) {
+      assert.equal(lastChunk.buffer, lastPart.buffer);
+    }
+    // Finished: the chunker starts a new input from scratch.
+    const again: number[] = [];
+    c.push(data, (chunk) => again.push(chunk.length), true);
+    assert.deepEqual(again, chunkLengths(data, [data], SMALL_CHUNKS));
+  }), { numRuns: 100 });
+  // An empty last push still ends the input.
+  const c = new Chunker(GEAR, SMALL_CHUNKS);
+  const lengths: number[] = [];
+  c.push(data.subarray(0, 100), (chunk) => lengths.push(chunk.length));
+  c.push(new Uint8Array(0), (chunk) => lengths.push(chunk.length), true);
+  assert.deepEqual(lengths, [100]);
+});

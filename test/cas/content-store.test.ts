@@ -374,7 +374,28 @@ test('a slab sealer told chunk key → id pairs returns those chunks as known (p
   const taught = sealerOf();
   taught.know(Buffer.concat(half.map((i) => pick(sealed.keys, i))), Buffer.concat(half.map((i) => pick(sealed.ids, i))));
   const again = taught.run(0, data, true, output);
-  assert.deepEqual([...again.fresh], [...Array(n).keys()].map((i) => (i % 2 === 0 ? 0 : 1)));
+  // A known chunk inside the input is left there (2, at inputAt), not copied to the output.
+  assert.deepEqual([...again.fresh], [...Array(n).keys()].map((i) => (i % 2 === 0 ? 2 : 1)));
   assert.ok(again.ids.equals(sealed.ids));
   assert.ok(again.keys.equals(sealed.keys));
+  let at = 0;
+  let outAt = 0;
+  for (let i = 0; i < n; i++) {
+    const length = again.items[i]!;
+    if (i % 2 === 0) {
+      assert.equal(again.inputAt[i], at);
+    } else {
+      assert.equal(again.inputAt[i], -1);
+      outAt += length + 16;
+    }
+    at += length;
+  }
+  assert.equal(again.output.length, outAt, 'the output holds only the sealed chunks');
+  // Fed in pieces, a chunk that spans two inputs is assembled by the chunker: its plaintext is copied to the output (0).
+  const pieces = taught.run(1, data.subarray(0, 200), false, output);
+  assert.equal(pieces.items.length, 0);
+  const rest = taught.run(1, data.subarray(200), true, output);
+  assert.equal(rest.fresh[0], 0);
+  assert.equal(rest.inputAt[0], -1);
+  assert.ok(rest.output.subarray(0, rest.items[0]!).equals(data.subarray(0, rest.items[0]!)));
 });
