@@ -532,6 +532,42 @@ export class ContentWriter {
     });
   }
 
+  /**
+   * Appends `length` bytes that `fill` writes in place, in order: each call
+   * fills all of `out` with the bytes [offset, offset + out.length) of this
+   * append. With a seal pool `out` is the slab itself, so the bytes are
+   * copied once (from the caller's memory into the slab) instead of twice
+   * through a buffer of the caller's, as write() needs.
+   */
+  async writeFrom(length: number, fill: (out: Buffer, offset: number) => void): Promise<void> {
+    this.checkWritable();
+    checkRange(0, length);
+    await this.guard(async () => {
+      if (this.pool === null) {
+        const piece = Buffer.allocUnsafe(Math.min(HOLE_PIECE, length));
+        for (let at = 0; at < length; at += piece.length) {
+          const out = piece.subarray(0, Math.min(piece.length, length - at));
+          fill(out, at);
+          this.chunker.push(out, this.onChunk);
+          checkAborted(this.signal);
+        }
+      } else {
+        const pool = this.pool();
+        for (let at = 0; at < length;) {
+          const slab = this.slab ?? await this.takeSlab(pool);
+          const n = Math.min(length - at, pool.slabBytes - this.used);
+          fill(slab.input.subarray(this.used, this.used + n), at);
+          this.used += n;
+          at += n;
+          if (this.used === pool.slabBytes) this.send(pool, false);
+          while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+          checkAborted(this.signal);
+        }
+      }
+      this.size += length;
+    });
+  }
+
   /** Appends the content of a local file, read on this thread into the slabs (see LocalFileSource). */
   async writeLocalFile(source: LocalFileSource): Promise<void> {
     this.checkWritable();

@@ -280,9 +280,10 @@ export class OpenFile {
     this.cut = Infinity;
     const base = this.base;
     const readInto = (start: number, out: Buffer): void => {
-      // The layers below leave holes untouched: they must read as zeros.
-      out.fill(0);
       this.readLayers(frozen.pages, start, start + out.length, out, start, (at, to, o) => {
+        // Pages are whole, so only the runs below them can hold stale bytes
+        // (`out` is reused); the base leaves its holes untouched: zeros first.
+        out.fill(0, o, o + (to - at));
         const end = Math.min(to, frozen.baseValid);
         if (end > at) this.reader.readInto(base, at, end - at, out, o);
       });
