@@ -79,7 +79,8 @@ export async function spliceAppend(store: ContentStore, input: AppendSpliceInput
   for (const r of input.changed) toChunk += r.end - r.start;
   if (toChunk < minBytes) return null;
 
-  const writer = store.createWriter({ sync: false });
+  // One file's stream: spread over the seal workers, or one thread's chunk-and-seal rate bounds the write.
+  const writer = store.createWriter({ sync: false, spreadSealing: true });
   const readInto = input.readInto;
   let fed = 0;
   const write = async (start: number, end: number): Promise<void> => {

@@ -133,6 +133,104 @@ export class SlabSealer {
     };
   }
 
+  /**
+   * Chunks `input` as the next bytes of `stream` like run() (never ending
+   * the file's chunk), but seals only a prefix of its chunks, about
+   * `share` of the input's bytes, and leaves the rest to another worker
+   * (sealRanges), so one file's sealing is spread over two threads while
+   * its chunker stays in one. A chunk carried from earlier slabs is always
+   * sealed here (its bytes are in this worker's chunker, not in the slab).
+   * `rest` holds [offset, length] pairs in `input` of the data chunks left,
+   * whose objects go into `output` from `output.length` on; when they
+   * might not fit there, everything is sealed here (rest is empty).
+   */
+  cut(stream: number, input: Uint8Array, output: Uint8Array, share: number): SlabResult & { rest: Int32Array } {
+    let chunker = this.streams.get(stream);
+    if (chunker === undefined) {
+      chunker = this.newChunker();
+      this.streams.set(stream, chunker);
+    }
+    const items: number[] = [];
+    const parts: SealedParts = { ids: [], keys: [], fresh: [] };
+    let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
+    let outAt = 0;
+    // In-slab data chunks as [offset, length], in file order, not yet sealed.
+    const spans: number[] = [];
+    let need = 0;
+    chunker.push(input, (chunk) => {
+      const length = chunk.length;
+      if (this.zeros.subarray(0, length).equals(chunk)) {
+        items.push(-length);
+        return;
+      }
+      items.push(length);
+      if (chunk.buffer !== input.buffer) {
+        // Only the first chunk of a push can come from the carry, so it is the first data chunk too.
+        outAt = this.sealOne(chunk, out, outAt, parts);
+        return;
+      }
+      spans.push(chunk.byteOffset - input.byteOffset, length);
+      need += length + TAG_LENGTH;
+    });
+    let mine = share * input.length;
+    if (outAt + need > out.length) {
+      // Only pathological input (many tiny chunks) outgrows the output slab: all sealed here, into a bigger buffer.
+      const bigger = Buffer.allocUnsafeSlow(outAt + need);
+      out.copy(bigger, 0, 0, outAt);
+      out = bigger;
+      mine = Infinity;
+    }
+    let sealed = outAt;
+    let i = 0;
+    for (; i < spans.length && sealed < mine; i += 2) {
+      const at = spans[i]!;
+      sealed += spans[i + 1]!;
+      outAt = this.sealOne(input.subarray(at, at + spans[i + 1]!), out, outAt, parts);
+    }
+    return { items: Int32Array.from(items), ...finishParts(parts), output: out.subarray(0, outAt), rest: Int32Array.from(spans.slice(i)) };
+  }
+
+  /**
+   * Seals the data chunks at `ranges` ([offset, length] pairs) of `input`,
+   * their objects into `output` from `at` on (a cut() elsewhere said they
+   * fit). Returns them like run(), `output` being output[at, end).
+   */
+  sealRanges(input: Uint8Array, ranges: Int32Array, output: Uint8Array, at: number): Omit<SlabResult, 'items'> {
+    const parts: SealedParts = { ids: [], keys: [], fresh: [] };
+    const out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
+    let outAt = at;
+    for (let i = 0; i + 1 < ranges.length; i += 2) {
+      const start = ranges[i]!;
+      const length = ranges[i + 1]!;
+      if (outAt + length + TAG_LENGTH > out.length) throw new Error('seal ranges: the output slab is too small');
+      outAt = this.sealOne(input.subarray(start, start + length), out, outAt, parts);
+    }
+    return { ...finishParts(parts), output: out.subarray(at, outAt) };
+  }
+
+  /** run()'s sealing of one data chunk into `out` at `outAt` (room checked by the caller); returns the new end. */
+  private sealOne(chunk: Uint8Array, out: Buffer, outAt: number, parts: SealedParts): number {
+    const length = chunk.length;
+    const key = createHmac('sha256', this.chunkKey).update(chunk).digest();
+    parts.keys.push(key);
+    const seen = this.known.get(key);
+    if (seen !== undefined) {
+      parts.ids.push(seen);
+      parts.fresh.push(0);
+      out.set(chunk, outAt);
+      return outAt + length;
+    }
+    const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
+    cipher.update(chunk).copy(out, outAt);
+    cipher.final();
+    cipher.getAuthTag().copy(out, outAt + length);
+    const id = createHash('sha256').update(out.subarray(outAt, outAt + length + TAG_LENGTH)).digest();
+    this.known.add(key, id);
+    parts.ids.push(id);
+    parts.fresh.push(1);
+    return outAt + length + TAG_LENGTH;
+  }
+
   /** Forgets a stream whose writer gave up. */
   drop(stream: number): void {
     this.streams.delete(stream);
@@ -144,6 +242,16 @@ export class SlabSealer {
       this.known.add(Buffer.from(keys.subarray(at, at + OBJECT_KEY_LENGTH)), Buffer.from(ids.subarray(at, at + OBJECT_ID_LENGTH)));
     }
   }
+}
+
+interface SealedParts {
+  ids: Buffer[];
+  keys: Buffer[];
+  fresh: number[];
+}
+
+function finishParts(parts: SealedParts): { ids: Buffer; keys: Buffer; fresh: Uint8Array } {
+  return { ids: concat(parts.ids, OBJECT_ID_LENGTH), keys: concat(parts.keys, OBJECT_KEY_LENGTH), fresh: Uint8Array.from(parts.fresh) };
 }
 
 /** Fixed-size buffers back to back, in a buffer that owns its ArrayBuffer (so it can be transferred). */
