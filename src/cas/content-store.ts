@@ -193,6 +193,15 @@ export class ContentStore {
     return new ContentWriter(this, new Chunker(this.gear, this.chunking), pool, options);
   }
 
+  /**
+   * Starts the seal workers now rather than at the first slab: a worker
+   * takes a few hundred ms to boot under load, which a write that is about
+   * to need them (a mount's big write) would otherwise wait for.
+   */
+  warmSealPool(): void {
+    if (this.sealWorkers > 0 && !this.closed) this.sealPool();
+  }
+
   /** The seal workers, started on first need. */
   private sealPool(): SealPool {
     return this.pool ??= new SealPool({
