@@ -77,8 +77,9 @@ export interface SealPoolOptions {
 const DEFAULT_SLABS = 6;
 /**
  * The part of a spread slab's bytes its stream's worker seals itself, beside
- * chunking all of it (the gear scan costs about as much per byte as the
- * HMAC, AES-GCM and SHA-256 together), so both threads are about as busy.
+ * chunking all of it: in the profiles the gear scan costs about three fifths
+ * of what the HMAC, AES-GCM and SHA-256 of the same bytes do, so with a fifth
+ * both threads are about as busy (docs/mount.md "Round 3").
  */
 export const DEFAULT_SPREAD_SHARE = 0.2;
 const DEFAULT_SLAB_BYTES = 2 * 1024 * 1024;
