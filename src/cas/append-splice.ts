@@ -79,23 +79,22 @@ export async function spliceAppend(store: ContentStore, input: AppendSpliceInput
   for (const r of input.changed) toChunk += r.end - r.start;
   if (toChunk < minBytes) return null;
 
-  const writer = store.createWriter({ sync: false });
-  // The writer has copied a piece once its write resolves, so one buffer
-  // serves them all: a spill of many MiB then allocates nothing per piece.
-  const scratch = input.readInto === undefined ? null : Buffer.allocUnsafe(PIECE);
+  // One file's stream: spread over the seal workers, or one thread's chunk-and-seal rate bounds the write.
+  const writer = store.createWriter({ sync: false, spreadSealing: true });
+  const readInto = input.readInto;
   let fed = 0;
   const write = async (start: number, end: number): Promise<void> => {
     for (let at = start; at < end; at += PIECE) {
       const n = Math.min(PIECE, end - at);
-      let data: Uint8Array;
-      if (scratch !== null) {
-        data = scratch.subarray(0, n);
-        input.readInto!(at, data as Buffer);
+      if (readInto !== undefined) {
+        // Read straight into the seal pool's slabs: one copy of each byte on this thread, not two.
+        const from = at;
+        await writer.writeFrom(n, (out, offset) => readInto(from + offset, out));
       } else {
-        data = input.read(at, n);
+        const data = input.read(at, n);
         if (data.length !== n) throw new BazilError(ErrorCodes.INTERNAL, `splice: read(${at}, ${n}) returned ${data.length} bytes`);
+        await writer.write(data);
       }
-      await writer.write(data);
       fed += n;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }

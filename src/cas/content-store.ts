@@ -44,7 +44,9 @@ const HOLE_PIECE = 1024 * 1024;
 // MAX_SLABS_IN_FLIGHT slabs of its file are queued, and all writers
 // together hold at most the pool's slabs.
 const MAX_SLABS_IN_FLIGHT = 3;
-const DEFAULT_SEAL_WORKERS = Math.min(2, Math.max(0, availableParallelism() - 1));
+// Two workers even on two cores, so that one file's sealing can be spread
+// over both (WriteOptions.spreadSealing; the mount's writes use it).
+const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
 
 export interface ContentStoreOptions {
   keys: Pick<VolumeKeys, 'chunkKey' | 'gearKey'>;
@@ -57,6 +59,8 @@ export interface ContentStoreOptions {
   sealWorkers?: number;
   /** Slabs (2 MiB each, plus their output) that writers share on the way to the workers; 6 by default. */
   sealSlabs?: number;
+  /** Bytes of a slab (2 MiB); tests make them small to cross many slab boundaries. */
+  sealSlabBytes?: number;
 }
 
 export interface CallOptions {
@@ -71,6 +75,12 @@ export interface WriteOptions extends CallOptions {
    * one `arenas.sync()` that precedes the event.
    */
   sync?: boolean;
+  /**
+   * Spread the sealing of each slab over two seal workers
+   * (SealPool.sealSpread): for one big stream, as a mount's spill, that
+   * would otherwise wait on one thread. Off by default.
+   */
+  spreadSealing?: boolean;
 }
 
 export interface ReadOptions extends CallOptions {
@@ -148,6 +158,7 @@ export class ContentStore {
   private readonly nodeCache = new LruCache<string, Manifest>(NODE_CACHE_ENTRIES);
   private readonly sealWorkers: number;
   private readonly sealSlabs: number | undefined;
+  private readonly sealSlabBytes: number | undefined;
   private pool: SealPool | null = null;
   private closed = false;
   // The all-zero chunk, shared by every writer: importing many small files
@@ -168,6 +179,7 @@ export class ContentStore {
     this.chunkCache = new LruCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
     this.sealWorkers = options.sealWorkers ?? DEFAULT_SEAL_WORKERS;
     this.sealSlabs = options.sealSlabs;
+    this.sealSlabBytes = options.sealSlabBytes;
     if (!Number.isSafeInteger(this.sealWorkers) || this.sealWorkers < 0) {
       throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'sealWorkers must be a non-negative integer', { sealWorkers: this.sealWorkers });
     }
@@ -181,10 +193,19 @@ export class ContentStore {
     return new ContentWriter(this, new Chunker(this.gear, this.chunking), pool, options);
   }
 
+  /**
+   * Starts the seal workers now rather than at the first slab: a worker
+   * takes a few hundred ms to boot under load, which a write that is about
+   * to need them (a mount's big write) would otherwise wait for.
+   */
+  warmSealPool(): void {
+    if (this.sealWorkers > 0 && !this.closed) this.sealPool();
+  }
+
   /** The seal workers, started on first need. */
   private sealPool(): SealPool {
     return this.pool ??= new SealPool({
-      chunkKey: this.chunkKey, gear: this.gear, chunking: this.chunking, workers: this.sealWorkers, slabs: this.sealSlabs,
+      chunkKey: this.chunkKey, gear: this.gear, chunking: this.chunking, workers: this.sealWorkers, slabs: this.sealSlabs, slabBytes: this.sealSlabBytes,
     });
   }
 
@@ -532,6 +553,42 @@ export class ContentWriter {
     });
   }
 
+  /**
+   * Appends `length` bytes that `fill` writes in place, in order: each call
+   * fills all of `out` with the bytes [offset, offset + out.length) of this
+   * append. With a seal pool `out` is the slab itself, so the bytes are
+   * copied once (from the caller's memory into the slab) instead of twice
+   * through a buffer of the caller's, as write() needs.
+   */
+  async writeFrom(length: number, fill: (out: Buffer, offset: number) => void): Promise<void> {
+    this.checkWritable();
+    checkRange(0, length);
+    await this.guard(async () => {
+      if (this.pool === null) {
+        const piece = Buffer.allocUnsafe(Math.min(HOLE_PIECE, length));
+        for (let at = 0; at < length; at += piece.length) {
+          const out = piece.subarray(0, Math.min(piece.length, length - at));
+          fill(out, at);
+          this.chunker.push(out, this.onChunk);
+          checkAborted(this.signal);
+        }
+      } else {
+        const pool = this.pool();
+        for (let at = 0; at < length;) {
+          const slab = this.slab ?? await this.takeSlab(pool);
+          const n = Math.min(length - at, pool.slabBytes - this.used);
+          fill(slab.input.subarray(this.used, this.used + n), at);
+          this.used += n;
+          at += n;
+          if (this.used === pool.slabBytes) this.send(pool, false);
+          while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+          checkAborted(this.signal);
+        }
+      }
+      this.size += length;
+    });
+  }
+
   /** Appends the content of a local file, read on this thread into the slabs (see LocalFileSource). */
   async writeLocalFile(source: LocalFileSource): Promise<void> {
     this.checkWritable();
@@ -703,7 +760,7 @@ export class ContentWriter {
   private send(pool: SealPool, end: boolean): void {
     const slab = this.slab!;
     this.stream ??= pool.openStream();
-    const sealing = pool.seal(this.stream, slab, this.used, end);
+    const sealing = end || this.options.spreadSealing !== true ? pool.seal(this.stream, slab, this.used, end) : pool.sealSpread(this.stream, slab, this.used);
     // Awaited in drainOne; this only keeps an abandoned slab's failure from going unhandled.
     sealing.catch(() => {});
     this.queue.push({ slab, sealing, hole: 0 });

@@ -87,11 +87,7 @@ export class SlabSealer {
       this.streams.set(stream, chunker);
     }
     const items: number[] = [];
-    const ids: Buffer[] = [];
-    const keys: Buffer[] = [];
-    const fresh: number[] = [];
-    const inputAt: number[] = [];
-    const native = loadIngestNative();
+    const parts: SealedParts = { ids: [], keys: [], fresh: [], inputAt: [] };
     let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
     let outAt = 0;
     const emit = (chunk: Uint8Array): void => {
@@ -107,62 +103,138 @@ export class SlabSealer {
         out = bigger;
       }
       items.push(length);
-      // The same construction as convergent.ts sealObject, written into `out` without per-object buffers.
-      let key: Buffer;
-      if (native === null) {
-        key = createHmac('sha256', this.chunkKey).update(chunk).digest();
-      } else {
-        key = Buffer.allocUnsafe(OBJECT_KEY_LENGTH);
-        native.chunkKeyInto(this.chunkKey, chunk, 0, length, key, 0);
-      }
-      keys.push(key);
-      const seen = this.known.get(key);
-      if (seen !== undefined) {
-        ids.push(seen);
-        // The writer needs the plaintext only in the rare case the object
-        // is not held: a chunk inside this input stays there; only one
-        // assembled from earlier inputs (the chunker's carry) is copied.
-        if (chunk.buffer === input.buffer) {
-          fresh.push(2);
-          inputAt.push(chunk.byteOffset - input.byteOffset);
-          return;
-        }
-        fresh.push(0);
-        inputAt.push(-1);
-        out.set(chunk, outAt);
-        outAt += length;
-        return;
-      }
-      let id: Buffer;
-      if (native === null) {
-        const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
-        cipher.update(chunk).copy(out, outAt);
-        cipher.final();
-        cipher.getAuthTag().copy(out, outAt + length);
-        // One-shot: no Hash object per chunk.
-        id = hash('sha256', out.subarray(outAt, outAt + length + TAG_LENGTH), 'buffer');
-      } else {
-        // Straight into the output slab: no cipher, hash or buffer objects per chunk, no copy.
-        id = Buffer.allocUnsafe(OBJECT_ID_LENGTH);
-        native.sealInto(key, chunk, 0, length, out, outAt, id, 0);
-      }
-      this.known.add(key, id);
-      ids.push(id);
-      fresh.push(1);
-      inputAt.push(-1);
-      outAt += length + TAG_LENGTH;
+      outAt = this.sealOne(chunk, out, outAt, parts, input);
     };
     // With `end`, the file's last chunk is handed out from the input itself (no copy through the chunker's carry).
     chunker.push(input, emit, end);
     if (end) this.streams.delete(stream);
-    return {
-      items: Int32Array.from(items),
-      ids: concat(ids, OBJECT_ID_LENGTH),
-      keys: concat(keys, OBJECT_KEY_LENGTH),
-      fresh: Uint8Array.from(fresh),
-      inputAt: Int32Array.from(inputAt),
-      output: out.subarray(0, outAt),
-    };
+    return { items: Int32Array.from(items), ...finishParts(parts), output: out.subarray(0, outAt) };
+  }
+
+  /**
+   * Chunks `input` as the next bytes of `stream` like run() (never ending
+   * the file's chunk), but seals only a prefix of its chunks, about
+   * `share` of the input's bytes, and leaves the rest to another worker
+   * (sealRanges), so one file's sealing is spread over two threads while
+   * its chunker stays in one. A chunk carried from earlier slabs is always
+   * sealed here (its bytes are in this worker's chunker, not in the slab).
+   * `rest` holds [offset, length] pairs in `input` of the data chunks left,
+   * whose objects go into `output` from `output.length` on; when they
+   * might not fit there, everything is sealed here (rest is empty).
+   */
+  cut(stream: number, input: Uint8Array, output: Uint8Array, share: number): SlabResult & { rest: Int32Array } {
+    let chunker = this.streams.get(stream);
+    if (chunker === undefined) {
+      chunker = this.newChunker();
+      this.streams.set(stream, chunker);
+    }
+    const items: number[] = [];
+    const parts: SealedParts = { ids: [], keys: [], fresh: [], inputAt: [] };
+    let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
+    let outAt = 0;
+    // In-slab data chunks as [offset, length], in file order, not yet sealed.
+    const spans: number[] = [];
+    let need = 0;
+    chunker.push(input, (chunk) => {
+      const length = chunk.length;
+      if (this.zeros.subarray(0, length).equals(chunk)) {
+        items.push(-length);
+        return;
+      }
+      items.push(length);
+      if (chunk.buffer !== input.buffer) {
+        // Only the first chunk of a push can come from the carry, so it is the first data chunk too.
+        outAt = this.sealOne(chunk, out, outAt, parts, input);
+        return;
+      }
+      spans.push(chunk.byteOffset - input.byteOffset, length);
+      need += length + TAG_LENGTH;
+    });
+    let mine = share * input.length;
+    if (outAt + need > out.length) {
+      // Only pathological input (many tiny chunks) outgrows the output slab: all sealed here, into a bigger buffer.
+      const bigger = Buffer.allocUnsafeSlow(outAt + need);
+      out.copy(bigger, 0, 0, outAt);
+      out = bigger;
+      mine = Infinity;
+    }
+    let sealed = outAt;
+    let i = 0;
+    for (; i < spans.length && sealed < mine; i += 2) {
+      const at = spans[i]!;
+      sealed += spans[i + 1]!;
+      outAt = this.sealOne(input.subarray(at, at + spans[i + 1]!), out, outAt, parts, input);
+    }
+    return { items: Int32Array.from(items), ...finishParts(parts), output: out.subarray(0, outAt), rest: Int32Array.from(spans.slice(i)) };
+  }
+
+  /**
+   * Seals the data chunks at `ranges` ([offset, length] pairs) of `input`,
+   * their objects into `output` from `at` on (a cut() elsewhere said they
+   * fit). Returns them like run(), `output` being output[at, end).
+   */
+  sealRanges(input: Uint8Array, ranges: Int32Array, output: Uint8Array, at: number): Omit<SlabResult, 'items'> {
+    const parts: SealedParts = { ids: [], keys: [], fresh: [], inputAt: [] };
+    const out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
+    let outAt = at;
+    for (let i = 0; i + 1 < ranges.length; i += 2) {
+      const start = ranges[i]!;
+      const length = ranges[i + 1]!;
+      if (outAt + length + TAG_LENGTH > out.length) throw new Error('seal ranges: the output slab is too small');
+      outAt = this.sealOne(input.subarray(start, start + length), out, outAt, parts, input);
+    }
+    return { ...finishParts(parts), output: out.subarray(at, outAt) };
+  }
+
+  /**
+   * Seals one data chunk into `out` at `outAt` (room checked by the caller;
+   * the same construction as convergent.ts sealObject, without per-object
+   * buffers); returns the new end. A known chunk's plaintext stays where it
+   * is when it lies in `input` (fresh 2), else it is copied into `out`.
+   */
+  private sealOne(chunk: Uint8Array, out: Buffer, outAt: number, parts: SealedParts, input: Uint8Array): number {
+    const length = chunk.length;
+    const native = loadIngestNative();
+    let key: Buffer;
+    if (native === null) {
+      key = createHmac('sha256', this.chunkKey).update(chunk).digest();
+    } else {
+      key = Buffer.allocUnsafe(OBJECT_KEY_LENGTH);
+      native.chunkKeyInto(this.chunkKey, chunk, 0, length, key, 0);
+    }
+    parts.keys.push(key);
+    const seen = this.known.get(key);
+    if (seen !== undefined) {
+      parts.ids.push(seen);
+      // The writer needs the plaintext only in the rare case the object is
+      // not held: a chunk inside the input stays there; only one assembled
+      // from earlier inputs (the chunker's carry) is copied.
+      if (chunk.buffer === input.buffer) {
+        parts.fresh.push(2);
+        parts.inputAt.push(chunk.byteOffset - input.byteOffset);
+        return outAt;
+      }
+      parts.fresh.push(0);
+      parts.inputAt.push(-1);
+      out.set(chunk, outAt);
+      return outAt + length;
+    }
+    parts.inputAt.push(-1);
+    let id: Buffer;
+    if (native === null) {
+      const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
+      cipher.update(chunk).copy(out, outAt);
+      cipher.final();
+      cipher.getAuthTag().copy(out, outAt + length);
+      id = hash('sha256', out.subarray(outAt, outAt + length + TAG_LENGTH), 'buffer');
+    } else {
+      id = Buffer.allocUnsafe(OBJECT_ID_LENGTH);
+      native.sealInto(key, chunk, 0, length, out, outAt, id, 0);
+    }
+    this.known.add(key, id);
+    parts.ids.push(id);
+    parts.fresh.push(1);
+    return outAt + length + TAG_LENGTH;
   }
 
   /** Forgets a stream whose writer gave up. */
@@ -176,6 +248,20 @@ export class SlabSealer {
       this.known.add(Buffer.from(keys.subarray(at, at + OBJECT_KEY_LENGTH)), Buffer.from(ids.subarray(at, at + OBJECT_ID_LENGTH)));
     }
   }
+}
+
+interface SealedParts {
+  ids: Buffer[];
+  keys: Buffer[];
+  fresh: number[];
+  inputAt: number[];
+}
+
+function finishParts(parts: SealedParts): { ids: Buffer; keys: Buffer; fresh: Uint8Array; inputAt: Int32Array } {
+  return {
+    ids: concat(parts.ids, OBJECT_ID_LENGTH), keys: concat(parts.keys, OBJECT_KEY_LENGTH),
+    fresh: Uint8Array.from(parts.fresh), inputAt: Int32Array.from(parts.inputAt),
+  };
 }
 
 /** Fixed-size buffers back to back, in a buffer that owns its ArrayBuffer (so it can be transferred). */

@@ -27,7 +27,11 @@ export type SealRequest =
   /** The stream's writer gave up: forget its unfinished chunk. No reply. */
   | { job: -1; stream: number; drop: true }
   /** Chunk key → id pairs of objects held (SlabSealer.know). No reply. */
-  | { job: -1; know: true; keys: Uint8Array; ids: Uint8Array };
+  | { job: -1; know: true; keys: Uint8Array; ids: Uint8Array }
+  /** Chunks the slab and seals about `share` of it (SlabSealer.cut); the reply's `rest` is left to a sealRanges elsewhere. */
+  | { job: number; stream: number; slab: number; length: number; cut: true; share: number }
+  /** Seals the chunks at `ranges` of the slab into its output from `at` (SlabSealer.sealRanges); the reply's items are empty. */
+  | { job: number; slab: number; length: number; ranges: Int32Array; at: number };
 
 export interface SealReply {
   job: number;
@@ -40,6 +44,10 @@ export interface SealReply {
   /** The chunks' objects are the first `outputLength` bytes of the output slab, or of `overflow` when they outgrew it. */
   outputLength: number;
   overflow: ArrayBuffer | null;
+  /** A cut's data chunks left to seal, as [offset, length] pairs of the input slab. */
+  rest?: Int32Array;
+  /** A sealRanges' objects start here in the output slab (and end at outputLength). */
+  outputStart?: number;
 }
 
 // About 4 GiB of distinct content at the average chunk size, in ~10 MiB.
@@ -58,6 +66,28 @@ port.on('message', (req: SealRequest) => {
   }
   if ('know' in req) {
     sealer.know(req.keys, req.ids);
+    return;
+  }
+  if ('ranges' in req) {
+    const r = sealer.sealRanges(inputs[req.slab]!.subarray(0, req.length), req.ranges, outputs[req.slab]!, req.at);
+    const reply: SealReply = {
+      job: req.job, items: new Int32Array(0), ids: r.ids.buffer as ArrayBuffer, keys: r.keys.buffer as ArrayBuffer, fresh: r.fresh, inputAt: r.inputAt,
+      outputLength: req.at + r.output.length, overflow: null, outputStart: req.at,
+    };
+    port.postMessage(reply);
+    Atomics.add(data.done, 0, 1);
+    return;
+  }
+  if ('cut' in req) {
+    const output = outputs[req.slab]!;
+    const r = sealer.cut(req.stream, inputs[req.slab]!.subarray(0, req.length), output, req.share);
+    const overflow = r.output.buffer === output.buffer ? null : r.output.buffer.slice(r.output.byteOffset, r.output.byteOffset + r.output.length) as ArrayBuffer;
+    const reply: SealReply = {
+      job: req.job, items: r.items, ids: r.ids.buffer as ArrayBuffer, keys: r.keys.buffer as ArrayBuffer, fresh: r.fresh, inputAt: r.inputAt,
+      outputLength: r.output.length, overflow, rest: r.rest,
+    };
+    port.postMessage(reply, overflow === null ? [] : [overflow]);
+    Atomics.add(data.done, 0, 1);
     return;
   }
   const output = outputs[req.slab]!;

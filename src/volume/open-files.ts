@@ -42,6 +42,8 @@ export const SPILL_VOLUME_BYTES = 64 * 1024 * 1024;
  * (fresh buffers count as external memory and bring on garbage collections).
  */
 const FREE_PAGES_KEPT = SPILL_FILE_BYTES / PAGE_BYTES;
+/** Live bytes of one file at which the seal workers are started, ahead of its first spill (small files never need them). */
+const WARM_SEAL_BYTES = 256 * 1024;
 /** The largest file size (ext4's with 4 KiB blocks, 16 TiB): beyond it, EFBIG. */
 export const MAX_FILE_SIZE = 2 ** 44;
 
@@ -280,9 +282,10 @@ export class OpenFile {
     this.cut = Infinity;
     const base = this.base;
     const readInto = (start: number, out: Buffer): void => {
-      // The layers below leave holes untouched: they must read as zeros.
-      out.fill(0);
       this.readLayers(frozen.pages, start, start + out.length, out, start, (at, to, o) => {
+        // Pages are whole, so only the runs below them can hold stale bytes
+        // (`out` is reused); the base leaves its holes untouched: zeros first.
+        out.fill(0, o, o + (to - at));
         const end = Math.min(to, frozen.baseValid);
         if (end > at) this.reader.readInto(base, at, end - at, out, o);
       });
@@ -428,6 +431,7 @@ export class OpenFileTable {
   /** Freed pages kept for reuse: a big write turns over thousands, and fresh 32 KiB buffers made garbage collection a sixth of its time. */
   private readonly freePages: Buffer[] = [];
   limits: OpenFileLimits = { fileBytes: SPILL_FILE_BYTES, volumeBytes: SPILL_VOLUME_BYTES };
+  private warmed = false;
 
   constructor(readonly store: ContentStore) {}
 
@@ -472,6 +476,11 @@ export class OpenFileTable {
    * the writer wait (backpressure) while twice a limit is held.
    */
   async bound(file: OpenFile): Promise<void> {
+    if (!this.warmed && file.liveBytes >= WARM_SEAL_BYTES) {
+      // A write this big will spill through the seal workers: boot them meanwhile.
+      this.warmed = true;
+      this.store.warmSealPool();
+    }
     const limit = this.limits.fileBytes;
     for (;;) {
       if (file.liveBytes >= limit && !file.isSplicing) startSpill(file);
