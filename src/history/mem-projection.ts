@@ -34,6 +34,7 @@ const INODE = 0x02;
 const ENTRY = 0x03;
 const XATTR = 0x04;
 const NOTE = 0x05;
+const ENTRY_TAG = Buffer.from([ENTRY]);
 
 const key = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 const nameKey = (name: string): string => Buffer.from(name, 'utf8').toString('latin1');
@@ -129,12 +130,14 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async entry(parent: Uint8Array, name: string): Promise<Entry | undefined> {
-    return this.dirOf(key(parent))?.entries.get(nameKey(name));
+    return this.entryOf(parent, name);
   }
 
   putEntry(parent: Uint8Array, name: string, entry: Entry): void {
     const p = key(parent);
-    let dir = this.dirOf(p);
+    // The stored record of that name, if the directory still has one, is replaced unopened.
+    this.takeStoredEntry(p, parent, name);
+    let dir = this.dirs.get(p);
     if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
     const k = nameKey(name);
     if (!dir.entries.has(k)) dir.sorted = null;
@@ -143,7 +146,8 @@ export class MemProjection implements FsTx, ProjectionReader {
 
   deleteEntry(parent: Uint8Array, name: string): void {
     const p = key(parent);
-    const dir = this.dirOf(p);
+    this.takeStoredEntry(p, parent, name);
+    const dir = this.dirs.get(p);
     if (dir === undefined || !dir.entries.delete(nameKey(name))) return;
     dir.sorted = null;
     if (dir.entries.size === 0) this.dirs.delete(p);
@@ -204,7 +208,7 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined> {
-    return this.dirOf(key(parent))?.entries.get(nameKey(name))?.child;
+    return this.entryOf(parent, name)?.child;
   }
 
   async getattr(id: Uint8Array): Promise<Attrs | undefined> {
@@ -268,8 +272,8 @@ export class MemProjection implements FsTx, ProjectionReader {
       out.push(stored);
     }
     for (const r of this.stored.inodes.values()) out.push(r);
-    for (const rs of this.stored.dirs.values()) out.push(...rs);
-    for (const rs of this.stored.xattrs.values()) out.push(...rs);
+    for (const rs of this.stored.dirs.values()) for (const r of rs.values()) out.push(r);
+    for (const rs of this.stored.xattrs.values()) for (const r of rs.values()) out.push(r);
     for (const r of this.stored.notes.values()) out.push(r);
     this.sealed = next;
     return out.sort((a, b) => Buffer.compare(a[0], b[0]));
@@ -300,43 +304,94 @@ export class MemProjection implements FsTx, ProjectionReader {
    * and one that does not open fails that read with CORRUPT_METADATA.
    */
   static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint, codec: RecordCodec): MemProjection {
+    return MemProjection.fromChain(records, [], count, codec);
+  }
+
+  /**
+   * A projection from a full checkpoint's records and then, in order, each
+   * delta's changes (a null value removes the key): a chain of checkpoints
+   * as one state. The changes go straight into the stored maps, so a chain
+   * costs one map operation per record and per change, never a merged copy.
+   */
+  static fromChain(records: Iterable<[Buffer, Buffer]>, deltas: Iterable<Iterable<[Buffer, Buffer | null]>>, count: bigint, codec: RecordCodec): MemProjection {
     const p = new MemProjection(codec);
     p.applied = count;
-    const { stored } = p;
-    for (const record of records) {
-      const [storedKey, storedValue] = record;
-      // Ids are read from the key in place (toString with bounds): no subarray per record.
-      const rest = storedKey.length - 1;
-      switch (storedKey[0]) {
-        case META: {
-          const [k, v] = codec.decode(storedKey, storedValue);
-          if (k.equals(ROOT_KEY)) p.rootValue = Buffer.from(v);
-          else if (k.equals(VECTOR_KEY)) p.vv = VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
-          else if (k.equals(POSITION_KEY)) p.last = decodePosition(Buffer.from(v));
-          else throw badRecord('an unknown meta key');
-          break;
-        }
-        case INODE:
-          if (rest !== 32) throw badRecord('an inode key of the wrong length');
-          stored.inodes.set(storedKey.toString('latin1', 1), record);
-          break;
-        case ENTRY:
-          if (rest <= 32) throw badRecord('an entry key without a name');
-          group(stored.dirs, storedKey.toString('latin1', 1, 33), record);
-          break;
-        case XATTR:
-          if (rest <= 32) throw badRecord('an xattr key without a name');
-          group(stored.xattrs, storedKey.toString('latin1', 1, 33), record);
-          break;
-        case NOTE:
-          if (rest !== 48) throw badRecord('a note key of the wrong length');
-          stored.notes.set(storedKey.toString('latin1', 1), record);
-          break;
-        default:
-          throw badRecord(`an unknown table ${storedKey[0]}`);
-      }
+    for (const record of records) p.storeRecord(record[0], record);
+    for (const delta of deltas) {
+      for (const [k, v] of delta) p.storeRecord(k, v === null ? null : [k, v]);
     }
     return p;
+  }
+
+  /** Sets (or, with null, removes) the stored record of `storedKey` in a projection nothing has read yet. */
+  private storeRecord(storedKey: Buffer, record: [Buffer, Buffer] | null): void {
+    const { stored } = this;
+    // Ids are read from the key in place (toString with bounds): no subarray per record.
+    const rest = storedKey.length - 1;
+    switch (storedKey[0]) {
+      case META: {
+        const k = record === null ? storedKey : this.codec.decode(storedKey, record[1])[0];
+        const v = record === null ? null : this.codec.decode(storedKey, record[1])[1];
+        if (k.equals(ROOT_KEY)) this.rootValue = v === null ? undefined : Buffer.from(v);
+        else if (k.equals(VECTOR_KEY)) this.vv = v === null ? VersionVector.EMPTY : VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
+        else if (k.equals(POSITION_KEY)) this.last = v === null ? null : decodePosition(Buffer.from(v));
+        else throw badRecord('an unknown meta key');
+        break;
+      }
+      case INODE:
+        if (rest !== 32) throw badRecord('an inode key of the wrong length');
+        setOrDelete(stored.inodes, storedKey.toString('latin1', 1), record);
+        break;
+      case ENTRY:
+        if (rest <= 32) throw badRecord('an entry key without a name');
+        group(stored.dirs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
+        break;
+      case XATTR:
+        if (rest <= 32) throw badRecord('an xattr key without a name');
+        group(stored.xattrs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
+        break;
+      case NOTE:
+        if (rest !== 48) throw badRecord('a note key of the wrong length');
+        setOrDelete(stored.notes, storedKey.toString('latin1', 1), record);
+        break;
+      default:
+        throw badRecord(`an unknown table ${storedKey[0]}`);
+    }
+  }
+
+  /**
+   * One entry, opening only its own stored record: applying an event reads
+   * the one or two names it touches, and opening a whole directory of
+   * thousands of sealed entries for each would be most of a replay.
+   */
+  private entryOf(parent: Uint8Array, name: string): Entry | undefined {
+    const p = key(parent);
+    const k = nameKey(name);
+    const hit = this.dirs.get(p)?.entries.get(k);
+    if (hit !== undefined) return hit;
+    const record = this.takeStoredEntry(p, parent, name);
+    if (record === undefined) return undefined;
+    const [storedName, v] = this.open(record);
+    if (storedName.toString('latin1', 33) !== k) throw new BazilError(ErrorCodes.CORRUPT_METADATA, 'projection: a sealed entry holds another name than its key names');
+    const e = decodeEntry(v);
+    let dir = this.dirs.get(p);
+    if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
+    const entry = { child: Buffer.from(e.child), placed: e.placed };
+    dir.entries.set(k, entry);
+    dir.sorted = null;
+    return entry;
+  }
+
+  /** Removes (and returns) the stored record of one name of directory `p`, found by its stored key. */
+  private takeStoredEntry(p: string, parent: Uint8Array, name: string): [Buffer, Buffer] | undefined {
+    const records = this.stored.dirs.get(p);
+    if (records === undefined) return undefined;
+    const tag = this.codec.storedKey(Buffer.concat([ENTRY_TAG, parent, Buffer.from(name, 'utf8')])).toString('latin1', 33);
+    const record = records.get(tag);
+    if (record === undefined) return undefined;
+    records.delete(tag);
+    if (records.size === 0) this.stored.dirs.delete(p);
+    return record;
   }
 
   /** Opens a stored record, remembering its stored form so records() does not seal it again while it is unchanged. */
@@ -361,7 +416,7 @@ export class MemProjection implements FsTx, ProjectionReader {
       this.stored.dirs.delete(p);
       let dir = this.dirs.get(p);
       if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
-      for (const record of records) {
+      for (const record of records.values()) {
         const [k, v] = this.open(record);
         const e = decodeEntry(v);
         dir.entries.set(k.subarray(33).toString('latin1'), { child: Buffer.from(e.child), placed: e.placed });
@@ -377,7 +432,7 @@ export class MemProjection implements FsTx, ProjectionReader {
       this.stored.xattrs.delete(id);
       let m = this.xattrMap.get(id);
       if (m === undefined) this.xattrMap.set(id, (m = new Map()));
-      for (const record of records) {
+      for (const record of records.values()) {
         const [k, v] = this.open(record);
         m.set(k.subarray(33).toString('latin1'), Buffer.from(v));
       }
@@ -394,15 +449,27 @@ export class MemProjection implements FsTx, ProjectionReader {
 /** Stored records of a loaded checkpoint not opened yet, by id (inodes, directories, xattr sets) or position (notes). */
 interface StoredRecords {
   inodes: Map<string, [Buffer, Buffer]>;
-  dirs: Map<string, [Buffer, Buffer][]>;
-  xattrs: Map<string, [Buffer, Buffer][]>;
+  /** Directory id → stored name part of the key (the name's tag) → record. */
+  dirs: Map<string, Map<string, [Buffer, Buffer]>>;
+  /** Inode id → stored name part of the key → record. */
+  xattrs: Map<string, Map<string, [Buffer, Buffer]>>;
   notes: Map<string, [Buffer, Buffer]>;
 }
 
-function group(m: Map<string, [Buffer, Buffer][]>, k: string, record: [Buffer, Buffer]): void {
+function group(m: Map<string, Map<string, [Buffer, Buffer]>>, k: string, name: string, record: [Buffer, Buffer] | null): void {
   const rs = m.get(k);
-  if (rs === undefined) m.set(k, [record]);
-  else rs.push(record);
+  if (record === null) {
+    if (rs !== undefined && rs.delete(name) && rs.size === 0) m.delete(k);
+  } else if (rs === undefined) {
+    m.set(k, new Map([[name, record]]));
+  } else {
+    rs.set(name, record);
+  }
+}
+
+function setOrDelete(m: Map<string, [Buffer, Buffer]>, k: string, record: [Buffer, Buffer] | null): void {
+  if (record === null) m.delete(k);
+  else m.set(k, record);
 }
 
 function tagged(tag: number, latin1: string): Buffer {

@@ -4,7 +4,7 @@ import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContentStore } from '../../src/cas/content-store.js';
 import { deriveVolumeKeys } from '../../src/crypto/volume-keys.js';
-import { CheckpointStore, CHECKPOINTS_DIR, checkpointBytes } from '../../src/history/checkpoints.js';
+import { CheckpointStore, CHECKPOINTS_DIR, checkpointBytes, deltaBytes, stateOf } from '../../src/history/checkpoints.js';
 import { History } from '../../src/history/history.js';
 import { SealingCodec } from '../../src/projection/record-codec.js';
 import { bytesOf, VOLUME } from '../log/helpers.js';
@@ -154,6 +154,38 @@ test('checkpoints made stale by a late event from another writer are dropped; vi
   });
 });
 
+test('deflated checkpoints (versions 3 and 2, written before plain ones were) load, verify, and new deltas chain onto them', async () => {
+  await withPeer(async (dir, p, content) => {
+    fill(p, 20); // 41 events
+    const src = { name: 'ck', dir, log: p.log, content, cipher: p.store.cipher };
+    const bare = await History.open(src, { every: 1000n });
+    const at8 = (await bare.at({ kind: 'position', count: 8n })).projection;
+    const at16 = (await bare.at({ kind: 'position', count: 16n })).projection;
+    const store = CheckpointStore.forVolume(dir);
+    const full = await store.writeBytes(at8, checkpointBytes(at8, [], 0x03), null);
+    const delta = await store.writeBytes(at16, deltaBytes(at16, [], { count: 8n, id: full.id }, stateOf(at8), 0x02), { count: 8n, id: full.id });
+    for (const [ref, version] of [[full, 3], [delta, 2]] as const) {
+      const bytes = await readFile(ref.path);
+      assert.equal(bytes[7], version);
+      assert.ok(!bytes.includes((await at8.dump()).subarray(0, 64)), 'the payload is deflated');
+    }
+    // Another form of the same state is another file: the version byte is hashed into the name.
+    assert.notEqual(checkpointBytes(at8, [], 0x01).id, full.id);
+    assert.throws(() => deltaBytes(at16, [], { count: 8n, id: full.id }, stateOf(at8), 0x03), /no delta checkpoint has version 3/);
+
+    const h = await History.open(src, { every: 8n, fullEvery: 4n });
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version]), [[8n, 3], [16n, 2]]);
+    assert.equal(await h.update(), 3);
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version, r.base?.count ?? null]), [[8n, 3, null], [16n, 2, 8n], [24n, 4, 16n], [32n, 4, 24n], [40n, 1, null]]);
+    for (const at of [16n, 20n, 30n]) {
+      const view = await h.at({ kind: 'position', count: at });
+      assert.deepEqual(await view.projection.dump(), await (await bare.at({ kind: 'position', count: at })).projection.dump(), `@${at}`);
+    }
+    const report = await (await History.open(src, { every: 8n, fullEvery: 4n })).verify();
+    assert.deepEqual([report.checked, report.findings], [5, []]);
+  });
+});
+
 test('a full checkpoint of the first format (version 1, not deflated) still loads, verifies and is the base of new deltas', async () => {
   await withPeer(async (dir, p, content) => {
     fill(p, 20); // 41 events
@@ -171,7 +203,8 @@ test('a full checkpoint of the first format (version 1, not deflated) still load
     const h = await History.open(src, { every: 8n, fullEvery: 4n });
     assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version]), [[8n, 1]]);
     assert.equal(await h.update(), 4);
-    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version, r.base?.count ?? null]), [[8n, 1, null], [16n, 2, 8n], [24n, 2, 16n], [32n, 2, 24n], [40n, 3, null]]);
+    // Sealed records do not deflate by a quarter: the new ones are plain too (full 0x01, deltas 0x04).
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version, r.base?.count ?? null]), [[8n, 1, null], [16n, 4, 8n], [24n, 4, 16n], [32n, 4, 24n], [40n, 1, null]]);
     const view = await h.at({ kind: 'position', count: 30n });
     assert.equal(view.from, 24n);
     assert.deepEqual(await listProjection(view.projection), await listProjection((await bare.at({ kind: 'position', count: 30n })).projection));
