@@ -50,6 +50,7 @@ import { VersionVector } from '../log/version-vector.js';
 import type { RecordCodec } from '../projection/record-codec.js';
 import { decodePosition, encodePosition, type Position } from '../projection/schema.js';
 import { MemProjection } from './mem-projection.js';
+import { RecordIndex } from './record-index.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 const MAGIC_PREFIX = Buffer.from('BZCKPT\n', 'latin1');
@@ -69,6 +70,8 @@ const MAGIC_LENGTH = MAGIC_PREFIX.length + 1;
 const NAME = /^(\d{20})-([0-9a-f]{64})\.ckpt$/;
 /** A header larger than this is damage, not a snapshot table (names are ≤ 255 bytes). */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Checkpoint headers read at once when listing them. */
+const LIST_PARALLEL = 8;
 /** The value length of a change that removes its key. */
 const REMOVED = 0xffffffff;
 
@@ -148,21 +151,36 @@ export class CheckpointStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw ioError('list', this.dir, err);
     }
-    const out: CheckpointRef[] = [];
-    for (const name of names.sort()) {
+    const files = names.sort().flatMap((name) => {
       const m = NAME.exec(name);
-      if (m === null) continue;
-      const path = join(this.dir, name);
-      try {
-        const ref = await readHeader(path, m[2]!);
-        if (ref.count !== BigInt(m[1]!)) throw bad(path, 'its name and header disagree on its position');
-        if (ref.base !== null && ref.base.count >= ref.count) throw bad(path, 'its base is not before it');
-        out.push(ref);
-      } catch (err) {
-        if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
-        await this.remove(path);
-        onDamaged?.(err);
+      return m === null ? [] : [{ path: join(this.dir, name), count: m[1]!, id: m[2]! }];
+    });
+    // Headers are read a few at a time: one after the other, the hundreds of a long log's checkpoints cost a round trip each.
+    const read: (CheckpointRef | BazilError)[] = new Array(files.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < files.length; i = next++) {
+        const { path, count, id } = files[i]!;
+        try {
+          const ref = await readHeader(path, id);
+          if (ref.count !== BigInt(count)) throw bad(path, 'its name and header disagree on its position');
+          if (ref.base !== null && ref.base.count >= ref.count) throw bad(path, 'its base is not before it');
+          read[i] = ref;
+        } catch (err) {
+          if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
+          read[i] = err;
+        }
       }
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_PARALLEL, files.length) }, worker));
+    const out: CheckpointRef[] = [];
+    for (const [i, r] of read.entries()) {
+      if (!(r instanceof BazilError)) {
+        out.push(r);
+        continue;
+      }
+      await this.remove(files[i]!.path);
+      onDamaged?.(r);
     }
     return out;
   }
@@ -224,7 +242,8 @@ export class CheckpointStore {
     const payloads: Buffer[] = [];
     for (const link of chain) payloads.push(await this.readPayload(link));
     try {
-      return MemProjection.fromChain(records(payloads[0]!, 0, full!.path), deltas.map((link, i) => changes(payloads[i + 1]!, 0, link.path)), ref.count, codec);
+      const state = RecordIndex.scan(payloads[0]!, (why) => bad(full!.path, why));
+      return MemProjection.fromChain(state, deltas.map((link, i) => changes(payloads[i + 1]!, 0, link.path)), ref.count, codec);
     } catch (err) {
       if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(ref.path, `its state does not parse (${err.message})`);
       throw err;

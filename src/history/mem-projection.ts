@@ -27,6 +27,7 @@ import {
 import type { Attrs, DirEntry } from '../projection/store.js';
 import type { RecordCodec } from '../projection/record-codec.js';
 import type { ProjectionReader } from '../volume/reader.js';
+import type { RecordIndex } from './record-index.js';
 
 // Table tags of src/projection/schema.ts (docs/projection.md, "Schema").
 const META = 0x01;
@@ -81,6 +82,14 @@ export class MemProjection implements FsTx, ProjectionReader {
     inodes: new Map(), dirs: new Map(), xattrs: new Map(), notes: new Map(),
   };
 
+  /**
+   * The full checkpoint a chain was loaded from, as one indexed buffer
+   * (record-index.ts); `stored` then holds the deltas' changes on top of
+   * it, a null there shadowing the full one's record of that key (removed
+   * by a delta, or taken into the maps above).
+   */
+  private base: RecordIndex | null = null;
+
   /** `codec` turns records into their stored form for records() and dump(), and back in fromRecords(). */
   constructor(private readonly codec: RecordCodec) {}
 
@@ -125,7 +134,8 @@ export class MemProjection implements FsTx, ProjectionReader {
 
   putInode(id: Uint8Array, inode: Inode): void {
     const k = key(id);
-    this.stored.inodes.delete(k);
+    // A stored record of it, if any, is replaced unopened; one held in the map was taken from there already.
+    if (!this.inodes.has(k)) this.takeInode(k);
     this.inodes.set(k, { ...inode });
   }
 
@@ -135,19 +145,19 @@ export class MemProjection implements FsTx, ProjectionReader {
 
   putEntry(parent: Uint8Array, name: string, entry: Entry): void {
     const p = key(parent);
-    // The stored record of that name, if the directory still has one, is replaced unopened.
-    this.takeStoredEntry(p, parent, name);
     let dir = this.dirs.get(p);
-    if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
     const k = nameKey(name);
+    // The stored record of that name, if any, is replaced unopened; one held in the map was taken from there already.
+    if (dir?.entries.has(k) !== true) this.takeStoredEntry(p, parent, name);
+    if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
     if (!dir.entries.has(k)) dir.sorted = null;
     dir.entries.set(k, { child: Buffer.from(entry.child), placed: entry.placed });
   }
 
   deleteEntry(parent: Uint8Array, name: string): void {
     const p = key(parent);
-    this.takeStoredEntry(p, parent, name);
     const dir = this.dirs.get(p);
+    if (dir?.entries.has(nameKey(name)) !== true) this.takeStoredEntry(p, parent, name);
     if (dir === undefined || !dir.entries.delete(nameKey(name))) return;
     dir.sorted = null;
     if (dir.entries.size === 0) this.dirs.delete(p);
@@ -185,6 +195,10 @@ export class MemProjection implements FsTx, ProjectionReader {
   /** A scan of every directory: only reached while a copy is pending, which here lasts no longer than its clone event. */
   async parentsOf(id: Uint8Array): Promise<Buffer[]> {
     for (const p of [...this.stored.dirs.keys()]) this.dirOf(p);
+    if (this.base !== null) {
+      const [from, to] = this.base.range(ENTRY_TAG);
+      for (let i = from; i < to; i++) if (!this.base.isGone(i)) this.dirOf(this.base.keyString(i, 1, 33));
+    }
     const out: Buffer[] = [];
     for (const [p, dir] of this.dirs) {
       for (const e of dir.entries.values()) {
@@ -271,10 +285,23 @@ export class MemProjection implements FsTx, ProjectionReader {
       next.set(id, { plain: v, stored });
       out.push(stored);
     }
-    for (const r of this.stored.inodes.values()) out.push(r);
-    for (const rs of this.stored.dirs.values()) for (const r of rs.values()) out.push(r);
-    for (const rs of this.stored.xattrs.values()) for (const r of rs.values()) out.push(r);
-    for (const r of this.stored.notes.values()) out.push(r);
+    const { stored, base } = this;
+    for (const r of stored.inodes.values()) if (r !== null) out.push(r);
+    for (const rs of stored.dirs.values()) for (const r of rs.values()) if (r !== null) out.push(r);
+    for (const rs of stored.xattrs.values()) for (const r of rs.values()) if (r !== null) out.push(r);
+    for (const r of stored.notes.values()) if (r !== null) out.push(r);
+    for (let i = 0; base !== null && i < base.size; i++) {
+      if (base.isGone(i)) continue;
+      let shadowed: boolean;
+      switch (base.tagAt(i)) {
+        case INODE: shadowed = stored.inodes.has(base.keyString(i, 1)); break;
+        case ENTRY: shadowed = stored.dirs.get(base.keyString(i, 1, 33))?.has(base.keyString(i, 33)) === true; break;
+        case XATTR: shadowed = stored.xattrs.get(base.keyString(i, 1, 33))?.has(base.keyString(i, 33)) === true; break;
+        case NOTE: shadowed = stored.notes.has(base.keyString(i, 1)); break;
+        default: shadowed = true; // meta: its values are the fields above
+      }
+      if (!shadowed) out.push(base.record(i));
+    }
     this.sealed = next;
     return out.sort((a, b) => Buffer.compare(a[0], b[0]));
   }
@@ -304,19 +331,48 @@ export class MemProjection implements FsTx, ProjectionReader {
    * and one that does not open fails that read with CORRUPT_METADATA.
    */
   static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint, codec: RecordCodec): MemProjection {
-    return MemProjection.fromChain(records, [], count, codec);
-  }
-
-  /**
-   * A projection from a full checkpoint's records and then, in order, each
-   * delta's changes (a null value removes the key): a chain of checkpoints
-   * as one state. The changes go straight into the stored maps, so a chain
-   * costs one map operation per record and per change, never a merged copy.
-   */
-  static fromChain(records: Iterable<[Buffer, Buffer]>, deltas: Iterable<Iterable<[Buffer, Buffer | null]>>, count: bigint, codec: RecordCodec): MemProjection {
     const p = new MemProjection(codec);
     p.applied = count;
     for (const record of records) p.storeRecord(record[0], record);
+    return p;
+  }
+
+  /**
+   * A projection from a full checkpoint's state (indexed, record-index.ts)
+   * and then, in order, each delta's changes (a null value removes the
+   * key): a chain of checkpoints as one state. The full one's records stay
+   * in its buffer until read; the changes go into the stored maps, so a
+   * chain costs a pass over the full state's lengths and one map operation
+   * per change.
+   */
+  static fromChain(full: RecordIndex, deltas: Iterable<Iterable<[Buffer, Buffer | null]>>, count: bigint, codec: RecordCodec): MemProjection {
+    const p = new MemProjection(codec);
+    p.applied = count;
+    for (let i = 0; i < full.size; i++) {
+      const rest = full.keyLengthAt(i) - 1;
+      switch (full.tagAt(i)) {
+        case META: {
+          const record = full.take(i)!;
+          p.storeRecord(record[0], record);
+          break;
+        }
+        case INODE:
+          if (rest !== 32) throw badRecord('an inode key of the wrong length');
+          break;
+        case ENTRY:
+          if (rest <= 32) throw badRecord('an entry key without a name');
+          break;
+        case XATTR:
+          if (rest <= 32) throw badRecord('an xattr key without a name');
+          break;
+        case NOTE:
+          if (rest !== 48) throw badRecord('a note key of the wrong length');
+          break;
+        default:
+          throw badRecord(`an unknown table ${full.tagAt(i)}`);
+      }
+    }
+    p.base = full;
     for (const delta of deltas) {
       for (const [k, v] of delta) p.storeRecord(k, v === null ? null : [k, v]);
     }
@@ -340,19 +396,19 @@ export class MemProjection implements FsTx, ProjectionReader {
       }
       case INODE:
         if (rest !== 32) throw badRecord('an inode key of the wrong length');
-        setOrDelete(stored.inodes, storedKey.toString('latin1', 1), record);
+        setOrDelete(stored.inodes, storedKey.toString('latin1', 1), record, this.base !== null);
         break;
       case ENTRY:
         if (rest <= 32) throw badRecord('an entry key without a name');
-        group(stored.dirs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
+        group(stored.dirs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record, this.base !== null);
         break;
       case XATTR:
         if (rest <= 32) throw badRecord('an xattr key without a name');
-        group(stored.xattrs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
+        group(stored.xattrs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record, this.base !== null);
         break;
       case NOTE:
         if (rest !== 48) throw badRecord('a note key of the wrong length');
-        setOrDelete(stored.notes, storedKey.toString('latin1', 1), record);
+        setOrDelete(stored.notes, storedKey.toString('latin1', 1), record, this.base !== null);
         break;
       default:
         throw badRecord(`an unknown table ${storedKey[0]}`);
@@ -385,14 +441,62 @@ export class MemProjection implements FsTx, ProjectionReader {
   /** Removes (and returns) the stored record of one name of directory `p`, found by its stored key. */
   private takeStoredEntry(p: string, parent: Uint8Array, name: string): [Buffer, Buffer] | undefined {
     const records = this.stored.dirs.get(p);
-    if (records === undefined) return undefined;
-    const tag = this.codec.storedKey(Buffer.concat([ENTRY_TAG, parent, Buffer.from(name, 'utf8')])).toString('latin1', 33);
-    const record = records.get(tag);
-    if (record === undefined) return undefined;
-    records.delete(tag);
-    if (records.size === 0) this.stored.dirs.delete(p);
-    return record;
+    if (records === undefined && this.base === null) return undefined;
+    const storedKey = this.codec.storedKey(Buffer.concat([ENTRY_TAG, parent, Buffer.from(name, 'utf8')]));
+    return this.takeNamed(this.stored.dirs, p, storedKey.toString('latin1', 33), storedKey);
   }
+
+  /** Removes (and returns) one stored record of a grouped table (entries, xattrs): from the changes, else from the base. */
+  private takeNamed(m: Map<string, Map<string, [Buffer, Buffer] | null>>, p: string, name: string, storedKey: Buffer): [Buffer, Buffer] | undefined {
+    const records = m.get(p);
+    const record = records?.get(name);
+    if (record === null) return undefined;
+    if (record !== undefined) {
+      if (this.base !== null) records!.set(name, null);
+      else if (records!.delete(name) && records!.size === 0) m.delete(p);
+      return record;
+    }
+    if (this.base === null) return undefined;
+    const i = this.base.find(storedKey);
+    return i < 0 ? undefined : this.base.take(i);
+  }
+
+  /** Removes (and returns) every stored record of a grouped table under `p` (a directory's entries, a node's xattrs). */
+  private takeGroup(m: Map<string, Map<string, [Buffer, Buffer] | null>>, tag: number, p: string): [Buffer, Buffer][] {
+    const out: [Buffer, Buffer][] = [];
+    const records = m.get(p);
+    if (records !== undefined) {
+      for (const [name, r] of records) {
+        if (r === null) continue;
+        out.push(r);
+        if (this.base !== null) records.set(name, null);
+      }
+      if (this.base === null) m.delete(p);
+    }
+    if (this.base !== null) {
+      const [from, to] = this.base.range(tagged(tag, p));
+      for (let i = from; i < to; i++) {
+        if (this.base.isGone(i) || records?.has(this.base.keyString(i, 33)) === true) continue;
+        out.push(this.base.take(i)!);
+      }
+    }
+    return out;
+  }
+
+  /** Removes (and returns) the stored record of inode `k`. */
+  private takeInode(k: string): [Buffer, Buffer] | undefined {
+    const record = this.stored.inodes.get(k);
+    if (record === null) return undefined;
+    if (record !== undefined) {
+      if (this.base !== null) this.stored.inodes.set(k, null);
+      else this.stored.inodes.delete(k);
+      return record;
+    }
+    if (this.base === null) return undefined;
+    const i = this.base.find(tagged(INODE, k));
+    return i < 0 ? undefined : this.base.take(i);
+  }
+
 
   /** Opens a stored record, remembering its stored form so records() does not seal it again while it is unchanged. */
   private open(record: [Buffer, Buffer]): [Buffer, Buffer] {
@@ -402,21 +506,21 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   private inodeOf(k: string): Inode | undefined {
-    const record = this.stored.inodes.get(k);
-    if (record !== undefined) {
-      this.stored.inodes.delete(k);
-      this.inodes.set(k, decodeInode(this.open(record)[1]));
-    }
-    return this.inodes.get(k);
+    const held = this.inodes.get(k);
+    if (held !== undefined) return held;
+    const record = this.takeInode(k);
+    if (record === undefined) return undefined;
+    const n = decodeInode(this.open(record)[1]);
+    this.inodes.set(k, n);
+    return n;
   }
 
   private dirOf(p: string): Dir | undefined {
-    const records = this.stored.dirs.get(p);
-    if (records !== undefined) {
-      this.stored.dirs.delete(p);
+    const records = this.takeGroup(this.stored.dirs, ENTRY, p);
+    if (records.length > 0) {
       let dir = this.dirs.get(p);
       if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
-      for (const record of records.values()) {
+      for (const record of records) {
         const [k, v] = this.open(record);
         const e = decodeEntry(v);
         dir.entries.set(k.subarray(33).toString('latin1'), { child: Buffer.from(e.child), placed: e.placed });
@@ -427,12 +531,11 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   private xattrsOf(id: string): Map<string, Buffer> | undefined {
-    const records = this.stored.xattrs.get(id);
-    if (records !== undefined) {
-      this.stored.xattrs.delete(id);
+    const records = this.takeGroup(this.stored.xattrs, XATTR, id);
+    if (records.length > 0) {
       let m = this.xattrMap.get(id);
       if (m === undefined) this.xattrMap.set(id, (m = new Map()));
-      for (const record of records.values()) {
+      for (const record of records) {
         const [k, v] = this.open(record);
         m.set(k.subarray(33).toString('latin1'), Buffer.from(v));
       }
@@ -446,19 +549,24 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 }
 
-/** Stored records of a loaded checkpoint not opened yet, by id (inodes, directories, xattr sets) or position (notes). */
+/**
+ * Stored records of a loaded checkpoint not opened yet, by id (inodes,
+ * directories, xattr sets) or position (notes); null: none, whatever the
+ * base holds for that key (see MemProjection.base).
+ */
 interface StoredRecords {
-  inodes: Map<string, [Buffer, Buffer]>;
+  inodes: Map<string, [Buffer, Buffer] | null>;
   /** Directory id → stored name part of the key (the name's tag) → record. */
-  dirs: Map<string, Map<string, [Buffer, Buffer]>>;
+  dirs: Map<string, Map<string, [Buffer, Buffer] | null>>;
   /** Inode id → stored name part of the key → record. */
-  xattrs: Map<string, Map<string, [Buffer, Buffer]>>;
-  notes: Map<string, [Buffer, Buffer]>;
+  xattrs: Map<string, Map<string, [Buffer, Buffer] | null>>;
+  notes: Map<string, [Buffer, Buffer] | null>;
 }
 
-function group(m: Map<string, Map<string, [Buffer, Buffer]>>, k: string, name: string, record: [Buffer, Buffer] | null): void {
+/** Sets a stored record, or removes it (`shadow`: keeps a null so the base's record of that key stays hidden). */
+function group(m: Map<string, Map<string, [Buffer, Buffer] | null>>, k: string, name: string, record: [Buffer, Buffer] | null, shadow: boolean): void {
   const rs = m.get(k);
-  if (record === null) {
+  if (record === null && !shadow) {
     if (rs !== undefined && rs.delete(name) && rs.size === 0) m.delete(k);
   } else if (rs === undefined) {
     m.set(k, new Map([[name, record]]));
@@ -467,8 +575,8 @@ function group(m: Map<string, Map<string, [Buffer, Buffer]>>, k: string, name: s
   }
 }
 
-function setOrDelete(m: Map<string, [Buffer, Buffer]>, k: string, record: [Buffer, Buffer] | null): void {
-  if (record === null) m.delete(k);
+function setOrDelete(m: Map<string, [Buffer, Buffer] | null>, k: string, record: [Buffer, Buffer] | null, shadow: boolean): void {
+  if (record === null && !shadow) m.delete(k);
   else m.set(k, record);
 }
 
