@@ -228,12 +228,12 @@ export class CheckpointStore {
 
   /**
    * The checkpoint's state as an in-memory projection (failures as for
-   * loadState). The full checkpoint's records and then each delta's
-   * changes, oldest first, go straight into the projection's maps of
-   * stored records (MemProjection.fromChain): one map operation per record
-   * and per change, no merged copy and no per-key string beyond the map's
-   * own, the cost of an as-of view's start. The records are stored forms,
-   * opened with `codec` when first read.
+   * loadState). The full checkpoint's state and the deltas' changes
+   * (merged, the newest change of a key winning) are indexed where they
+   * were read (record-index.ts) and a record is sliced out only when the
+   * view reads it: no object, map entry or string per record at load, the
+   * cost of an as-of view's start. The records are stored forms, opened
+   * with `codec` when first read.
    */
   async load(ref: CheckpointRef, codec: RecordCodec, refs: readonly CheckpointRef[] = [ref]): Promise<MemProjection> {
     const chain = chainOf(ref, refs);
@@ -243,7 +243,8 @@ export class CheckpointStore {
     for (const link of chain) payloads.push(await this.readPayload(link));
     try {
       const state = RecordIndex.scan(payloads[0]!, (why) => bad(full!.path, why));
-      return MemProjection.fromChain(state, deltas.map((link, i) => changes(payloads[i + 1]!, 0, link.path)), ref.count, codec);
+      const changed = RecordIndex.merge(payloads.slice(1), (why, i) => bad(deltas[i]!.path, why));
+      return MemProjection.fromChain(state, changed, ref.count, codec);
     } catch (err) {
       if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(ref.path, `its state does not parse (${err.message})`);
       throw err;

@@ -83,12 +83,14 @@ export class MemProjection implements FsTx, ProjectionReader {
   };
 
   /**
-   * The full checkpoint a chain was loaded from, as one indexed buffer
-   * (record-index.ts); `stored` then holds the deltas' changes on top of
-   * it, a null there shadowing the full one's record of that key (removed
-   * by a delta, or taken into the maps above).
+   * A chain loaded by fromChain, in place of `stored`: the full
+   * checkpoint's state as one indexed buffer, and the deltas' changes
+   * merged into one sorted index over their buffers (record-index.ts). A
+   * key the changes hold (changed, removed, or taken already) hides the
+   * full one's record of it.
    */
   private base: RecordIndex | null = null;
+  private overlay: RecordIndex | null = null;
 
   /** `codec` turns records into their stored form for records() and dump(), and back in fromRecords(). */
   constructor(private readonly codec: RecordCodec) {}
@@ -195,9 +197,10 @@ export class MemProjection implements FsTx, ProjectionReader {
   /** A scan of every directory: only reached while a copy is pending, which here lasts no longer than its clone event. */
   async parentsOf(id: Uint8Array): Promise<Buffer[]> {
     for (const p of [...this.stored.dirs.keys()]) this.dirOf(p);
-    if (this.base !== null) {
-      const [from, to] = this.base.range(ENTRY_TAG);
-      for (let i = from; i < to; i++) if (!this.base.isGone(i)) this.dirOf(this.base.keyString(i, 1, 33));
+    for (const layer of [this.base, this.overlay]) {
+      if (layer === null) continue;
+      const [from, to] = layer.range(ENTRY_TAG);
+      for (let i = from; i < to; i++) if (!layer.isGone(i)) this.dirOf(layer.keyString(i, 1, 33));
     }
     const out: Buffer[] = [];
     for (const [p, dir] of this.dirs) {
@@ -285,22 +288,24 @@ export class MemProjection implements FsTx, ProjectionReader {
       next.set(id, { plain: v, stored });
       out.push(stored);
     }
-    const { stored, base } = this;
-    for (const r of stored.inodes.values()) if (r !== null) out.push(r);
-    for (const rs of stored.dirs.values()) for (const r of rs.values()) if (r !== null) out.push(r);
-    for (const rs of stored.xattrs.values()) for (const r of rs.values()) if (r !== null) out.push(r);
-    for (const r of stored.notes.values()) if (r !== null) out.push(r);
-    for (let i = 0; base !== null && i < base.size; i++) {
-      if (base.isGone(i)) continue;
-      let shadowed: boolean;
-      switch (base.tagAt(i)) {
-        case INODE: shadowed = stored.inodes.has(base.keyString(i, 1)); break;
-        case ENTRY: shadowed = stored.dirs.get(base.keyString(i, 1, 33))?.has(base.keyString(i, 33)) === true; break;
-        case XATTR: shadowed = stored.xattrs.get(base.keyString(i, 1, 33))?.has(base.keyString(i, 33)) === true; break;
-        case NOTE: shadowed = stored.notes.has(base.keyString(i, 1)); break;
-        default: shadowed = true; // meta: its values are the fields above
+    const { stored, base, overlay } = this;
+    for (const r of stored.inodes.values()) out.push(r);
+    for (const rs of stored.dirs.values()) for (const r of rs.values()) out.push(r);
+    for (const rs of stored.xattrs.values()) for (const r of rs.values()) out.push(r);
+    for (const r of stored.notes.values()) out.push(r);
+    if (base !== null && overlay !== null) {
+      // Both in key order: a walk side by side finds the full one's records the changes hide.
+      let j = 0;
+      for (let i = 0; i < base.size; i++) {
+        let c = 1;
+        while (j < overlay.size && (c = base.compareWith(i, overlay, j)) > 0) {
+          pushLayered(out, overlay, j++);
+          c = 1;
+        }
+        if (c === 0) pushLayered(out, overlay, j++);
+        else pushLayered(out, base, i);
       }
-      if (!shadowed) out.push(base.record(i));
+      while (j < overlay.size) pushLayered(out, overlay, j++);
     }
     this.sealed = next;
     return out.sort((a, b) => Buffer.compare(a[0], b[0]));
@@ -333,82 +338,84 @@ export class MemProjection implements FsTx, ProjectionReader {
   static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint, codec: RecordCodec): MemProjection {
     const p = new MemProjection(codec);
     p.applied = count;
-    for (const record of records) p.storeRecord(record[0], record);
+    for (const record of records) p.storeRecord(record);
     return p;
   }
 
   /**
-   * A projection from a full checkpoint's state (indexed, record-index.ts)
-   * and then, in order, each delta's changes (a null value removes the
-   * key): a chain of checkpoints as one state. The full one's records stay
-   * in its buffer until read; the changes go into the stored maps, so a
-   * chain costs a pass over the full state's lengths and one map operation
-   * per change.
+   * A projection from a full checkpoint's state and the changes of the
+   * deltas after it merged (both indexed, record-index.ts): a chain of
+   * checkpoints as one state. The records stay in their buffers until
+   * read, so a chain costs a pass over its lengths and a merge of the
+   * deltas' keys.
    */
-  static fromChain(full: RecordIndex, deltas: Iterable<Iterable<[Buffer, Buffer | null]>>, count: bigint, codec: RecordCodec): MemProjection {
+  static fromChain(full: RecordIndex, changes: RecordIndex, count: bigint, codec: RecordCodec): MemProjection {
     const p = new MemProjection(codec);
     p.applied = count;
-    for (let i = 0; i < full.size; i++) {
-      const rest = full.keyLengthAt(i) - 1;
-      switch (full.tagAt(i)) {
-        case META: {
-          const record = full.take(i)!;
-          p.storeRecord(record[0], record);
-          break;
+    for (const layer of [full, changes]) {
+      for (let i = 0; i < layer.size; i++) {
+        const rest = layer.keyLengthAt(i) - 1;
+        switch (layer.tagAt(i)) {
+          case META: {
+            const [k, v] = layer.take(i)!;
+            if (v === null) p.setMeta(k, null);
+            else p.setMeta(...codec.decode(k, v));
+            break;
+          }
+          case INODE:
+            if (rest !== 32) throw badRecord('an inode key of the wrong length');
+            break;
+          case ENTRY:
+            if (rest <= 32) throw badRecord('an entry key without a name');
+            break;
+          case XATTR:
+            if (rest <= 32) throw badRecord('an xattr key without a name');
+            break;
+          case NOTE:
+            if (rest !== 48) throw badRecord('a note key of the wrong length');
+            break;
+          default:
+            throw badRecord(`an unknown table ${layer.tagAt(i)}`);
         }
-        case INODE:
-          if (rest !== 32) throw badRecord('an inode key of the wrong length');
-          break;
-        case ENTRY:
-          if (rest <= 32) throw badRecord('an entry key without a name');
-          break;
-        case XATTR:
-          if (rest <= 32) throw badRecord('an xattr key without a name');
-          break;
-        case NOTE:
-          if (rest !== 48) throw badRecord('a note key of the wrong length');
-          break;
-        default:
-          throw badRecord(`an unknown table ${full.tagAt(i)}`);
       }
     }
     p.base = full;
-    for (const delta of deltas) {
-      for (const [k, v] of delta) p.storeRecord(k, v === null ? null : [k, v]);
-    }
+    p.overlay = changes;
     return p;
   }
 
-  /** Sets (or, with null, removes) the stored record of `storedKey` in a projection nothing has read yet. */
-  private storeRecord(storedKey: Buffer, record: [Buffer, Buffer] | null): void {
+  private setMeta(k: Buffer, v: Buffer | null): void {
+    if (k.equals(ROOT_KEY)) this.rootValue = v === null ? undefined : Buffer.from(v);
+    else if (k.equals(VECTOR_KEY)) this.vv = v === null ? VersionVector.EMPTY : VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
+    else if (k.equals(POSITION_KEY)) this.last = v === null ? null : decodePosition(Buffer.from(v));
+    else throw badRecord('an unknown meta key');
+  }
+
+  /** Adds a stored record to a projection nothing has read yet. */
+  private storeRecord(record: [Buffer, Buffer]): void {
     const { stored } = this;
+    const [storedKey] = record;
     // Ids are read from the key in place (toString with bounds): no subarray per record.
     const rest = storedKey.length - 1;
     switch (storedKey[0]) {
-      case META: {
-        const k = record === null ? storedKey : this.codec.decode(storedKey, record[1])[0];
-        const v = record === null ? null : this.codec.decode(storedKey, record[1])[1];
-        if (k.equals(ROOT_KEY)) this.rootValue = v === null ? undefined : Buffer.from(v);
-        else if (k.equals(VECTOR_KEY)) this.vv = v === null ? VersionVector.EMPTY : VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
-        else if (k.equals(POSITION_KEY)) this.last = v === null ? null : decodePosition(Buffer.from(v));
-        else throw badRecord('an unknown meta key');
+      case META:
+        this.setMeta(...this.codec.decode(storedKey, record[1]));
         break;
-      }
       case INODE:
         if (rest !== 32) throw badRecord('an inode key of the wrong length');
-        setOrDelete(stored.inodes, storedKey.toString('latin1', 1), record, this.base !== null);
+        stored.inodes.set(storedKey.toString('latin1', 1), record);
         break;
       case ENTRY:
         if (rest <= 32) throw badRecord('an entry key without a name');
-        group(stored.dirs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record, this.base !== null);
+        group(stored.dirs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
         break;
       case XATTR:
         if (rest <= 32) throw badRecord('an xattr key without a name');
-        group(stored.xattrs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record, this.base !== null);
+        group(stored.xattrs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
         break;
       case NOTE:
         if (rest !== 48) throw badRecord('a note key of the wrong length');
-        setOrDelete(stored.notes, storedKey.toString('latin1', 1), record, this.base !== null);
+        stored.notes.set(storedKey.toString('latin1', 1), record);
         break;
       default:
         throw badRecord(`an unknown table ${storedKey[0]}`);
@@ -443,60 +450,64 @@ export class MemProjection implements FsTx, ProjectionReader {
     const records = this.stored.dirs.get(p);
     if (records === undefined && this.base === null) return undefined;
     const storedKey = this.codec.storedKey(Buffer.concat([ENTRY_TAG, parent, Buffer.from(name, 'utf8')]));
-    return this.takeNamed(this.stored.dirs, p, storedKey.toString('latin1', 33), storedKey);
-  }
-
-  /** Removes (and returns) one stored record of a grouped table (entries, xattrs): from the changes, else from the base. */
-  private takeNamed(m: Map<string, Map<string, [Buffer, Buffer] | null>>, p: string, name: string, storedKey: Buffer): [Buffer, Buffer] | undefined {
-    const records = m.get(p);
-    const record = records?.get(name);
-    if (record === null) return undefined;
-    if (record !== undefined) {
-      if (this.base !== null) records!.set(name, null);
-      else if (records!.delete(name) && records!.size === 0) m.delete(p);
-      return record;
-    }
-    if (this.base === null) return undefined;
-    const i = this.base.find(storedKey);
-    return i < 0 ? undefined : this.base.take(i);
-  }
-
-  /** Removes (and returns) every stored record of a grouped table under `p` (a directory's entries, a node's xattrs). */
-  private takeGroup(m: Map<string, Map<string, [Buffer, Buffer] | null>>, tag: number, p: string): [Buffer, Buffer][] {
-    const out: [Buffer, Buffer][] = [];
-    const records = m.get(p);
-    if (records !== undefined) {
-      for (const [name, r] of records) {
-        if (r === null) continue;
-        out.push(r);
-        if (this.base !== null) records.set(name, null);
-      }
-      if (this.base === null) m.delete(p);
-    }
-    if (this.base !== null) {
-      const [from, to] = this.base.range(tagged(tag, p));
-      for (let i = from; i < to; i++) {
-        if (this.base.isGone(i) || records?.has(this.base.keyString(i, 33)) === true) continue;
-        out.push(this.base.take(i)!);
-      }
-    }
-    return out;
+    if (this.base !== null) return this.takeLayered(storedKey);
+    const tag = storedKey.toString('latin1', 33);
+    const record = records!.get(tag);
+    if (record !== undefined && records!.delete(tag) && records!.size === 0) this.stored.dirs.delete(p);
+    return record;
   }
 
   /** Removes (and returns) the stored record of inode `k`. */
   private takeInode(k: string): [Buffer, Buffer] | undefined {
+    if (this.base !== null) return this.takeLayered(tagged(INODE, k));
     const record = this.stored.inodes.get(k);
-    if (record === null) return undefined;
-    if (record !== undefined) {
-      if (this.base !== null) this.stored.inodes.set(k, null);
-      else this.stored.inodes.delete(k);
-      return record;
-    }
-    if (this.base === null) return undefined;
-    const i = this.base.find(tagged(INODE, k));
-    return i < 0 ? undefined : this.base.take(i);
+    if (record !== undefined) this.stored.inodes.delete(k);
+    return record;
   }
 
+  /** Removes (and returns) every stored record of a grouped table under `p` (a directory's entries, a node's xattrs). */
+  private takeGroup(m: Map<string, Map<string, [Buffer, Buffer]>>, tag: number, p: string): [Buffer, Buffer][] {
+    if (this.base === null) {
+      const records = m.get(p);
+      if (records === undefined) return [];
+      m.delete(p);
+      return [...records.values()];
+    }
+    const prefix = tagged(tag, p);
+    const out: [Buffer, Buffer][] = [];
+    const { base, overlay } = this;
+    if (overlay !== null) {
+      const [from, to] = overlay.range(prefix);
+      for (let i = from; i < to; i++) {
+        const r = overlay.take(i);
+        if (r !== undefined && r[1] !== null) out.push([r[0], r[1]]);
+      }
+    }
+    const [from, to] = base.range(prefix);
+    for (let i = from; i < to; i++) {
+      if (base.isGone(i)) continue;
+      const [k, v] = base.record(i);
+      if (overlay !== null && overlay.find(k) >= 0) continue;
+      base.take(i);
+      out.push([k, v!]);
+    }
+    return out;
+  }
+
+  /** Removes (and returns) the record of `storedKey` from a loaded chain: the changes' if they hold the key, else the full one's. */
+  private takeLayered(storedKey: Buffer): [Buffer, Buffer] | undefined {
+    const { base, overlay } = this;
+    if (overlay !== null) {
+      const i = overlay.find(storedKey);
+      if (i >= 0) {
+        const r = overlay.take(i);
+        return r === undefined || r[1] === null ? undefined : [r[0], r[1]];
+      }
+    }
+    const i = base!.find(storedKey);
+    const r = i < 0 ? undefined : base!.take(i);
+    return r === undefined ? undefined : [r[0], r[1]!];
+  }
 
   /** Opens a stored record, remembering its stored form so records() does not seal it again while it is unchanged. */
   private open(record: [Buffer, Buffer]): [Buffer, Buffer] {
@@ -549,35 +560,27 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 }
 
-/**
- * Stored records of a loaded checkpoint not opened yet, by id (inodes,
- * directories, xattr sets) or position (notes); null: none, whatever the
- * base holds for that key (see MemProjection.base).
- */
+/** Stored records of a loaded checkpoint not opened yet, by id (inodes, directories, xattr sets) or position (notes). */
 interface StoredRecords {
-  inodes: Map<string, [Buffer, Buffer] | null>;
+  inodes: Map<string, [Buffer, Buffer]>;
   /** Directory id → stored name part of the key (the name's tag) → record. */
-  dirs: Map<string, Map<string, [Buffer, Buffer] | null>>;
+  dirs: Map<string, Map<string, [Buffer, Buffer]>>;
   /** Inode id → stored name part of the key → record. */
-  xattrs: Map<string, Map<string, [Buffer, Buffer] | null>>;
-  notes: Map<string, [Buffer, Buffer] | null>;
+  xattrs: Map<string, Map<string, [Buffer, Buffer]>>;
+  notes: Map<string, [Buffer, Buffer]>;
 }
 
-/** Sets a stored record, or removes it (`shadow`: keeps a null so the base's record of that key stays hidden). */
-function group(m: Map<string, Map<string, [Buffer, Buffer] | null>>, k: string, name: string, record: [Buffer, Buffer] | null, shadow: boolean): void {
+function group(m: Map<string, Map<string, [Buffer, Buffer]>>, k: string, name: string, record: [Buffer, Buffer]): void {
   const rs = m.get(k);
-  if (record === null && !shadow) {
-    if (rs !== undefined && rs.delete(name) && rs.size === 0) m.delete(k);
-  } else if (rs === undefined) {
-    m.set(k, new Map([[name, record]]));
-  } else {
-    rs.set(name, record);
-  }
+  if (rs === undefined) m.set(k, new Map([[name, record]]));
+  else rs.set(name, record);
 }
 
-function setOrDelete(m: Map<string, [Buffer, Buffer] | null>, k: string, record: [Buffer, Buffer] | null, shadow: boolean): void {
-  if (record === null && !shadow) m.delete(k);
-  else m.set(k, record);
+/** Record `i` of a loaded chain's layer, unless taken, removed or meta (whose values are fields). */
+function pushLayered(out: [Buffer, Buffer][], layer: RecordIndex, i: number): void {
+  if (layer.isGone(i) || layer.tagAt(i) === META) return;
+  const [k, v] = layer.record(i);
+  if (v !== null) out.push([k, v]);
 }
 
 function tagged(tag: number, latin1: string): Buffer {
