@@ -118,7 +118,7 @@ export class RecordIndex {
     const b = other.body(j);
     const as = this.at[i]! + 4;
     const bs = other.at[j]! + 4;
-    return a.compare(b, bs, bs + b.readUInt32BE(bs - 4), as, as + a.readUInt32BE(as - 4));
+    return compareBytes(a, as, as + a.readUInt32BE(as - 4), b, bs, bs + b.readUInt32BE(bs - 4));
   }
 
   private body(i: number): Buffer {
@@ -141,14 +141,14 @@ export class RecordIndex {
   private compareKey(i: number, key: Buffer): number {
     const body = this.body(i);
     const ks = this.at[i]! + 4;
-    return body.compare(key, 0, key.length, ks, ks + body.readUInt32BE(this.at[i]!));
+    return compareBytes(body, ks, ks + body.readUInt32BE(this.at[i]!), key, 0, key.length);
   }
 
   private hasPrefix(i: number, prefix: Buffer): boolean {
     const body = this.body(i);
     const ks = this.at[i]! + 4;
     const len = body.readUInt32BE(this.at[i]!);
-    return len >= prefix.length && body.compare(prefix, 0, prefix.length, ks, ks + prefix.length) === 0;
+    return len >= prefix.length && compareBytes(body, ks, ks + prefix.length, prefix, 0, prefix.length) === 0;
   }
 }
 
@@ -163,7 +163,7 @@ function scanBody(body: Buffer, removals: boolean, bad: (why: string) => Error):
     at[i] = p;
     const ks = p + 4;
     const ke = ks + body.readUInt32BE(p);
-    if (prevStart >= 0 && body.compare(body, prevStart, prevEnd, ks, ke) <= 0) throw bad('its records are not in key order');
+    if (prevStart >= 0 && compareBytes(body, ks, ke, body, prevStart, prevEnd) <= 0) throw bad('its records are not in key order');
     prevStart = ks;
     prevEnd = ke;
     p = skipRecord(body, p, removals, bad);
@@ -199,7 +199,7 @@ function mergeRuns(bodies: readonly Buffer[], older: Sorted, newer: Sorted): Sor
     const b = bodies[newer.src![j]!]!;
     const as = older.at[i]! + 4;
     const bs = newer.at[j]! + 4;
-    return a.compare(b, bs, bs + b.readUInt32BE(bs - 4), as, as + a.readUInt32BE(as - 4));
+    return compareBytes(a, as, as + a.readUInt32BE(as - 4), b, bs, bs + b.readUInt32BE(bs - 4));
   };
   while (i < older.at.length && j < newer.at.length) {
     const c = keyCmp();
@@ -221,4 +221,19 @@ function mergeRuns(bodies: readonly Buffer[], older: Sorted, newer: Sorted): Sor
     at[k] = newer.at[j]!;
   }
   return { src: src.subarray(0, k), at: at.subarray(0, k) };
+}
+
+/**
+ * a[as, ae) against b[bs, be) in byte order, as Buffer.compare orders them.
+ * In JS rather than Buffer#compare: keys are short and differ early (random
+ * ids), and the native call with its argument checks cost more than the
+ * loop, tens of times per lookup.
+ */
+function compareBytes(a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): number {
+  const n = Math.min(ae - as, be - bs);
+  for (let k = 0; k < n; k++) {
+    const d = a[as + k]! - b[bs + k]!;
+    if (d !== 0) return d;
+  }
+  return (ae - as) - (be - bs);
 }
