@@ -13,10 +13,11 @@
 // position: checkpoints are a cache, never the truth.
 //
 // File: "BZCKPT\n" | version | u32 BE header length | header | payload,
-// three versions:
+// four versions:
 //
-// - 0x01, full, plain (the only kind before delta checkpoints; read, no
-//   longer written): header = canonical CBOR [count, vector, position(48),
+// - 0x01, full, plain (the only kind before delta checkpoints; written
+//   again since when DEFLATE would not save a quarter of it, as for sealed
+//   records): header = canonical CBOR [count, vector, position(48),
 //   snapshots], snapshots = [[name, count, vector, hlc, writer, seq], …] in
 //   name order; payload = the state: the dump (u32 BE length ‖ key, u32 BE
 //   length ‖ value, …, in key order).
@@ -28,6 +29,8 @@
 //   base count, base id(32)]; payload = the changes as raw DEFLATE, changes
 //   = (u32 BE length ‖ key, then u32 BE length ‖ value, or FFFFFFFF for a
 //   key the base has and this state does not), in key order.
+// - 0x04, delta, plain: the same, the changes not deflated (written when
+//   DEFLATE would not save a quarter of them).
 //
 // File name: `<count, 20 digits>-<id hex>.ckpt`, id = SHA-256(version ‖
 // header length ‖ header ‖ the payload uncompressed). The name is thus a
@@ -47,18 +50,28 @@ import { VersionVector } from '../log/version-vector.js';
 import type { RecordCodec } from '../projection/record-codec.js';
 import { decodePosition, encodePosition, type Position } from '../projection/schema.js';
 import { MemProjection } from './mem-projection.js';
+import { RecordIndex } from './record-index.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 const MAGIC_PREFIX = Buffer.from('BZCKPT\n', 'latin1');
 const FULL_PLAIN = 0x01;
 const DELTA = 0x02;
 const FULL = 0x03;
+const DELTA_PLAIN = 0x04;
 /** Fast DEFLATE: most of the gain (ids and writer ids repeat across records) at a fraction of the time of the default level. */
 const DEFLATE_LEVEL = 1;
+/**
+ * A payload is stored deflated only when that saves at least this share:
+ * sealed records are random bytes and deflate by under a tenth, and
+ * inflating a large state on every load costs more than that disk.
+ */
+const DEFLATE_WORTH = 0.25;
 const MAGIC_LENGTH = MAGIC_PREFIX.length + 1;
 const NAME = /^(\d{20})-([0-9a-f]{64})\.ckpt$/;
 /** A header larger than this is damage, not a snapshot table (names are ≤ 255 bytes). */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Checkpoint headers read at once when listing them. */
+const LIST_PARALLEL = 8;
 /** The value length of a change that removes its key. */
 const REMOVED = 0xffffffff;
 
@@ -90,7 +103,7 @@ export interface CheckpointRef {
   snapshots: SnapshotInfo[];
   /** A delta's base; null for a full checkpoint. */
   base: BaseRef | null;
-  /** The format version (0x01 full plain, 0x02 delta, 0x03 full deflated). */
+  /** The format version (0x01 full plain, 0x02 delta deflated, 0x03 full deflated, 0x04 delta plain). */
   version: number;
 }
 
@@ -108,6 +121,8 @@ export interface CheckpointBytes {
   head: Buffer;
   /** The state or changes, uncompressed. */
   payload: Buffer;
+  /** The payload deflated, when the version is a deflated one and it was made already. */
+  deflated?: Buffer | undefined;
   id: string;
   position: Position;
   table: SnapshotInfo[];
@@ -136,21 +151,36 @@ export class CheckpointStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw ioError('list', this.dir, err);
     }
-    const out: CheckpointRef[] = [];
-    for (const name of names.sort()) {
+    const files = names.sort().flatMap((name) => {
       const m = NAME.exec(name);
-      if (m === null) continue;
-      const path = join(this.dir, name);
-      try {
-        const ref = await readHeader(path, m[2]!);
-        if (ref.count !== BigInt(m[1]!)) throw bad(path, 'its name and header disagree on its position');
-        if (ref.base !== null && ref.base.count >= ref.count) throw bad(path, 'its base is not before it');
-        out.push(ref);
-      } catch (err) {
-        if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
-        await this.remove(path);
-        onDamaged?.(err);
+      return m === null ? [] : [{ path: join(this.dir, name), count: m[1]!, id: m[2]! }];
+    });
+    // Headers are read a few at a time: one after the other, the hundreds of a long log's checkpoints cost a round trip each.
+    const read: (CheckpointRef | BazilError)[] = new Array(files.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < files.length; i = next++) {
+        const { path, count, id } = files[i]!;
+        try {
+          const ref = await readHeader(path, id);
+          if (ref.count !== BigInt(count)) throw bad(path, 'its name and header disagree on its position');
+          if (ref.base !== null && ref.base.count >= ref.count) throw bad(path, 'its base is not before it');
+          read[i] = ref;
+        } catch (err) {
+          if (!isBazilError(err, ErrorCodes.BAD_CHECKPOINT)) throw err;
+          read[i] = err;
+        }
       }
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_PARALLEL, files.length) }, worker));
+    const out: CheckpointRef[] = [];
+    for (const [i, r] of read.entries()) {
+      if (!(r instanceof BazilError)) {
+        out.push(r);
+        continue;
+      }
+      await this.remove(files[i]!.path);
+      onDamaged?.(r);
     }
     return out;
   }
@@ -164,7 +194,7 @@ export class CheckpointStore {
   async writeBytes(proj: MemProjection, bytes: CheckpointBytes, base: BaseRef | null): Promise<CheckpointRef> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => { throw ioError('create', this.dir, err); });
     const path = join(this.dir, fileName(proj.count, bytes.id));
-    const payload = bytes.version === FULL_PLAIN ? bytes.payload : deflateRawSync(bytes.payload, { level: DEFLATE_LEVEL });
+    const payload = !isDeflated(bytes.version) ? bytes.payload : bytes.deflated ?? deflateRawSync(bytes.payload, { level: DEFLATE_LEVEL });
     await writeFileAtomic(path, Buffer.concat([MAGIC_PREFIX, bytes.head, payload]), 0o600);
     return { id: bytes.id, path, count: proj.count, vector: proj.versionVector(), position: bytes.position, snapshots: bytes.table, base, version: bytes.version };
   }
@@ -198,10 +228,12 @@ export class CheckpointStore {
 
   /**
    * The checkpoint's state as an in-memory projection (failures as for
-   * loadState). The full checkpoint's records stream straight into the
-   * projection, skipping the keys the deltas change, so only the deltas'
-   * changes are held in a map: the cost of an as-of view's start. The
-   * records are stored forms, opened with `codec`.
+   * loadState). The full checkpoint's state and the deltas' changes
+   * (merged, the newest change of a key winning) are indexed where they
+   * were read (record-index.ts) and a record is sliced out only when the
+   * view reads it: no object, map entry or string per record at load, the
+   * cost of an as-of view's start. The records are stored forms, opened
+   * with `codec` when first read.
    */
   async load(ref: CheckpointRef, codec: RecordCodec, refs: readonly CheckpointRef[] = [ref]): Promise<MemProjection> {
     const chain = chainOf(ref, refs);
@@ -209,18 +241,10 @@ export class CheckpointStore {
     const [full, ...deltas] = chain;
     const payloads: Buffer[] = [];
     for (const link of chain) payloads.push(await this.readPayload(link));
-    const changed = new Map<string, [Buffer, Buffer | null]>();
-    deltas.forEach((link, i) => {
-      for (const [k, v] of changes(payloads[i + 1]!, 0, link.path)) changed.set(k.toString('latin1'), [k, v]);
-    });
-    function* merged(): Generator<[Buffer, Buffer]> {
-      for (const [k, v] of records(payloads[0]!, 0, full!.path)) {
-        if (changed.size === 0 || !changed.has(k.toString('latin1'))) yield [k, v];
-      }
-      for (const [k, v] of changed.values()) if (v !== null) yield [k, v];
-    }
     try {
-      return MemProjection.fromRecords(merged(), ref.count, codec);
+      const state = RecordIndex.scan(payloads[0]!, (why) => bad(full!.path, why));
+      const changed = RecordIndex.merge(payloads.slice(1), (why, i) => bad(deltas[i]!.path, why));
+      return MemProjection.fromChain(state, changed, ref.count, codec);
     } catch (err) {
       if (isBazilError(err) && err.code !== ErrorCodes.BAD_CHECKPOINT) throw bad(ref.path, `its state does not parse (${err.message})`);
       throw err;
@@ -258,7 +282,7 @@ export class CheckpointStore {
     const payloadAt = MAGIC_LENGTH + 4 + bytes.readUInt32BE(MAGIC_LENGTH);
     if (payloadAt > bytes.length) throw bad(ref.path, 'it is truncated');
     let payload = bytes.subarray(payloadAt);
-    if (ref.version !== FULL_PLAIN) {
+    if (isDeflated(ref.version)) {
       try {
         payload = inflateRawSync(payload);
       } catch (err) {
@@ -302,11 +326,12 @@ export function stateOf(proj: MemProjection): StateRecords {
 
 /**
  * A full checkpoint's content and id: a function of the state alone, so a
- * replay can recompute them. `version` 0x01 gives the plain form older
- * Bazils wrote (to check such a file); the default is the deflated one.
+ * replay can recompute them. `version` (0x01 plain, 0x03 deflated) gives
+ * that form, to check a file; without it the form is chosen by what
+ * DEFLATE saves (DEFLATE_WORTH).
  */
-export function checkpointBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, version = FULL): CheckpointBytes {
-  if (version !== FULL && version !== FULL_PLAIN) throw new BazilError(ErrorCodes.INTERNAL, `no full checkpoint has version ${version}`);
+export function checkpointBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, version?: number): CheckpointBytes {
+  if (version !== undefined && version !== FULL && version !== FULL_PLAIN) throw new BazilError(ErrorCodes.INTERNAL, `no full checkpoint has version ${version}`);
   const { position, table, header } = headerOf(proj, snapshots, null);
   const parts: Buffer[] = [];
   let n = 0;
@@ -314,15 +339,18 @@ export function checkpointBytes(proj: MemProjection, snapshots: Iterable<Snapsho
     parts.push(u32(k.length), k, u32(v.length), v);
     n++;
   }
-  return finish(version, header, parts, position, table, n);
+  return finish(version ?? [FULL_PLAIN, FULL], header, parts, position, table, n);
 }
 
 /**
  * A delta checkpoint's bytes and id: the records of `proj` that differ
  * from `baseState` (the state of `base`), and the keys it no longer has,
- * in key order. A function of the two states and the base's id.
+ * in key order. A function of the two states and the base's id (and of
+ * `version`, 0x02 deflated or 0x04 plain, chosen as for a full one when
+ * not given).
  */
-export function deltaBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: BaseRef, baseState: StateRecords): CheckpointBytes & { state: StateRecords } {
+export function deltaBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: BaseRef, baseState: StateRecords, version?: number): CheckpointBytes & { state: StateRecords } {
+  if (version !== undefined && version !== DELTA && version !== DELTA_PLAIN) throw new BazilError(ErrorCodes.INTERNAL, `no delta checkpoint has version ${version}`);
   const { position, table, header } = headerOf(proj, snapshots, base);
   const state = stateOf(proj);
   const changed: string[] = [];
@@ -340,7 +368,7 @@ export function deltaBytes(proj: MemProjection, snapshots: Iterable<SnapshotInfo
     if (v === undefined) parts.push(u32(REMOVED));
     else parts.push(u32(v.length), v);
   }
-  return { ...finish(DELTA, header, parts, position, table, changed.length), state };
+  return { ...finish(version ?? [DELTA_PLAIN, DELTA], header, parts, position, table, changed.length), state };
 }
 
 function headerOf(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: BaseRef | null): { position: Position; table: SnapshotInfo[]; header: Buffer } {
@@ -355,10 +383,26 @@ function headerOf(proj: MemProjection, snapshots: Iterable<SnapshotInfo>, base: 
   return { position, table, header: encodeCanonical(fields) };
 }
 
-function finish(version: number, header: Buffer, parts: Buffer[], position: Position, table: SnapshotInfo[], changes: number): CheckpointBytes {
-  const head = Buffer.concat([Buffer.from([version]), u32(header.length), header]);
+/** `version`: the one to use, or [plain, deflated] to choose by what DEFLATE saves. */
+function finish(version: number | [number, number], header: Buffer, parts: Buffer[], position: Position, table: SnapshotInfo[], changes: number): CheckpointBytes {
   const payload = Buffer.concat(parts);
-  return { version, head, payload, id: createHash('sha256').update(head).update(payload).digest('hex'), position, table, changes };
+  let deflated: Buffer | undefined;
+  if (Array.isArray(version)) {
+    deflated = deflateRawSync(payload, { level: DEFLATE_LEVEL });
+    const worth = deflated.length <= payload.length * (1 - DEFLATE_WORTH);
+    version = worth ? version[1] : version[0];
+    if (!worth) deflated = undefined;
+  }
+  const head = Buffer.concat([Buffer.from([version]), u32(header.length), header]);
+  return { version, head, payload, deflated, id: createHash('sha256').update(head).update(payload).digest('hex'), position, table, changes };
+}
+
+function isDeflated(version: number): boolean {
+  return version === FULL || version === DELTA;
+}
+
+function isDelta(version: number): boolean {
+  return version === DELTA || version === DELTA_PLAIN;
 }
 
 function fileName(count: bigint, id: string): string {
@@ -377,7 +421,7 @@ async function readHeader(path: string, id: string): Promise<CheckpointRef> {
     const { bytesRead } = await fh.read(start, 0, start.length, 0);
     if (bytesRead < start.length || !start.subarray(0, MAGIC_PREFIX.length).equals(MAGIC_PREFIX)) throw bad(path, 'it does not start with the checkpoint magic');
     const version = start[MAGIC_PREFIX.length]!;
-    if (version !== FULL && version !== FULL_PLAIN && version !== DELTA) throw bad(path, `its format version ${version} is not one this Bazil reads`);
+    if (version !== FULL && version !== FULL_PLAIN && version !== DELTA && version !== DELTA_PLAIN) throw bad(path, `its format version ${version} is not one this Bazil reads`);
     const len = start.readUInt32BE(MAGIC_LENGTH);
     if (len > MAX_HEADER_BYTES) throw bad(path, 'its header length is implausible');
     const header = Buffer.alloc(len);
@@ -393,9 +437,9 @@ function parseHeader(bytes: Buffer, version: number, path: string, id: string): 
   let v: DecodedValue;
   try {
     v = decodeCanonical(bytes, ErrorCodes.BAD_CHECKPOINT);
-    const fields = version === DELTA ? 6 : 4;
+    const fields = isDelta(version) ? 6 : 4;
     if (!Array.isArray(v) || v.length !== fields || !Array.isArray(v[3])) {
-      throw bad(path, version !== DELTA ? 'its header is not [count, vector, position, snapshots]' : 'its header is not [count, vector, position, snapshots, base count, base id]');
+      throw bad(path, !isDelta(version) ? 'its header is not [count, vector, position, snapshots]' : 'its header is not [count, vector, position, snapshots, base count, base id]');
     }
     const snapshots = v[3].map((s): SnapshotInfo => {
       if (!Array.isArray(s) || s.length !== 6) throw bad(path, 'a snapshot entry is malformed');
@@ -405,7 +449,7 @@ function parseHeader(bytes: Buffer, version: number, path: string, id: string): 
       };
     });
     let base: BaseRef | null = null;
-    if (version === DELTA) {
+    if (isDelta(version)) {
       const baseId = buf(v[5], path);
       if (baseId.length !== 32) throw bad(path, 'its base id is not 32 bytes');
       base = { count: big(v[4], path), id: baseId.toString('hex') };

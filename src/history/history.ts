@@ -286,7 +286,7 @@ export class History {
     }
     const baseState = states.get(ref.base.count);
     if (baseState === undefined) return `its base position @${ref.base.count} is not one the log reaches`;
-    return deltaBytes(state.proj, state.snapshots.values(), ref.base, baseState).id === ref.id ? null : 'its changes differ from a replay of the log between its base and its position';
+    return deltaBytes(state.proj, state.snapshots.values(), ref.base, baseState, ref.version).id === ref.id ? null : 'its changes differ from a replay of the log between its base and its position';
   }
 
   // ---- internals ----

@@ -27,6 +27,7 @@ import {
 import type { Attrs, DirEntry } from '../projection/store.js';
 import type { RecordCodec } from '../projection/record-codec.js';
 import type { ProjectionReader } from '../volume/reader.js';
+import type { RecordIndex } from './record-index.js';
 
 // Table tags of src/projection/schema.ts (docs/projection.md, "Schema").
 const META = 0x01;
@@ -34,6 +35,7 @@ const INODE = 0x02;
 const ENTRY = 0x03;
 const XATTR = 0x04;
 const NOTE = 0x05;
+const ENTRY_TAG = Buffer.from([ENTRY]);
 
 const key = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 const nameKey = (name: string): string => Buffer.from(name, 'utf8').toString('latin1');
@@ -80,6 +82,16 @@ export class MemProjection implements FsTx, ProjectionReader {
     inodes: new Map(), dirs: new Map(), xattrs: new Map(), notes: new Map(),
   };
 
+  /**
+   * A chain loaded by fromChain, in place of `stored`: the full
+   * checkpoint's state as one indexed buffer, and the deltas' changes
+   * merged into one sorted index over their buffers (record-index.ts). A
+   * key the changes hold (changed, removed, or taken already) hides the
+   * full one's record of it.
+   */
+  private base: RecordIndex | null = null;
+  private overlay: RecordIndex | null = null;
+
   /** `codec` turns records into their stored form for records() and dump(), and back in fromRecords(). */
   constructor(private readonly codec: RecordCodec) {}
 
@@ -124,26 +136,30 @@ export class MemProjection implements FsTx, ProjectionReader {
 
   putInode(id: Uint8Array, inode: Inode): void {
     const k = key(id);
-    this.stored.inodes.delete(k);
+    // A stored record of it, if any, is replaced unopened; one held in the map was taken from there already.
+    if (!this.inodes.has(k)) this.takeInode(k);
     this.inodes.set(k, { ...inode });
   }
 
   async entry(parent: Uint8Array, name: string): Promise<Entry | undefined> {
-    return this.dirOf(key(parent))?.entries.get(nameKey(name));
+    return this.entryOf(parent, name);
   }
 
   putEntry(parent: Uint8Array, name: string, entry: Entry): void {
     const p = key(parent);
-    let dir = this.dirOf(p);
-    if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
+    let dir = this.dirs.get(p);
     const k = nameKey(name);
+    // The stored record of that name, if any, is replaced unopened; one held in the map was taken from there already.
+    if (dir?.entries.has(k) !== true) this.takeStoredEntry(p, parent, name);
+    if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
     if (!dir.entries.has(k)) dir.sorted = null;
     dir.entries.set(k, { child: Buffer.from(entry.child), placed: entry.placed });
   }
 
   deleteEntry(parent: Uint8Array, name: string): void {
     const p = key(parent);
-    const dir = this.dirOf(p);
+    const dir = this.dirs.get(p);
+    if (dir?.entries.has(nameKey(name)) !== true) this.takeStoredEntry(p, parent, name);
     if (dir === undefined || !dir.entries.delete(nameKey(name))) return;
     dir.sorted = null;
     if (dir.entries.size === 0) this.dirs.delete(p);
@@ -181,6 +197,11 @@ export class MemProjection implements FsTx, ProjectionReader {
   /** A scan of every directory: only reached while a copy is pending, which here lasts no longer than its clone event. */
   async parentsOf(id: Uint8Array): Promise<Buffer[]> {
     for (const p of [...this.stored.dirs.keys()]) this.dirOf(p);
+    for (const layer of [this.base, this.overlay]) {
+      if (layer === null) continue;
+      const [from, to] = layer.range(ENTRY_TAG);
+      for (let i = from; i < to; i++) if (!layer.isGone(i)) this.dirOf(layer.keyString(i, 1, 33));
+    }
     const out: Buffer[] = [];
     for (const [p, dir] of this.dirs) {
       for (const e of dir.entries.values()) {
@@ -204,7 +225,7 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   async lookup(parent: Uint8Array, name: string): Promise<Buffer | undefined> {
-    return this.dirOf(key(parent))?.entries.get(nameKey(name))?.child;
+    return this.entryOf(parent, name)?.child;
   }
 
   async getattr(id: Uint8Array): Promise<Attrs | undefined> {
@@ -267,10 +288,25 @@ export class MemProjection implements FsTx, ProjectionReader {
       next.set(id, { plain: v, stored });
       out.push(stored);
     }
-    for (const r of this.stored.inodes.values()) out.push(r);
-    for (const rs of this.stored.dirs.values()) out.push(...rs);
-    for (const rs of this.stored.xattrs.values()) out.push(...rs);
-    for (const r of this.stored.notes.values()) out.push(r);
+    const { stored, base, overlay } = this;
+    for (const r of stored.inodes.values()) out.push(r);
+    for (const rs of stored.dirs.values()) for (const r of rs.values()) out.push(r);
+    for (const rs of stored.xattrs.values()) for (const r of rs.values()) out.push(r);
+    for (const r of stored.notes.values()) out.push(r);
+    if (base !== null && overlay !== null) {
+      // Both in key order: a walk side by side finds the full one's records the changes hide.
+      let j = 0;
+      for (let i = 0; i < base.size; i++) {
+        let c = 1;
+        while (j < overlay.size && (c = base.compareWith(i, overlay, j)) > 0) {
+          pushLayered(out, overlay, j++);
+          c = 1;
+        }
+        if (c === 0) pushLayered(out, overlay, j++);
+        else pushLayered(out, base, i);
+      }
+      while (j < overlay.size) pushLayered(out, overlay, j++);
+    }
     this.sealed = next;
     return out.sort((a, b) => Buffer.compare(a[0], b[0]));
   }
@@ -302,41 +338,175 @@ export class MemProjection implements FsTx, ProjectionReader {
   static fromRecords(records: Iterable<[Buffer, Buffer]>, count: bigint, codec: RecordCodec): MemProjection {
     const p = new MemProjection(codec);
     p.applied = count;
-    const { stored } = p;
-    for (const record of records) {
-      const [storedKey, storedValue] = record;
-      // Ids are read from the key in place (toString with bounds): no subarray per record.
-      const rest = storedKey.length - 1;
-      switch (storedKey[0]) {
-        case META: {
-          const [k, v] = codec.decode(storedKey, storedValue);
-          if (k.equals(ROOT_KEY)) p.rootValue = Buffer.from(v);
-          else if (k.equals(VECTOR_KEY)) p.vv = VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
-          else if (k.equals(POSITION_KEY)) p.last = decodePosition(Buffer.from(v));
-          else throw badRecord('an unknown meta key');
-          break;
+    for (const record of records) p.storeRecord(record);
+    return p;
+  }
+
+  /**
+   * A projection from a full checkpoint's state and the changes of the
+   * deltas after it merged (both indexed, record-index.ts): a chain of
+   * checkpoints as one state. The records stay in their buffers until
+   * read, so a chain costs a pass over its lengths and a merge of the
+   * deltas' keys.
+   */
+  static fromChain(full: RecordIndex, changes: RecordIndex, count: bigint, codec: RecordCodec): MemProjection {
+    const p = new MemProjection(codec);
+    p.applied = count;
+    for (const layer of [full, changes]) {
+      for (let i = 0; i < layer.size; i++) {
+        const rest = layer.keyLengthAt(i) - 1;
+        switch (layer.tagAt(i)) {
+          case META: {
+            const [k, v] = layer.take(i)!;
+            if (v === null) p.setMeta(k, null);
+            else p.setMeta(...codec.decode(k, v));
+            break;
+          }
+          case INODE:
+            if (rest !== 32) throw badRecord('an inode key of the wrong length');
+            break;
+          case ENTRY:
+            if (rest <= 32) throw badRecord('an entry key without a name');
+            break;
+          case XATTR:
+            if (rest <= 32) throw badRecord('an xattr key without a name');
+            break;
+          case NOTE:
+            if (rest !== 48) throw badRecord('a note key of the wrong length');
+            break;
+          default:
+            throw badRecord(`an unknown table ${layer.tagAt(i)}`);
         }
-        case INODE:
-          if (rest !== 32) throw badRecord('an inode key of the wrong length');
-          stored.inodes.set(storedKey.toString('latin1', 1), record);
-          break;
-        case ENTRY:
-          if (rest <= 32) throw badRecord('an entry key without a name');
-          group(stored.dirs, storedKey.toString('latin1', 1, 33), record);
-          break;
-        case XATTR:
-          if (rest <= 32) throw badRecord('an xattr key without a name');
-          group(stored.xattrs, storedKey.toString('latin1', 1, 33), record);
-          break;
-        case NOTE:
-          if (rest !== 48) throw badRecord('a note key of the wrong length');
-          stored.notes.set(storedKey.toString('latin1', 1), record);
-          break;
-        default:
-          throw badRecord(`an unknown table ${storedKey[0]}`);
       }
     }
+    p.base = full;
+    p.overlay = changes;
     return p;
+  }
+
+  private setMeta(k: Buffer, v: Buffer | null): void {
+    if (k.equals(ROOT_KEY)) this.rootValue = v === null ? undefined : Buffer.from(v);
+    else if (k.equals(VECTOR_KEY)) this.vv = v === null ? VersionVector.EMPTY : VersionVector.decode(v, ErrorCodes.BAD_CHECKPOINT);
+    else if (k.equals(POSITION_KEY)) this.last = v === null ? null : decodePosition(Buffer.from(v));
+    else throw badRecord('an unknown meta key');
+  }
+
+  /** Adds a stored record to a projection nothing has read yet. */
+  private storeRecord(record: [Buffer, Buffer]): void {
+    const { stored } = this;
+    const [storedKey] = record;
+    // Ids are read from the key in place (toString with bounds): no subarray per record.
+    const rest = storedKey.length - 1;
+    switch (storedKey[0]) {
+      case META:
+        this.setMeta(...this.codec.decode(storedKey, record[1]));
+        break;
+      case INODE:
+        if (rest !== 32) throw badRecord('an inode key of the wrong length');
+        stored.inodes.set(storedKey.toString('latin1', 1), record);
+        break;
+      case ENTRY:
+        if (rest <= 32) throw badRecord('an entry key without a name');
+        group(stored.dirs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
+        break;
+      case XATTR:
+        if (rest <= 32) throw badRecord('an xattr key without a name');
+        group(stored.xattrs, storedKey.toString('latin1', 1, 33), storedKey.toString('latin1', 33), record);
+        break;
+      case NOTE:
+        if (rest !== 48) throw badRecord('a note key of the wrong length');
+        stored.notes.set(storedKey.toString('latin1', 1), record);
+        break;
+      default:
+        throw badRecord(`an unknown table ${storedKey[0]}`);
+    }
+  }
+
+  /**
+   * One entry, opening only its own stored record: applying an event reads
+   * the one or two names it touches, and opening a whole directory of
+   * thousands of sealed entries for each would be most of a replay.
+   */
+  private entryOf(parent: Uint8Array, name: string): Entry | undefined {
+    const p = key(parent);
+    const k = nameKey(name);
+    const hit = this.dirs.get(p)?.entries.get(k);
+    if (hit !== undefined) return hit;
+    const record = this.takeStoredEntry(p, parent, name);
+    if (record === undefined) return undefined;
+    const [storedName, v] = this.open(record);
+    if (storedName.toString('latin1', 33) !== k) throw new BazilError(ErrorCodes.CORRUPT_METADATA, 'projection: a sealed entry holds another name than its key names');
+    const e = decodeEntry(v);
+    let dir = this.dirs.get(p);
+    if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
+    const entry = { child: Buffer.from(e.child), placed: e.placed };
+    dir.entries.set(k, entry);
+    dir.sorted = null;
+    return entry;
+  }
+
+  /** Removes (and returns) the stored record of one name of directory `p`, found by its stored key. */
+  private takeStoredEntry(p: string, parent: Uint8Array, name: string): [Buffer, Buffer] | undefined {
+    const records = this.stored.dirs.get(p);
+    if (records === undefined && this.base === null) return undefined;
+    const storedKey = this.codec.storedKey(Buffer.concat([ENTRY_TAG, parent, Buffer.from(name, 'utf8')]));
+    if (this.base !== null) return this.takeLayered(storedKey);
+    const tag = storedKey.toString('latin1', 33);
+    const record = records!.get(tag);
+    if (record !== undefined && records!.delete(tag) && records!.size === 0) this.stored.dirs.delete(p);
+    return record;
+  }
+
+  /** Removes (and returns) the stored record of inode `k`. */
+  private takeInode(k: string): [Buffer, Buffer] | undefined {
+    if (this.base !== null) return this.takeLayered(tagged(INODE, k));
+    const record = this.stored.inodes.get(k);
+    if (record !== undefined) this.stored.inodes.delete(k);
+    return record;
+  }
+
+  /** Removes (and returns) every stored record of a grouped table under `p` (a directory's entries, a node's xattrs). */
+  private takeGroup(m: Map<string, Map<string, [Buffer, Buffer]>>, tag: number, p: string): [Buffer, Buffer][] {
+    if (this.base === null) {
+      const records = m.get(p);
+      if (records === undefined) return [];
+      m.delete(p);
+      return [...records.values()];
+    }
+    const prefix = tagged(tag, p);
+    const out: [Buffer, Buffer][] = [];
+    const { base, overlay } = this;
+    if (overlay !== null) {
+      const [from, to] = overlay.range(prefix);
+      for (let i = from; i < to; i++) {
+        const r = overlay.take(i);
+        if (r !== undefined && r[1] !== null) out.push([r[0], r[1]]);
+      }
+    }
+    const [from, to] = base.range(prefix);
+    for (let i = from; i < to; i++) {
+      if (base.isGone(i)) continue;
+      const [k, v] = base.record(i);
+      if (overlay !== null && overlay.find(k) >= 0) continue;
+      base.take(i);
+      out.push([k, v!]);
+    }
+    return out;
+  }
+
+  /** Removes (and returns) the record of `storedKey` from a loaded chain: the changes' if they hold the key, else the full one's. */
+  private takeLayered(storedKey: Buffer): [Buffer, Buffer] | undefined {
+    const { base, overlay } = this;
+    if (overlay !== null) {
+      const i = overlay.find(storedKey);
+      if (i >= 0) {
+        const r = overlay.take(i);
+        return r === undefined || r[1] === null ? undefined : [r[0], r[1]];
+      }
+    }
+    const i = base!.find(storedKey);
+    const r = i < 0 ? undefined : base!.take(i);
+    return r === undefined ? undefined : [r[0], r[1]!];
   }
 
   /** Opens a stored record, remembering its stored form so records() does not seal it again while it is unchanged. */
@@ -347,18 +517,18 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   private inodeOf(k: string): Inode | undefined {
-    const record = this.stored.inodes.get(k);
-    if (record !== undefined) {
-      this.stored.inodes.delete(k);
-      this.inodes.set(k, decodeInode(this.open(record)[1]));
-    }
-    return this.inodes.get(k);
+    const held = this.inodes.get(k);
+    if (held !== undefined) return held;
+    const record = this.takeInode(k);
+    if (record === undefined) return undefined;
+    const n = decodeInode(this.open(record)[1]);
+    this.inodes.set(k, n);
+    return n;
   }
 
   private dirOf(p: string): Dir | undefined {
-    const records = this.stored.dirs.get(p);
-    if (records !== undefined) {
-      this.stored.dirs.delete(p);
+    const records = this.takeGroup(this.stored.dirs, ENTRY, p);
+    if (records.length > 0) {
       let dir = this.dirs.get(p);
       if (dir === undefined) this.dirs.set(p, (dir = { entries: new Map(), sorted: null }));
       for (const record of records) {
@@ -372,9 +542,8 @@ export class MemProjection implements FsTx, ProjectionReader {
   }
 
   private xattrsOf(id: string): Map<string, Buffer> | undefined {
-    const records = this.stored.xattrs.get(id);
-    if (records !== undefined) {
-      this.stored.xattrs.delete(id);
+    const records = this.takeGroup(this.stored.xattrs, XATTR, id);
+    if (records.length > 0) {
       let m = this.xattrMap.get(id);
       if (m === undefined) this.xattrMap.set(id, (m = new Map()));
       for (const record of records) {
@@ -394,15 +563,24 @@ export class MemProjection implements FsTx, ProjectionReader {
 /** Stored records of a loaded checkpoint not opened yet, by id (inodes, directories, xattr sets) or position (notes). */
 interface StoredRecords {
   inodes: Map<string, [Buffer, Buffer]>;
-  dirs: Map<string, [Buffer, Buffer][]>;
-  xattrs: Map<string, [Buffer, Buffer][]>;
+  /** Directory id → stored name part of the key (the name's tag) → record. */
+  dirs: Map<string, Map<string, [Buffer, Buffer]>>;
+  /** Inode id → stored name part of the key → record. */
+  xattrs: Map<string, Map<string, [Buffer, Buffer]>>;
   notes: Map<string, [Buffer, Buffer]>;
 }
 
-function group(m: Map<string, [Buffer, Buffer][]>, k: string, record: [Buffer, Buffer]): void {
+function group(m: Map<string, Map<string, [Buffer, Buffer]>>, k: string, name: string, record: [Buffer, Buffer]): void {
   const rs = m.get(k);
-  if (rs === undefined) m.set(k, [record]);
-  else rs.push(record);
+  if (rs === undefined) m.set(k, new Map([[name, record]]));
+  else rs.set(name, record);
+}
+
+/** Record `i` of a loaded chain's layer, unless taken, removed or meta (whose values are fields). */
+function pushLayered(out: [Buffer, Buffer][], layer: RecordIndex, i: number): void {
+  if (layer.isGone(i) || layer.tagAt(i) === META) return;
+  const [k, v] = layer.record(i);
+  if (v !== null) out.push([k, v]);
 }
 
 function tagged(tag: number, latin1: string): Buffer {

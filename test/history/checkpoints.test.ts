@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContentStore } from '../../src/cas/content-store.js';
 import { deriveVolumeKeys } from '../../src/crypto/volume-keys.js';
-import { CheckpointStore, CHECKPOINTS_DIR, checkpointBytes } from '../../src/history/checkpoints.js';
+import { CheckpointStore, CHECKPOINTS_DIR, checkpointBytes, deltaBytes, stateOf } from '../../src/history/checkpoints.js';
 import { History } from '../../src/history/history.js';
 import { SealingCodec } from '../../src/projection/record-codec.js';
 import { bytesOf, VOLUME } from '../log/helpers.js';
@@ -61,6 +62,57 @@ test('a checkpoint with a flipped byte is detected on load, skipped, and rebuilt
     // The replay from @20 passed @30 and wrote it again: same state, same bytes, same name.
     assert.deepEqual(await checkpointFiles(dir), files);
     assert.ok((await readFile(join(dir, CHECKPOINTS_DIR, victim))).equals(bytes.map((b, i) => (i === bytes.length - 3 ? b ^ 0x40 : b))));
+  });
+});
+
+/** The records of a plain payload: (offset, length) of each u32 BE length ‖ key, u32 BE length ‖ value pair. */
+function recordSpans(payload: Buffer): [number, number][] {
+  const out: [number, number][] = [];
+  for (let p = 0; p < payload.length;) {
+    const ke = p + 4 + payload.readUInt32BE(p);
+    const end = ke + 4 + payload.readUInt32BE(ke);
+    out.push([p, end - p]);
+    p = end;
+  }
+  return out;
+}
+
+test('a plain checkpoint whose records are out of key order, or which holds a removed key, is unusable even with a matching name', async () => {
+  await withPeer(async (dir, p, content) => {
+    fill(p, 30); // 61 events
+    const src = { name: 'ck', dir, log: p.log, content, cipher: p.store.cipher };
+    const h = await History.open(src, { every: 20n, fullEvery: 1n });
+    assert.equal(await h.update(), 3);
+    const expected = await listProjection((await h.at({ kind: 'position', count: 45n })).projection);
+    const victim = h.checkpoints().find((r) => r.count === 40n)!;
+    assert.equal(victim.version, 1, 'sealed records are stored plain');
+    const bytes = await readFile(victim.path);
+    const payloadAt = 12 + bytes.readUInt32BE(8);
+    const spans = recordSpans(bytes.subarray(payloadAt));
+    // Forgeries that hash to their names, as only someone writing the directory could make.
+    const forge = async (payload: Buffer): Promise<string> => {
+      const head = bytes.subarray(7, payloadAt);
+      const id = createHash('sha256').update(head).update(payload).digest('hex');
+      const path = join(dir, CHECKPOINTS_DIR, `${'40'.padStart(20, '0')}-${id}.ckpt`);
+      await writeFile(path, Buffer.concat([bytes.subarray(0, payloadAt), payload]));
+      return path;
+    };
+    const [a, b] = [spans[5]!, spans[6]!];
+    const body = bytes.subarray(payloadAt);
+    const swapped = Buffer.concat([body.subarray(0, a[0]), body.subarray(b[0], b[0] + b[1]), body.subarray(a[0], a[0] + a[1]), body.subarray(b[0] + b[1])]);
+    const removed = Buffer.from(body);
+    removed.writeUInt32BE(0xffffffff, a[0] + 4 + removed.readUInt32BE(a[0]));
+    for (const [what, payload] of [['out of order', swapped], ['a removed key', removed.subarray(0, a[0] + 4 + removed.readUInt32BE(a[0]) + 4)]] as const) {
+      await unlink(victim.path);
+      const forged = await forge(payload);
+      const h2 = await History.open(src, { every: 20n, fullEvery: 1n });
+      const view = await h2.at({ kind: 'position', count: 45n });
+      assert.equal(view.from, 20n, `${what}: the forged @40 was dropped for @20`);
+      assert.deepEqual(await listProjection(view.projection), expected, what);
+      assert.ok(!(await checkpointFiles(dir)).includes(forged.split('/').at(-1)!), `${what}: deleted`);
+      // The replay from @20 passed @40 and wrote the real one again.
+      assert.ok((await checkpointFiles(dir)).includes(victim.path.split('/').at(-1)!), `${what}: rewritten`);
+    }
   });
 });
 
@@ -154,6 +206,38 @@ test('checkpoints made stale by a late event from another writer are dropped; vi
   });
 });
 
+test('deflated checkpoints (versions 3 and 2, written before plain ones were) load, verify, and new deltas chain onto them', async () => {
+  await withPeer(async (dir, p, content) => {
+    fill(p, 20); // 41 events
+    const src = { name: 'ck', dir, log: p.log, content, cipher: p.store.cipher };
+    const bare = await History.open(src, { every: 1000n });
+    const at8 = (await bare.at({ kind: 'position', count: 8n })).projection;
+    const at16 = (await bare.at({ kind: 'position', count: 16n })).projection;
+    const store = CheckpointStore.forVolume(dir);
+    const full = await store.writeBytes(at8, checkpointBytes(at8, [], 0x03), null);
+    const delta = await store.writeBytes(at16, deltaBytes(at16, [], { count: 8n, id: full.id }, stateOf(at8), 0x02), { count: 8n, id: full.id });
+    for (const [ref, version] of [[full, 3], [delta, 2]] as const) {
+      const bytes = await readFile(ref.path);
+      assert.equal(bytes[7], version);
+      assert.ok(!bytes.includes((await at8.dump()).subarray(0, 64)), 'the payload is deflated');
+    }
+    // Another form of the same state is another file: the version byte is hashed into the name.
+    assert.notEqual(checkpointBytes(at8, [], 0x01).id, full.id);
+    assert.throws(() => deltaBytes(at16, [], { count: 8n, id: full.id }, stateOf(at8), 0x03), /no delta checkpoint has version 3/);
+
+    const h = await History.open(src, { every: 8n, fullEvery: 4n });
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version]), [[8n, 3], [16n, 2]]);
+    assert.equal(await h.update(), 3);
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version, r.base?.count ?? null]), [[8n, 3, null], [16n, 2, 8n], [24n, 4, 16n], [32n, 4, 24n], [40n, 1, null]]);
+    for (const at of [16n, 20n, 30n]) {
+      const view = await h.at({ kind: 'position', count: at });
+      assert.deepEqual(await view.projection.dump(), await (await bare.at({ kind: 'position', count: at })).projection.dump(), `@${at}`);
+    }
+    const report = await (await History.open(src, { every: 8n, fullEvery: 4n })).verify();
+    assert.deepEqual([report.checked, report.findings], [5, []]);
+  });
+});
+
 test('a full checkpoint of the first format (version 1, not deflated) still loads, verifies and is the base of new deltas', async () => {
   await withPeer(async (dir, p, content) => {
     fill(p, 20); // 41 events
@@ -171,7 +255,8 @@ test('a full checkpoint of the first format (version 1, not deflated) still load
     const h = await History.open(src, { every: 8n, fullEvery: 4n });
     assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version]), [[8n, 1]]);
     assert.equal(await h.update(), 4);
-    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version, r.base?.count ?? null]), [[8n, 1, null], [16n, 2, 8n], [24n, 2, 16n], [32n, 2, 24n], [40n, 3, null]]);
+    // Sealed records do not deflate by a quarter: the new ones are plain too (full 0x01, deltas 0x04).
+    assert.deepEqual(h.checkpoints().map((r) => [r.count, r.version, r.base?.count ?? null]), [[8n, 1, null], [16n, 4, 8n], [24n, 4, 16n], [32n, 4, 24n], [40n, 1, null]]);
     const view = await h.at({ kind: 'position', count: 30n });
     assert.equal(view.from, 24n);
     assert.deepEqual(await listProjection(view.projection), await listProjection((await bare.at({ kind: 'position', count: 30n })).projection));
