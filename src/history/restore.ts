@@ -62,6 +62,13 @@ class Restorer {
   readonly result: RestoreResult = { events: 0, created: 0, removed: 0, updated: 0 };
   /** Past inode (hex) → the live inode restored for it: a second name of it becomes a hard link. */
   private readonly restored = new Map<string, Buffer>();
+  /**
+   * Live inodes (hex) already given to a past inode. A live inode with
+   * several names may stand for one past inode only: names that were
+   * separate files in the past must not share it, or the last update would
+   * win for all of them; the other names get new inodes.
+   */
+  private readonly claimed = new Set<string>();
 
   constructor(private readonly live: Volume, private readonly past: Reader, private readonly batch: WriteBatch) {}
 
@@ -76,17 +83,14 @@ class Restorer {
       return;
     }
     let la: Attrs | undefined = liveId === undefined ? undefined : await this.live.getattr(liveId);
-    if (la !== undefined && (la.kind !== pa.kind || (pa.kind === 'symlink' && (await this.live.readlinkId(la.id)) !== (await this.past.readlinkId(pastId))))) {
+    if (la !== undefined && (this.claimed.has(la.id.toString('hex')) || la.kind !== pa.kind || (pa.kind === 'symlink' && (await this.live.readlinkId(la.id)) !== (await this.past.readlinkId(pastId))))) {
       await this.remove(parent, name, la.id, livePath);
       la = undefined;
     }
-    if (la === undefined) {
-      const id = await this.create(parent, name, pa, pastId, pastPath, livePath);
-      this.restored.set(pastId.toString('hex'), id);
-      return;
-    }
-    this.restored.set(pastId.toString('hex'), la.id);
-    await this.update(pa, la, pastPath, livePath);
+    const id = la === undefined ? await this.create(parent, name, pa, pastId, pastPath, livePath) : la.id;
+    this.restored.set(pastId.toString('hex'), id);
+    this.claimed.add(id.toString('hex'));
+    if (la !== undefined) await this.update(pa, la, pastPath, livePath);
   }
 
   /** Gives the live node `la` (of the same kind) the past node's content, entries and attributes. */

@@ -40,6 +40,8 @@ async function rows(r: VolumeReader<ProjectionReader>): Promise<Row[]> {
 }
 
 const NAMES = ['a', 'b', 'c'];
+/** Shrink tries at most, once the property fails. */
+const SHRINKS = 100;
 
 interface Op {
   t: string;
@@ -79,15 +81,99 @@ async function perform(v: Volume, op: Op): Promise<void> {
   }
 }
 
+/** A fresh volume in `dir`, opened for the caller to close. */
+async function freshVolume(dir: string): Promise<Volume> {
+  const home = join(dir, 'home');
+  const { home: h } = await initHome(home);
+  await createVolume(h, 'v').finally(() => h.close());
+  return Volume.open(home, 'v');
+}
+
+function position(v: Volume): bigint {
+  return v.historySource().log.versionVector().pairs().reduce((s, [, seq]) => s + seq, 0n);
+}
+
+// The shrunk counterexample of BAZIL_SEED=398328376 (issue 4): two names hard-linked now, two
+// separate files in the past. The restore kept the shared inode for both and gave it the last
+// file's content and attributes, so the random test failed, and its shrinking (a home per try)
+// looked like a hang.
+test('restore: names that share an inode now but were separate files get separate files back', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bazil-restore-'));
+  try {
+    const v = await freshVolume(dir);
+    try {
+      await v.writeFile('/a', Buffer.from('one'), { mode: 0o640 });
+      await v.setxattr('/a', 'user.k', Buffer.from('x'));
+      await v.writeFile('/c', Buffer.from('two!'), { mode: 0o600 });
+      const at = position(v);
+      await v.unlink('/c');
+      await v.link('/a', '/c');
+      const past = await (await openHistory(v, { every: 5n })).at({ kind: 'position', count: at });
+      const want = await rows(past.reader);
+      const result = await restorePath(v, past.reader, '/');
+      assert.deepEqual(await rows(v), want);
+      assert.equal((await v.readFile('/a')).toString(), 'one');
+      assert.equal((await v.readFile('/c')).toString(), 'two!');
+      assert.ok(!(await v.stat('/a')).id.equals((await v.stat('/c')).id), 'two inodes again');
+      assert.equal((await v.stat('/a')).nlink, 1);
+      // /c becomes a new file: one unlink, then create, content, mode and mtime; /a keeps its inode.
+      assert.deepEqual({ created: result.created, removed: result.removed }, { created: 1, removed: 1 });
+      // Done: restoring again appends nothing.
+      assert.equal((await restorePath(v, past.reader, '/')).events, 0);
+    } finally {
+      await v.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('restore: a hard link of the past comes back over separate files, across directories', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bazil-restore-'));
+  try {
+    const v = await freshVolume(dir);
+    try {
+      await v.mkdir('/d');
+      await v.writeFile('/d/x', Buffer.from('shared'));
+      await v.link('/d/x', '/y');
+      const at = position(v);
+      await v.unlink('/y');
+      await v.writeFile('/y', Buffer.from('other'));
+      await v.writeFile('/d/x', Buffer.from('changed'));
+      const end = position(v);
+      const past = await (await openHistory(v, { every: 5n })).at({ kind: 'position', count: at });
+      const want = await rows(past.reader);
+      await restorePath(v, past.reader, '/');
+      assert.deepEqual(await rows(v), want);
+      assert.ok((await v.stat('/d/x')).id.equals((await v.stat('/y')).id), 'one inode again');
+      assert.equal((await v.readFile('/y')).toString(), 'shared');
+      // And back to the later state, where they were separate.
+      const now = await (await openHistory(v, { every: 5n })).at({ kind: 'position', count: end });
+      const later = await rows(now.reader);
+      await restorePath(v, now.reader, '/');
+      assert.deepEqual(await rows(v), later);
+      assert.equal((await v.readFile('/d/x')).toString(), 'changed');
+      assert.equal((await v.readFile('/y')).toString(), 'other');
+    } finally {
+      await v.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('property: restoring / at any past point makes the live tree equal to the view at that point', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'bazil-restore-'));
   try {
     const run = { n: 0, biggest: 0, events: 0 };
-    // A fixed seed by default: some random seeds hang this test (BAZIL_SEED=398328376 does; an open bug,
-    // older than lazy copies and the sealed projection), so the default suite must not draw one; BAZIL_SLOW=1 draws.
-    const seed = process.env.BAZIL_SEED !== undefined ? Number(process.env.BAZIL_SEED) : process.env.BAZIL_SLOW === '1' ? Date.now() % 2 ** 31 : 20261126;
+    // A random seed per run again: BAZIL_SEED=398328376 (1 random seed in 70) used to fail and shrink for hours
+    // (the hard-link case of the tests above, fixed); 340 random seeds ran clean since (26 with BAZIL_SLOW=1).
+    const seed = process.env.BAZIL_SEED !== undefined ? Number(process.env.BAZIL_SEED) : Date.now() % 2 ** 31;
     process.stderr.write(`# seed ${seed} (BAZIL_SEED=${seed} replays these runs)\n`);
-    await fc.assert(fc.asyncProperty(fc.array(arbOp, { minLength: 20, maxLength: 50 }), fc.nat(), fc.nat(), async (ops, pick1, pick2) => {
+    // Every try of a shrink makes a home and replays its operations (a second or so under load): unbounded,
+    // the shrinking of one failure ran for hours and passed for a hang (issue 4). A bounded shrink reports it.
+    const arbRun = fc.limitShrink(fc.tuple(fc.array(arbOp, { minLength: 20, maxLength: 50 }), fc.nat(), fc.nat()), SHRINKS);
+    await fc.assert(fc.asyncProperty(arbRun, async ([ops, pick1, pick2]) => {
       const home = join(dir, `home${run.n++}`);
       const { home: h } = await initHome(home);
       await createVolume(h, 'v').finally(() => h.close());
