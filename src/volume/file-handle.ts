@@ -80,12 +80,7 @@ export class Handle implements FileHandle {
     this.check(options.signal, 'read');
     if (!this.canRead) throw this.misuse('EBADF', 'is not open for reading');
     checkReadRange(offset, out.length, this.file.id);
-    const ahead = this.file.beforeRead(offset, out.length);
-    if (ahead !== undefined) {
-      await ahead;
-      // The handle or the volume may have closed meanwhile.
-      this.check(options.signal, 'read');
-    }
+    this.file.beforeRead(offset, out.length);
     return this.file.readInto(out, offset);
   }
 

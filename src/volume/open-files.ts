@@ -155,17 +155,14 @@ export class OpenFile {
     return end - offset;
   }
 
-  /**
-   * Follows a handle's reads for read-ahead; call before readInto. Returns
-   * a promise to wait for when chunks of the range are being opened ahead.
-   */
-  beforeRead(offset: number, length: number): Promise<void> | undefined {
+  /** Follows a handle's reads for read-ahead (read-ahead.ts); call before readInto. */
+  beforeRead(offset: number, length: number): void {
     if (this.ahead === null) {
       const ahead = new ReadAhead(this.table.store);
       this.ahead = ahead;
       this.reader.readAhead = (key) => ahead.plainOf(key);
     }
-    return this.ahead.before(this.base, Math.min(this.baseValid, this.fileSize), offset, length);
+    this.ahead.before(this.base, Math.min(this.baseValid, this.fileSize), offset, length);
   }
 
   /** Writes `data` at `offset`, growing the file (with zeros between) as needed. */

@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import type { ContentStore } from '../cas/content-store.js';
 import { OBJECT_KEY_LENGTH } from '../cas/convergent.js';
 import { extentsIn, type Manifest } from '../cas/manifest.js';
-import type { ReadAheadReply, ReadAheadRequest } from './read-worker.js';
+import { CONTROL, SlotState, type ReadWorkerData } from './read-worker.js';
 
 /** Room per slot: a chunk of the default chunker's largest size (256 KiB) sealed and framed; larger chunks are read without read-ahead. */
 const SLOT_BYTES = 256 * 1024 + 4096;
@@ -28,24 +28,22 @@ const SLOTS = 64;
 const WINDOW = 1024 * 1024;
 /** Top up once this much of the window has been consumed, so slots go to the worker in batches. */
 const TOP_UP = 256 * 1024;
-/** Chunks per message to the worker: small batches, so the first chunks of a window are ready early. */
+/** Chunks queued before the worker is woken: small batches, so the first chunks of a window are ready early. */
 const BATCH = 4;
 /** Chunks this far behind the reader are kept: the kernel's concurrent reads arrive slightly out of order. */
 const BEHIND = 256 * 1024;
 /** A read starting this close to where the last one ended counts as sequential. */
 const NEAR = 1024 * 1024;
-const ITEM = 4;
-
-interface Job {
-  resolve: (ok: Uint8Array | null) => void;
-}
 
 /** The worker and its slots, one per process, made when first needed. */
 class ReadAheadPool {
   readonly slots: Buffer[] = [];
+  readonly control: Int32Array;
+  private readonly ring: Int32Array;
+  private readonly keys: Buffer;
   private readonly free: number[] = [];
-  private readonly jobs = new Map<number, Job>();
-  private nextJob = 0;
+  /** Slots let go of while still queued: free once the worker is done with them. */
+  private readonly leaving: number[] = [];
   private worker: Worker | null;
 
   constructor() {
@@ -56,17 +54,21 @@ class ReadAheadPool {
       this.slots.push(Buffer.from(b));
       this.free.push(i);
     }
+    const data: ReadWorkerData = {
+      slots: shared,
+      control: new SharedArrayBuffer((CONTROL.SLOT_BASE + SLOTS * CONTROL.SLOT_FIELDS) * 4),
+      ring: new SharedArrayBuffer(SLOTS * 4),
+      keys: new SharedArrayBuffer(SLOTS * OBJECT_KEY_LENGTH),
+    };
+    this.control = new Int32Array(data.control);
+    this.ring = new Int32Array(data.ring);
+    this.keys = Buffer.from(data.keys);
     // A small young generation: the worker's garbage is the plaintext buffers it copies out at once.
-    const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData: { slots: shared }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-    worker.on('message', (reply: ReadAheadReply) => {
-      const job = this.jobs.get(reply.job);
-      this.jobs.delete(reply.job);
-      if (this.jobs.size === 0) worker.unref();
-      job?.resolve(reply.ok);
-    });
+    const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     // Read-ahead is a hint: a worker that fails leaves every read to the synchronous path.
     worker.on('error', () => this.fail());
     worker.on('exit', () => this.fail());
+    // It sleeps in Atomics.wait between chunks and never keeps the process alive.
     worker.unref();
     this.worker = worker;
   }
@@ -75,43 +77,55 @@ class ReadAheadPool {
     return this.worker !== null;
   }
 
+  state(slot: number): number {
+    return Atomics.load(this.control, CONTROL.SLOT_BASE + slot * CONTROL.SLOT_FIELDS);
+  }
+
   take(): number {
+    for (let i = this.leaving.length - 1; i >= 0; i--) {
+      const slot = this.leaving[i]!;
+      if (this.state(slot) === SlotState.QUEUED) continue;
+      this.leaving.splice(i, 1);
+      this.free.push(slot);
+    }
     return this.free.pop() ?? -1;
   }
 
   give(slot: number): void {
-    this.free.push(slot);
+    if (this.state(slot) === SlotState.QUEUED) this.leaving.push(slot);
+    else this.free.push(slot);
   }
 
-  /** Opens the chunks in the worker; resolves with which succeeded, or null if the worker is gone. */
-  open(items: number[], keys: Buffer[]): Promise<Uint8Array | null> {
-    const worker = this.worker;
-    if (worker === null) return Promise.resolve(null);
-    const job = this.nextJob++;
-    const keyBytes = new Uint8Array(keys.length * OBJECT_KEY_LENGTH);
-    for (let i = 0; i < keys.length; i++) keyBytes.set(keys[i]!, i * OBJECT_KEY_LENGTH);
-    return new Promise((resolve) => {
-      this.jobs.set(job, { resolve });
-      // Referenced while it has work: a read may be waiting for it.
-      worker.ref();
-      worker.postMessage({ job, items: Float64Array.from(items), keys: keyBytes } satisfies ReadAheadRequest);
-    });
+  /** Queues the sealed chunk in `slot` (payload at `start`, `length` bytes) for the worker; `kick` wakes it. */
+  queue(slot: number, start: number, length: number, plainLength: number, key: Uint8Array): void {
+    const at = CONTROL.SLOT_BASE + slot * CONTROL.SLOT_FIELDS;
+    this.control[at + 1] = start;
+    this.control[at + 2] = length;
+    this.control[at + 3] = plainLength;
+    this.keys.set(key, slot * OBJECT_KEY_LENGTH);
+    Atomics.store(this.control, at, SlotState.QUEUED);
+    const tail = Atomics.load(this.control, CONTROL.TAIL);
+    this.ring[tail % SLOTS] = slot;
+    Atomics.store(this.control, CONTROL.TAIL, tail + 1);
+  }
+
+  kick(): void {
+    Atomics.notify(this.control, CONTROL.TAIL);
   }
 
   private fail(): void {
     this.worker = null;
-    for (const job of this.jobs.values()) job.resolve(null);
-    this.jobs.clear();
   }
 }
 
 let pool: ReadAheadPool | null | undefined;
 
-/** Counts of the process's read-ahead, for tests and benchmarks: chunks opened ahead, refused by the worker, and read from a slot. */
-const counts = { opened: 0, refused: 0, served: 0 };
+/** Counts of the process's read-ahead, for tests and benchmarks: chunks opened by the worker, refused by it, and read from a slot. */
+let served = 0;
 
-export function readAheadCounts(): Readonly<typeof counts> {
-  return { ...counts };
+export function readAheadCounts(): { opened: number; refused: number; served: number } {
+  const c = pool?.control;
+  return { opened: c === undefined ? 0 : Atomics.load(c, CONTROL.OPENED), refused: c === undefined ? 0 : Atomics.load(c, CONTROL.REFUSED), served };
 }
 
 function sharedPool(): ReadAheadPool | null {
@@ -125,15 +139,12 @@ function sharedPool(): ReadAheadPool | null {
   return pool !== null && pool.working ? pool : null;
 }
 
-/** A chunk read ahead: its slot, where it first is in the file, and its plaintext once opened. */
+/** A chunk read ahead: its slot, where it first is in the file, and its plaintext length. */
 interface Ahead {
   slot: number;
   start: number;
   end: number;
-  plain: Buffer | null;
-  ready: Promise<void> | null;
-  /** Dropped while the worker held it: the slot goes back when the worker is done. */
-  dropped: boolean;
+  length: number;
 }
 
 /** The read-ahead of one open file, shared by its handles. */
@@ -151,19 +162,28 @@ export class ReadAhead {
 
   /** The plaintext of chunk `idHex` if it was read ahead and is ready. */
   plainOf(idHex: string): Buffer | undefined {
-    const plain = this.chunks.get(idHex)?.plain ?? undefined;
-    if (plain !== undefined) counts.served++;
-    return plain;
+    const a = this.chunks.get(idHex);
+    if (a === undefined || pool == null) return undefined;
+    const state = pool.state(a.slot);
+    if (state === SlotState.READY) {
+      served++;
+      return pool.slots[a.slot]!.subarray(0, a.length);
+    }
+    // Refused: the read opens it itself (and reports why); still queued: the read does not wait.
+    if (state === SlotState.FAILED) this.drop(idHex, a);
+    return undefined;
   }
 
   /**
    * Called before a read of [offset, offset + length) of a file whose
-   * committed content is `manifest`, valid to `valid`: follows the reader,
-   * schedules more read-ahead, and returns a promise of the chunks of the
-   * range still being opened, if any (the read should wait for it).
+   * committed content is `manifest`, valid to `valid`: follows the reader
+   * and schedules more read-ahead. The read never waits for the worker: a
+   * chunk not opened yet is decrypted by the read itself, so a worker that
+   * falls behind (a busy machine may leave it unscheduled for milliseconds)
+   * costs some duplicated work, never a hand-off on the read's path.
    */
-  before(manifest: Manifest | null, valid: number, offset: number, length: number): Promise<void> | undefined {
-    if (this.closed) return undefined;
+  before(manifest: Manifest | null, valid: number, offset: number, length: number): void {
+    if (this.closed) return;
     const end = offset + length;
     const near = this.next >= 0 && Math.abs(offset - this.next) <= NEAR;
     if (!near && (this.next >= 0 || offset !== 0)) {
@@ -191,24 +211,12 @@ export class ReadAhead {
         setImmediate(() => this.runTopUp());
       }
     }
-    return this.waitFor(offset, end);
   }
 
   /** Frees every slot; later calls read nothing ahead. */
   close(): void {
     this.closed = true;
     this.dropAll();
-  }
-
-  private waitFor(offset: number, end: number): Promise<void> | undefined {
-    let waits: Promise<void>[] | undefined;
-    for (const a of this.chunks.values()) {
-      if (a.ready === null || a.end <= offset || a.start >= end) continue;
-      waits ??= [];
-      if (!waits.includes(a.ready)) waits.push(a.ready);
-    }
-    if (waits === undefined) return undefined;
-    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined);
   }
 
   private runTopUp(): void {
@@ -219,9 +227,7 @@ export class ReadAhead {
     const to = Math.min(plan.valid, this.next + WINDOW);
     const from = Math.max(this.requestedTo, plan.at);
     if (to <= from) return;
-    let items: number[] = [];
-    let keys: Buffer[] = [];
-    let batch: Ahead[] = [];
+    let queued = 0;
     let reached = from;
     try {
       for (const { extent, start } of extentsIn(plan.manifest, from, to - from, (ref) => this.store.loadNode(ref))) {
@@ -251,55 +257,16 @@ export class ReadAhead {
           reached = extentEnd;
           continue;
         }
-        const ahead: Ahead = { slot, start, end: extentEnd, plain: null, ready: null, dropped: false };
-        this.chunks.set(key, ahead);
-        batch.push(ahead);
-        items.push(slot, sealed.start, sealed.length, extent.length);
-        keys.push(extent.key);
+        this.chunks.set(key, { slot, start, end: extentEnd, length: extent.length });
+        p.queue(slot, sealed.start, sealed.length, extent.length, extent.key);
         reached = extentEnd;
-        if (batch.length === BATCH) {
-          this.send(p, batch, items, keys);
-          items = [];
-          keys = [];
-          batch = [];
-        }
+        if (++queued % BATCH === 0) p.kick();
       }
     } catch {
       // A manifest node that cannot be read: the synchronous read reports it.
     }
-    if (batch.length > 0) this.send(p, batch, items, keys);
+    if (queued % BATCH !== 0) p.kick();
     this.requestedTo = Math.max(this.requestedTo, reached);
-  }
-
-  private send(p: ReadAheadPool, batch: Ahead[], items: number[], keys: Buffer[]): void {
-    const ready = p.open(items, keys).then((ok) => {
-      for (let i = 0; i < batch.length; i++) {
-        const a = batch[i]!;
-        a.ready = null;
-        if (a.dropped) {
-          p.give(a.slot);
-          continue;
-        }
-        if (ok !== null && ok[i] === 1) {
-          counts.opened++;
-          a.plain = p.slots[a.slot]!.subarray(0, items[i * ITEM + 3]!);
-          continue;
-        }
-        if (ok !== null) counts.refused++;
-        this.forget(a);
-        p.give(a.slot);
-      }
-    });
-    for (const a of batch) a.ready = ready;
-  }
-
-  private forget(a: Ahead): void {
-    for (const [key, b] of this.chunks) {
-      if (b === a) {
-        this.chunks.delete(key);
-        return;
-      }
-    }
   }
 
   private dropBehind(before: number): void {
@@ -314,8 +281,6 @@ export class ReadAhead {
 
   private drop(key: string, a: Ahead): void {
     this.chunks.delete(key);
-    a.plain = null;
-    if (a.ready !== null) a.dropped = true;
-    else pool?.give(a.slot);
+    pool?.give(a.slot);
   }
 }
