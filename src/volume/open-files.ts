@@ -274,6 +274,11 @@ export class OpenFile {
     return this.lastCommit;
   }
 
+  /** Lets go of the read-ahead's slots (the volume is closing with handles still open). */
+  stopReadAhead(): void {
+    this.ahead?.close();
+  }
+
   /** Frees every page (the file's last user left). */
   drop(): void {
     this.ahead?.close();
