@@ -137,6 +137,15 @@ function sharedPool(): ReadAheadPool | null {
   return pool !== null && pool.working ? pool : null;
 }
 
+/**
+ * Starts the worker now rather than at the first sequential read: its
+ * start (a thread, its modules) costs tens of milliseconds of CPU, which a
+ * mount pays while idle instead of during the read of a small file.
+ */
+export function warmReadAhead(): void {
+  sharedPool();
+}
+
 /** A chunk read ahead: its slot, where it first is in the file, and its plaintext length. */
 interface Ahead {
   slot: number;
