@@ -245,6 +245,12 @@ function* holeOrBytes(from: number, to: number, changed: readonly ByteRange[], c
  */
 export class ManifestReader {
   private readonly recent = new Map<string, Buffer>();
+  /**
+   * Chunks read ahead elsewhere (src/volume/read-ahead.ts), by id in hex:
+   * views of memory reused later, so they are copied out at once and never
+   * kept in `recent`.
+   */
+  readAhead: ((idHex: string) => Buffer | undefined) | null = null;
 
   constructor(private readonly store: ContentStore, private readonly keep = 8) {}
 
@@ -272,6 +278,8 @@ export class ManifestReader {
       this.recent.set(key, hit);
       return hit;
     }
+    const ahead = this.readAhead?.(key);
+    if (ahead !== undefined) return ahead;
     const plain = chunkBytes(this.store, extent);
     this.recent.set(key, plain);
     if (this.recent.size > this.keep) this.recent.delete(this.recent.keys().next().value!);

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import type { Volume } from '../volume/volume.js';
 import { createFuse, findFuseConnection, mountFuse, unmountFuse, type FuseMountOptions, type FuseOperations } from './binding.js';
+import { warmReadAhead } from '../volume/read-ahead.js';
 import { createVolumeOps, type VolumeOps } from './ops.js';
 import type { PastTree } from './past-tree.js';
 import { createReadOnlyOps } from './readonly-ops.js';
@@ -127,6 +128,7 @@ export async function mountVolume(volume: Volume, dir: string, options: MountVol
   }, log);
   const snap = withSnapDir(withStats, { volume, log });
   volume.deferMetadataDurability(METADATA_SYNC_MS);
+  warmReadAhead();
   let fuse: { unmount(): Promise<void> };
   try {
     fuse = await mountOps(volume.name, target, snap.operations, mountOptions(volume.name, options.debug));

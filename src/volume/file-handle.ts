@@ -80,6 +80,7 @@ export class Handle implements FileHandle {
     this.check(options.signal, 'read');
     if (!this.canRead) throw this.misuse('EBADF', 'is not open for reading');
     checkReadRange(offset, out.length, this.file.id);
+    this.file.beforeRead(offset, out.length);
     return this.file.readInto(out, offset);
   }
 

@@ -29,6 +29,7 @@ import { ManifestReader, spliceManifestAsync, type ByteRange } from '../cas/spli
 import { spliceAppend } from '../cas/append-splice.js';
 import type { SetContentEvent, TruncateEvent } from '../log/event.js';
 import type { Attrs } from '../projection/index.js';
+import { ReadAhead } from './read-ahead.js';
 
 /** Bytes per dirty page: about half an average chunk, so a small write re-chunks little. */
 export const PAGE_BYTES = 32 * 1024;
@@ -90,6 +91,8 @@ export class OpenFile {
   private commitsInFlight = 0;
   private lastCommit: Promise<void> = Promise.resolve();
   private readonly reader: ManifestReader;
+  /** Made on the first read through a handle (read-ahead.ts). */
+  private ahead: ReadAhead | null = null;
 
   constructor(readonly id: Buffer, attrs: Attrs, private readonly table: OpenFileTable) {
     this.base = attrs.manifest === null ? null : decodeManifest(attrs.manifest);
@@ -152,6 +155,16 @@ export class OpenFile {
     out.fill(0, 0, end - offset);
     this.readLayers(this.pages, offset, end, out, offset, (at, to, o) => this.readLower(at, to, out, o));
     return end - offset;
+  }
+
+  /** Follows a handle's reads for read-ahead (read-ahead.ts); call before readInto. */
+  beforeRead(offset: number, length: number): void {
+    if (this.ahead === null) {
+      const ahead = new ReadAhead(this.table.store);
+      this.ahead = ahead;
+      this.reader.readAhead = (key) => ahead.plainOf(key);
+    }
+    this.ahead.before(this.base, Math.min(this.baseValid, this.fileSize), offset, length);
   }
 
   /** Writes `data` at `offset`, growing the file (with zeros between) as needed. */
@@ -263,8 +276,14 @@ export class OpenFile {
     return this.lastCommit;
   }
 
+  /** Lets go of the read-ahead's slots (the volume is closing with handles still open). */
+  stopReadAhead(): void {
+    this.ahead?.close();
+  }
+
   /** Frees every page (the file's last user left). */
   drop(): void {
+    this.ahead?.close();
     for (const index of [...this.pages.keys()]) this.dropPage(index);
     if (this.frozen !== null) {
       this.table.account(-this.frozen.pages.size * PAGE_BYTES);

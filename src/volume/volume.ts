@@ -155,6 +155,8 @@ export class Volume extends VolumeReader {
     // Unflushed writes of handles still open are committed, as a close of their files would.
     await Promise.allSettled(this.files.all().map((f) => this.flushFile(f, undefined)));
     this.closed = true;
+    // Read-ahead slots are the process's: handles left open must not keep them.
+    for (const f of this.files.all()) f.stopReadAhead();
     await this.settler.stop();
     await this.writes.catch(() => undefined);
     this.cancelDeferredSync();

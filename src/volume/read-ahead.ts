@@ -1,0 +1,291 @@
+// Read-ahead for sequential readers of an open file (docs/mount.md,
+// "Round 3: read"). A read after a remount used to decrypt every chunk on
+// the daemon's one JavaScript thread, each into a fresh buffer (AES-GCM plus
+// the garbage collection of those buffers led its profile). Once a handle
+// reads sequentially, the chunks ahead of it are read (pread, on this
+// thread: the arenas stay this thread's) into slots of shared memory, and a
+// worker opens them there; the reads then find their chunks' plaintext in
+// the slots (ManifestReader asks `plainOf`) and cost one copy into the
+// caller's buffer.
+//
+// Read-ahead is only ever a hint: a chunk the worker could not open (a
+// damaged record, a wrong length), a worker that failed, or a pool out of
+// slots leaves the read to the synchronous path, which decrypts the chunk
+// itself and reports any error as before. Chunks are named by id, so a
+// write or truncate meanwhile cannot make a slot wrong, only unused.
+
+import { Worker } from 'node:worker_threads';
+import type { ContentStore } from '../cas/content-store.js';
+import { OBJECT_KEY_LENGTH } from '../cas/convergent.js';
+import { extentsIn, type Manifest } from '../cas/manifest.js';
+import { CONTROL, SlotState, type ReadWorkerData } from './read-worker.js';
+
+/** Room per slot: a chunk of the default chunker's largest size (256 KiB) sealed and framed; larger chunks are read without read-ahead. */
+const SLOT_BYTES = 256 * 1024 + 4096;
+/** Slots of the process: shared by every file read ahead (16.3 MiB, allocated on the first sequential read). */
+const SLOTS = 64;
+/** Bytes a sequential reader is read ahead of. */
+const WINDOW = 1024 * 1024;
+/** Top up once this much of the window has been consumed, so slots go to the worker in batches. */
+const TOP_UP = 512 * 1024;
+/** Chunks this far behind the reader are kept: the kernel's concurrent reads arrive slightly out of order. */
+const BEHIND = 256 * 1024;
+/** A read starting this close to where the last one ended counts as sequential. */
+const NEAR = 1024 * 1024;
+
+/** The worker and its slots, one per process, made when first needed. */
+class ReadAheadPool {
+  readonly slots: Buffer[] = [];
+  readonly control: Int32Array;
+  private readonly ring: Int32Array;
+  private readonly keys: Buffer;
+  private readonly free: number[] = [];
+  /** Slots let go of while still queued: free once the worker is done with them. */
+  private readonly leaving: number[] = [];
+  private worker: Worker | null;
+
+  constructor() {
+    const shared: SharedArrayBuffer[] = [];
+    for (let i = 0; i < SLOTS; i++) {
+      const b = new SharedArrayBuffer(SLOT_BYTES);
+      shared.push(b);
+      this.slots.push(Buffer.from(b));
+      this.free.push(i);
+    }
+    const data: ReadWorkerData = {
+      slots: shared,
+      control: new SharedArrayBuffer((CONTROL.SLOT_BASE + SLOTS * CONTROL.SLOT_FIELDS) * 4),
+      ring: new SharedArrayBuffer(SLOTS * 4),
+      keys: new SharedArrayBuffer(SLOTS * OBJECT_KEY_LENGTH),
+    };
+    this.control = new Int32Array(data.control);
+    this.ring = new Int32Array(data.ring);
+    this.keys = Buffer.from(data.keys);
+    // A small young generation: the worker's garbage is the plaintext buffers it copies out at once.
+    const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    // Read-ahead is a hint: a worker that fails leaves every read to the synchronous path.
+    worker.on('error', () => this.fail());
+    worker.on('exit', () => this.fail());
+    // It sleeps in Atomics.wait between chunks and never keeps the process alive.
+    worker.unref();
+    this.worker = worker;
+  }
+
+  get working(): boolean {
+    return this.worker !== null;
+  }
+
+  state(slot: number): number {
+    return Atomics.load(this.control, CONTROL.SLOT_BASE + slot * CONTROL.SLOT_FIELDS);
+  }
+
+  take(): number {
+    for (let i = this.leaving.length - 1; i >= 0; i--) {
+      const slot = this.leaving[i]!;
+      if (this.state(slot) === SlotState.QUEUED) continue;
+      this.leaving.splice(i, 1);
+      this.free.push(slot);
+    }
+    return this.free.pop() ?? -1;
+  }
+
+  give(slot: number): void {
+    if (this.state(slot) === SlotState.QUEUED) this.leaving.push(slot);
+    else this.free.push(slot);
+  }
+
+  /** Queues the sealed chunk in `slot` (payload at `start`, `length` bytes) for the worker; `kick` wakes it. */
+  queue(slot: number, start: number, length: number, plainLength: number, key: Uint8Array): void {
+    const at = CONTROL.SLOT_BASE + slot * CONTROL.SLOT_FIELDS;
+    this.control[at + 1] = start;
+    this.control[at + 2] = length;
+    this.control[at + 3] = plainLength;
+    this.keys.set(key, slot * OBJECT_KEY_LENGTH);
+    Atomics.store(this.control, at, SlotState.QUEUED);
+    const tail = Atomics.load(this.control, CONTROL.TAIL);
+    this.ring[tail % SLOTS] = slot;
+    Atomics.store(this.control, CONTROL.TAIL, tail + 1);
+  }
+
+  kick(): void {
+    Atomics.notify(this.control, CONTROL.TAIL);
+  }
+
+  private fail(): void {
+    this.worker = null;
+  }
+}
+
+let pool: ReadAheadPool | null | undefined;
+
+/** Counts of the process's read-ahead, for tests and benchmarks: chunks opened by the worker, refused by it, and read from a slot. */
+let served = 0;
+
+export function readAheadCounts(): { opened: number; refused: number; served: number } {
+  const c = pool?.control;
+  return { opened: c === undefined ? 0 : Atomics.load(c, CONTROL.OPENED), refused: c === undefined ? 0 : Atomics.load(c, CONTROL.REFUSED), served };
+}
+
+function sharedPool(): ReadAheadPool | null {
+  if (pool === undefined) {
+    try {
+      pool = new ReadAheadPool();
+    } catch {
+      pool = null;
+    }
+  }
+  return pool !== null && pool.working ? pool : null;
+}
+
+/**
+ * Starts the worker now rather than at the first sequential read: its
+ * start (a thread, its modules) costs tens of milliseconds of CPU, which a
+ * mount pays while idle instead of during the read of a small file.
+ */
+export function warmReadAhead(): void {
+  sharedPool();
+}
+
+/** A chunk read ahead: its slot, where it first is in the file, and its plaintext length. */
+interface Ahead {
+  slot: number;
+  start: number;
+  end: number;
+  length: number;
+}
+
+/** The read-ahead of one open file, shared by its handles. */
+export class ReadAhead {
+  private readonly chunks = new Map<string, Ahead>();
+  /** Where the last read ended (-1: no read yet). */
+  private next = -1;
+  private sequential = 0;
+  /** File offset up to which chunks have been asked for. */
+  private requestedTo = 0;
+  private topUp: { manifest: Manifest | null; valid: number; at: number } | null = null;
+  private closed = false;
+
+  constructor(private readonly store: ContentStore) {}
+
+  /** The plaintext of chunk `idHex` if it was read ahead and is ready. */
+  plainOf(idHex: string): Buffer | undefined {
+    const a = this.chunks.get(idHex);
+    if (a === undefined || pool == null) return undefined;
+    const state = pool.state(a.slot);
+    if (state === SlotState.READY) {
+      served++;
+      return pool.slots[a.slot]!.subarray(0, a.length);
+    }
+    // Refused: the read opens it itself (and reports why); still queued: the read does not wait.
+    if (state === SlotState.FAILED) this.drop(idHex, a);
+    return undefined;
+  }
+
+  /**
+   * Called before a read of [offset, offset + length) of a file whose
+   * committed content is `manifest`, valid to `valid`: follows the reader
+   * and schedules more read-ahead. The read never waits for the worker: a
+   * chunk not opened yet is decrypted by the read itself, so a worker that
+   * falls behind (a busy machine may leave it unscheduled for milliseconds)
+   * costs some duplicated work, never a hand-off on the read's path.
+   */
+  before(manifest: Manifest | null, valid: number, offset: number, length: number): void {
+    if (this.closed) return;
+    const end = offset + length;
+    const near = this.next >= 0 && Math.abs(offset - this.next) <= NEAR;
+    if (!near && (this.next >= 0 || offset !== 0)) {
+      // A jump: what was read ahead is of no use now.
+      this.sequential = 0;
+      this.dropAll();
+      this.requestedTo = 0;
+    } else {
+      this.sequential++;
+    }
+    this.next = near ? Math.max(this.next, end) : end;
+    this.dropBehind(offset - BEHIND);
+    // A caller that never yields to the event loop (reads through the API
+    // in a loop) never lets the deferred top-up run: do it now once the
+    // reader has caught up with what was asked for.
+    if (this.topUp !== null && this.requestedTo <= end) this.runTopUp();
+    // From the second sequential read on (a read from the start counts as one already).
+    if (this.sequential >= 1) {
+      // What this read itself needs and nobody asked for yet, it decrypts itself.
+      const from = Math.max(this.requestedTo, end);
+      const to = Math.min(valid, offset + WINDOW);
+      if (to > from && (this.requestedTo <= end || to - from >= TOP_UP) && this.topUp === null) {
+        this.topUp = { manifest, valid, at: from };
+        // After the read is answered: the kernel's next request need not wait for these preads.
+        setImmediate(() => this.runTopUp());
+      }
+    }
+  }
+
+  /** Frees every slot; later calls read nothing ahead. */
+  close(): void {
+    this.closed = true;
+    this.dropAll();
+  }
+
+  private runTopUp(): void {
+    const plan = this.topUp;
+    this.topUp = null;
+    const p = sharedPool();
+    if (plan === null || this.closed || p === null) return;
+    const to = Math.min(plan.valid, this.next + WINDOW);
+    const from = Math.max(this.requestedTo, plan.at);
+    if (to <= from) return;
+    let queued = 0;
+    let reached = from;
+    try {
+      for (const { extent, start } of extentsIn(plan.manifest, from, to - from, (ref) => this.store.loadNode(ref))) {
+        const extentEnd = start + extent.length;
+        if (extent.kind === 'hole') {
+          reached = extentEnd;
+          continue;
+        }
+        const key = extent.id.toString('hex');
+        if (this.chunks.has(key)) {
+          reached = extentEnd;
+          continue;
+        }
+        const slot = p.take();
+        if (slot < 0) break;
+        let sealed: { start: number; length: number };
+        try {
+          sealed = this.store.readSealedInto(extent.id, p.slots[slot]!, 0);
+        } catch {
+          // Not held, damaged, or too big for a slot (a RangeError before any
+          // read): the synchronous read handles it.
+          p.give(slot);
+          reached = extentEnd;
+          continue;
+        }
+        this.chunks.set(key, { slot, start, end: extentEnd, length: extent.length });
+        p.queue(slot, sealed.start, sealed.length, extent.length, extent.key);
+        reached = extentEnd;
+        queued++;
+      }
+    } catch {
+      // A manifest node that cannot be read: the synchronous read reports it.
+    }
+    // One wake per top-up: waking the worker (a futex wake) was a tenth of
+    // the main thread's time when done every few chunks.
+    if (queued > 0) p.kick();
+    this.requestedTo = Math.max(this.requestedTo, reached);
+  }
+
+  private dropBehind(before: number): void {
+    for (const [key, a] of this.chunks) {
+      if (a.end <= before) this.drop(key, a);
+    }
+  }
+
+  private dropAll(): void {
+    for (const [key, a] of this.chunks) this.drop(key, a);
+  }
+
+  private drop(key: string, a: Ahead): void {
+    this.chunks.delete(key);
+    pool?.give(a.slot);
+  }
+}
