@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { boundedShrink } from '../lib/property.js';
 import { initHome } from '../../src/home/home.js';
 import { createVolume } from '../../src/home/volumes.js';
 import { walkAggregates, type Aggregates } from '../../src/volume/aggregates.js';
@@ -194,7 +195,7 @@ test('property: after random volume operations (renames across directories, dele
   await withHome(async (home) => {
     const v = await Volume.open(home, 'v');
     try {
-      await fc.assert(fc.asyncProperty(fc.array(arbVOp, { minLength: 10, maxLength: 40 }), async (ops) => {
+      await fc.assert(fc.asyncProperty(boundedShrink(fc.array(arbVOp, { minLength: 10, maxLength: 40 })), async (ops) => {
         for (const op of ops) {
           const { dirs, others } = await paths(v);
           const dir = (i: number): string => dirs[i % dirs.length]!;

@@ -15,6 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { boundedShrink } from '../lib/property.js';
 import { initHome, openHome } from '../../src/home/home.js';
 import { createVolume } from '../../src/home/volumes.js';
 import { Volume } from '../../src/volume/volume.js';
@@ -156,7 +157,7 @@ test('property: random Volume calls agree with the model after every step, after
   const outcomes = new Map<string, number>();
   const started = performance.now();
   try {
-    await fc.assert(fc.asyncProperty(fc.array(arbSeed, { minLength: 10, maxLength: MAX_OPS, size: 'max' }), async (seeds) => {
+    await fc.assert(fc.asyncProperty(boundedShrink(fc.array(arbSeed, { minLength: 10, maxLength: MAX_OPS, size: 'max' })), async (seeds) => {
       const name = `p${runs++}`;
       const home = await openHome(homeDir);
       await createVolume(home, name).finally(() => home.close());
