@@ -81,11 +81,7 @@ export class SlabSealer {
    * it is large enough (a fresh buffer otherwise).
    */
   run(stream: number, input: Uint8Array, end: boolean, output: Uint8Array): SlabResult {
-    let chunker = this.streams.get(stream);
-    if (chunker === undefined) {
-      chunker = this.newChunker();
-      this.streams.set(stream, chunker);
-    }
+    const chunker = this.chunkerOf(stream);
     const items: number[] = [];
     const parts: SealedParts = { ids: [], keys: [], fresh: [], inputAt: [] };
     let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
@@ -123,11 +119,7 @@ export class SlabSealer {
    * might not fit there, everything is sealed here (rest is empty).
    */
   cut(stream: number, input: Uint8Array, output: Uint8Array, share: number): SlabResult & { rest: Int32Array } {
-    let chunker = this.streams.get(stream);
-    if (chunker === undefined) {
-      chunker = this.newChunker();
-      this.streams.set(stream, chunker);
-    }
+    const chunker = this.chunkerOf(stream);
     const items: number[] = [];
     const parts: SealedParts = { ids: [], keys: [], fresh: [], inputAt: [] };
     let out = Buffer.from(output.buffer, output.byteOffset, output.byteLength);
@@ -235,6 +227,16 @@ export class SlabSealer {
     parts.ids.push(id);
     parts.fresh.push(1);
     return outAt + length + TAG_LENGTH;
+  }
+
+  /** The chunker of `stream`, a new one for its first slab. */
+  private chunkerOf(stream: number): Chunker {
+    let chunker = this.streams.get(stream);
+    if (chunker === undefined) {
+      chunker = this.newChunker();
+      this.streams.set(stream, chunker);
+    }
+    return chunker;
   }
 
   /** Forgets a stream whose writer gave up. */
