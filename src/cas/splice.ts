@@ -247,8 +247,9 @@ export class ManifestReader {
   private readonly recent = new Map<string, Buffer>();
   /**
    * Chunks read ahead elsewhere (src/volume/read-ahead.ts), by id in hex:
-   * views of memory reused later, so they are copied out at once and never
-   * kept in `recent`.
+   * memory reused later, holding the chunk's plaintext at its start and
+   * possibly more after it, so only the chunk's range is copied out, at
+   * once, and it is never kept in `recent`.
    */
   readAhead: ((idHex: string) => Buffer | undefined) | null = null;
 
@@ -274,6 +275,7 @@ export class ManifestReader {
 
   private readonly loadNode = (ref: NodeRef): Manifest => this.store.loadNode(ref);
 
+  /** The chunk's plaintext at the start of the returned buffer (which may run on past extent.length). */
   private chunk(extent: ChunkExtent): Buffer {
     const key = extent.id.toString('hex');
     const hit = this.recent.get(key);
