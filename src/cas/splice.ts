@@ -247,29 +247,35 @@ export class ManifestReader {
   private readonly recent = new Map<string, Buffer>();
   /**
    * Chunks read ahead elsewhere (src/volume/read-ahead.ts), by id in hex:
-   * views of memory reused later, so they are copied out at once and never
-   * kept in `recent`.
+   * memory reused later, holding the chunk's plaintext at its start and
+   * possibly more after it, so only the chunk's range is copied out, at
+   * once, and it is never kept in `recent`.
    */
   readAhead: ((idHex: string) => Buffer | undefined) | null = null;
 
   constructor(private readonly store: ContentStore, private readonly keep = 8) {}
 
-  /** Copies bytes [offset, offset + length) of `manifest` into `out` at `outOffset`; holes and bytes past its end are left as they are in `out`. */
+  /**
+   * Copies bytes [offset, offset + length) of `manifest` into `out` at
+   * `outOffset`, writing every byte: holes and bytes past its end as zeros,
+   * so callers need not clear `out` first.
+   */
   readInto(manifest: Manifest | null, offset: number, length: number, out: Buffer, outOffset: number): void {
-    for (const { extent, start } of extentsIn(manifest, offset, length, (ref) => this.store.loadNode(ref))) {
-      if (extent.kind === 'hole') {
-        const from = Math.max(offset, start);
-        const to = Math.min(offset + length, start + extent.length);
-        out.fill(0, outOffset + from - offset, outOffset + to - offset);
-        continue;
-      }
-      const plain = this.chunk(extent);
+    const end = offset + length;
+    let at = offset;
+    for (const { extent, start } of extentsIn(manifest, offset, length, this.loadNode)) {
       const from = Math.max(offset, start);
-      const to = Math.min(offset + length, start + extent.length);
-      plain.copy(out, outOffset + from - offset, from - start, to - start);
+      const to = Math.min(end, start + extent.length);
+      if (extent.kind === 'hole') out.fill(0, outOffset + from - offset, outOffset + to - offset);
+      else this.chunk(extent).copy(out, outOffset + from - offset, from - start, to - start);
+      at = to;
     }
+    if (at < end) out.fill(0, outOffset + at - offset, outOffset + length);
   }
 
+  private readonly loadNode = (ref: NodeRef): Manifest => this.store.loadNode(ref);
+
+  /** The chunk's plaintext at the start of the returned buffer (which may run on past extent.length). */
   private chunk(extent: ChunkExtent): Buffer {
     const key = extent.id.toString('hex');
     const hit = this.recent.get(key);

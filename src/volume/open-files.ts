@@ -151,8 +151,8 @@ export class OpenFile {
   readInto(out: Buffer, offset: number): number {
     const end = Math.min(this.fileSize, offset + out.length);
     if (offset >= end) return 0;
-    // The layers below leave holes untouched: they must read as zeros.
-    out.fill(0, 0, end - offset);
+    // No zero fill first: the layers below write every byte, zeros where
+    // they hold none, and a fill of the whole buffer cost as much as the copy.
     this.readLayers(this.pages, offset, end, out, offset, (at, to, o) => this.readLower(at, to, out, o));
     return end - offset;
   }
@@ -382,20 +382,24 @@ export class OpenFile {
     }
   }
 
-  /** The content under the live pages, [from, to) into `out` at `outOffset` (already zeroed). */
+  /** The content under the live pages, [from, to) into `out` at `outOffset`: every byte written, zeros where nothing is. */
   private readLower(from: number, to: number, out: Buffer, outOffset: number): void {
     const frozen = this.frozen;
     if (frozen === null) {
-      const end = Math.min(to, this.baseValid);
+      const end = Math.max(from, Math.min(to, this.baseValid));
       if (end > from) this.reader.readInto(this.base, from, end - from, out, outOffset);
+      if (to > end) out.fill(0, outOffset + end - from, outOffset + to - from);
       return;
     }
-    const end = Math.min(to, this.cut);
-    if (end <= from) return;
-    this.readLayers(frozen.pages, from, end, out, from - outOffset, (at, upTo, o) => {
-      const e = Math.min(upTo, frozen.baseValid);
-      if (e > at) this.reader.readInto(this.base, at, e - at, out, o);
-    });
+    const end = Math.max(from, Math.min(to, this.cut));
+    if (end > from) {
+      this.readLayers(frozen.pages, from, end, out, from - outOffset, (at, upTo, o) => {
+        const e = Math.max(at, Math.min(upTo, frozen.baseValid));
+        if (e > at) this.reader.readInto(this.base, at, e - at, out, o);
+        if (upTo > e) out.fill(0, o + e - at, o + upTo - at);
+      });
+    }
+    if (to > end) out.fill(0, outOffset + end - from, outOffset + to - from);
   }
 
   /** The live page at `index`, made on first use from the content below (unless the caller overwrites all of it). */

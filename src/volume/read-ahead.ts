@@ -167,14 +167,19 @@ export class ReadAhead {
 
   constructor(private readonly store: ContentStore) {}
 
-  /** The plaintext of chunk `idHex` if it was read ahead and is ready. */
+  /**
+   * The plaintext of chunk `idHex` if it was read ahead and is ready: the
+   * start of the returned slot, which runs on past the chunk's end (no view
+   * of exactly the chunk: a view of shared memory per read cost more than
+   * the bookkeeping it saves; readers copy out the chunk's own range).
+   */
   plainOf(idHex: string): Buffer | undefined {
     const a = this.chunks.get(idHex);
     if (a === undefined || pool == null) return undefined;
     const state = pool.state(a.slot);
     if (state === SlotState.READY) {
       served++;
-      return pool.slots[a.slot]!.subarray(0, a.length);
+      return pool.slots[a.slot]!;
     }
     // Refused: the read opens it itself (and reports why); still queued: the read does not wait.
     if (state === SlotState.FAILED) this.drop(idHex, a);
