@@ -192,9 +192,38 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
     return alias !== undefined ? volume.getattr(alias, { signal }) : volume.stat(path, { signal });
   }
 
+  /**
+   * attrsAt without a promise when the projection can answer at once
+   * (Volume.statNow): getattr is the most frequent request, and a lookup of a
+   * missing name (every create starts with one) answers its errno without an
+   * Error being built. A number is the -errno answer; null: ask attrsAt.
+   */
+  function attrsNow(op: string, path: string): Attrs | number | null {
+    let a;
+    try {
+      const alias = hidden.get(path);
+      a = alias !== undefined ? volume.getattrNow(alias) : volume.statNow(path);
+    } catch (err) {
+      return fail(op, path, err);
+    }
+    if (a === null) return null;
+    return 'miss' in a ? -E[a.miss] : a;
+  }
+
+  /** getattr's and access's answer: at once when attrsNow can, else through attrsAt. */
+  function answerAttrs(op: string, path: string, signal: AbortSignal, cb: (err: number, stat?: FuseStat) => void): void {
+    const now = attrsNow(op, path);
+    if (now === null) answer(op, path, attrsAt(path, signal).then(toFuseStat), cb);
+    else if (typeof now === 'number') cb(now);
+    else cb(0, toFuseStat(now));
+  }
+
   /** Owner of a new node: the caller, except that a setgid directory hands down its group (and, to directories, the bit). */
   async function newOwner(ctx: FuseOpContext, path: string, signal: AbortSignal): Promise<{ uid: number; gid: number; setgid: boolean }> {
-    const parent = await volume.stat(posix.dirname(path), { signal });
+    const dir = posix.dirname(path);
+    // A miss (or a pending copy) goes the slow way, so its error is stat's own.
+    const now = volume.statNow(dir);
+    const parent = now !== null && !('miss' in now) ? now : await volume.stat(dir, { signal });
     const setgid = (parent.mode & S_ISGID) !== 0;
     return { uid: ctx.uid, gid: setgid ? parent.gid : ctx.gid, setgid };
   }
@@ -237,18 +266,25 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
     },
 
     getattr(ctx, path, cb) {
-      answer('getattr', path, attrsAt(path, ctx.signal).then(toFuseStat), cb);
+      answerAttrs('getattr', path, ctx.signal, cb);
     },
 
     fgetattr(ctx, path, fh, cb) {
       const file = files.get(fh);
-      const work = file !== undefined ? volume.getattr(file.handle.id, { signal: ctx.signal }) : attrsAt(path, ctx.signal);
-      answer('fgetattr', path, work.then(toFuseStat), cb);
+      if (file === undefined) return answerAttrs('fgetattr', path, ctx.signal, cb);
+      let a;
+      try {
+        a = volume.getattrNow(file.handle.id);
+      } catch (err) {
+        return cb(fail('fgetattr', path, err));
+      }
+      if ('miss' in a) cb(-E[a.miss]);
+      else cb(0, toFuseStat(a));
     },
 
     access(ctx, path, _mode, cb) {
       // default_permissions makes the kernel check the mode bits itself; what remains is existence.
-      answer('access', path, attrsAt(path, ctx.signal), (err) => cb(err));
+      answerAttrs('access', path, ctx.signal, (err) => cb(err));
     },
 
     readdir(ctx, path, cb) {

@@ -248,6 +248,26 @@ export class ProjectionStore {
   }
 
   async getattr(id: Uint8Array): Promise<Attrs | undefined> {
+    return this.getattrNow(id);
+  }
+
+  // The same reads without a promise, for the mount's getattr/lookup fast
+  // path (src/fuse/ops.ts): a promise per level of the call chain was the
+  // largest part of the daemon's time per metadata operation.
+
+  rootIdNow(): Buffer | undefined {
+    this.root ??= this.db.getSync(ROOT_KEY);
+    return this.root === undefined ? undefined : Buffer.from(this.root);
+  }
+
+  /** A child's id; null when `parent` is a pending copy, which only the async lookup materialises. */
+  lookupNow(parent: Uint8Array, name: string): Buffer | undefined | null {
+    if (this.clones.get(parent) !== undefined) return null;
+    const e = this.db.getSync(entryKey(parent, name));
+    return e === undefined ? undefined : decodeEntry(e).child;
+  }
+
+  getattrNow(id: Uint8Array): Attrs | undefined {
     const v = this.db.getSync(inodeKey(id));
     if (v === undefined) return undefined;
     const n = decodeInode(v);

@@ -448,6 +448,44 @@ export class Volume extends VolumeReader {
     }
   }
 
+  /**
+   * stat without a promise, for the mount's getattr/lookup (src/fuse/ops.ts):
+   * the projection's point reads are synchronous already, and a promise per
+   * level of the walk was most of the daemon's time per metadata operation.
+   * A path that names nothing answers a PathMiss, not an error: a create
+   * always starts with such a lookup, and an Error's stack trace cost more
+   * than the lookup. null means it cannot be answered now (a directory copy
+   * still pending along the path): call stat. Bad paths and a closed volume
+   * throw what stat rejects with.
+   */
+  statNow(path: string): Attrs | PathMiss | null {
+    this.check(undefined);
+    const names = splitPath(path);
+    let id = this.projection.rootIdNow();
+    if (id === undefined) return null;
+    for (const name of names) {
+      const child = this.projection.lookupNow(id, name);
+      if (child === null) return null;
+      if (child === undefined) return this.projection.getattrNow(id)?.kind !== 'dir' ? NOT_A_DIRECTORY : NOT_FOUND;
+      id = child;
+    }
+    return this.attrsNow(id);
+  }
+
+  /** getattr by inode id without a promise (see statNow). */
+  getattrNow(id: Uint8Array): Attrs | PathMiss {
+    this.check(undefined);
+    return this.attrsNow(id);
+  }
+
+  /** attrsOf's answer, synchronously. */
+  private attrsNow(id: Uint8Array): Attrs | PathMiss {
+    const attrs = this.projection.getattrNow(id);
+    const file = this.files.get(id);
+    if (attrs === undefined || (file === undefined && attrs.nlink === 0)) return NOT_FOUND;
+    return file === undefined ? attrs : file.overlay(attrs);
+  }
+
   /** An open file's live size and times; an open file unlinked meanwhile still answers, with nlink 0. */
   protected override async attrsOf(id: Uint8Array, path: string): Promise<Attrs> {
     const file = this.files.get(id);
@@ -672,6 +710,13 @@ export class Volume extends VolumeReader {
     return false;
   }
 }
+
+/** A path or id that names nothing, with the errno stat's error would carry. */
+export interface PathMiss {
+  readonly miss: 'ENOENT' | 'ENOTDIR';
+}
+const NOT_FOUND: PathMiss = Object.freeze({ miss: 'ENOENT' });
+const NOT_A_DIRECTORY: PathMiss = Object.freeze({ miss: 'ENOTDIR' });
 
 function owner(options: NewNodeOptions): { uid: number; gid: number } {
   return { uid: options.uid ?? process.getuid?.() ?? 0, gid: options.gid ?? process.getgid?.() ?? 0 };
