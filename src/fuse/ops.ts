@@ -196,13 +196,14 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
    * attrsAt without a promise when the projection can answer at once
    * (Volume.statNow): getattr is the most frequent request, and a lookup of a
    * missing name (every create starts with one) answers its errno without an
-   * Error being built. A number is the -errno answer; null: ask attrsAt.
+   * Error being built. A number is the -errno answer; null: ask attrsAt
+   * (never with `id`, an open file's inode, read by id as getattrNow does).
    */
-  function attrsNow(op: string, path: string): Attrs | number | null {
+  function attrsNow(op: string, path: string, id?: Uint8Array): Attrs | number | null {
     let a;
     try {
-      const alias = hidden.get(path);
-      a = alias !== undefined ? volume.getattrNow(alias) : volume.statNow(path);
+      const known = id ?? hidden.get(path);
+      a = known !== undefined ? volume.getattrNow(known) : volume.statNow(path);
     } catch (err) {
       return fail(op, path, err);
     }
@@ -272,13 +273,8 @@ export function createVolumeOps(volume: Volume, options: MountOpsOptions): Volum
     fgetattr(ctx, path, fh, cb) {
       const file = files.get(fh);
       if (file === undefined) return answerAttrs('fgetattr', path, ctx.signal, cb);
-      let a;
-      try {
-        a = volume.getattrNow(file.handle.id);
-      } catch (err) {
-        return cb(fail('fgetattr', path, err));
-      }
-      if ('miss' in a) cb(-E[a.miss]);
+      const a = attrsNow('fgetattr', path, file.handle.id)!;
+      if (typeof a === 'number') cb(a);
       else cb(0, toFuseStat(a));
     },
 

@@ -488,11 +488,9 @@ export class Volume extends VolumeReader {
 
   /** An open file's live size and times; an open file unlinked meanwhile still answers, with nlink 0. */
   protected override async attrsOf(id: Uint8Array, path: string): Promise<Attrs> {
-    const file = this.files.get(id);
-    if (file === undefined) return super.attrsOf(id, path);
-    const attrs = await this.projection.getattr(id);
-    if (attrs === undefined) throw pathError(ErrorCodes.NOT_FOUND, 'ENOENT', path, 'does not exist');
-    return file.overlay(attrs);
+    const attrs = this.attrsNow(id);
+    if ('miss' in attrs) throw pathError(ErrorCodes.NOT_FOUND, 'ENOENT', path, 'does not exist');
+    return attrs;
   }
 
   private async openInode(id: Buffer, path: string, flags: OpenFlags, options: CallOptions): Promise<FileHandle> {
