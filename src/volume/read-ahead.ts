@@ -1,12 +1,13 @@
 // Read-ahead for sequential readers of an open file (docs/mount.md,
-// "Round 3: read"). A read after a remount used to decrypt every chunk on
-// the daemon's one JavaScript thread, each into a fresh buffer (AES-GCM plus
-// the garbage collection of those buffers led its profile). Once a handle
-// reads sequentially, the chunks ahead of it are read (pread, on this
-// thread: the arenas stay this thread's) into slots of shared memory, and a
-// worker opens them there; the reads then find their chunks' plaintext in
-// the slots (ManifestReader asks `plainOf`) and cost one copy into the
-// caller's buffer.
+// "Round 3: read" and "Round 4: reads"). A read after a remount used to
+// decrypt every chunk on the daemon's one JavaScript thread, each into a
+// fresh buffer (AES-GCM plus the garbage collection of those buffers led its
+// profile). Once a handle reads sequentially, the chunks ahead of it are
+// located here and handed to a worker, which preads each into a slot of
+// shared memory and opens it there (a chunk still in an active arena is
+// read into its slot here, through the arenas, which stay this thread's);
+// the reads then find their chunks' plaintext in the slots (ManifestReader
+// asks `plainOf`) and cost one copy into the caller's buffer.
 //
 // Read-ahead is only ever a hint: a chunk the worker could not open (a
 // damaged record, a wrong length), a worker that failed, or a pool out of
@@ -16,9 +17,9 @@
 
 import { Worker } from 'node:worker_threads';
 import type { ContentStore } from '../cas/content-store.js';
-import { OBJECT_KEY_LENGTH } from '../cas/convergent.js';
+import { OBJECT_KEY_LENGTH, TAG_LENGTH } from '../cas/convergent.js';
 import { extentsIn, type Manifest } from '../cas/manifest.js';
-import { CONTROL, SlotState, type ReadWorkerData } from './read-worker.js';
+import { CONTROL, FILES, PATH_BYTES, SlotState, type ReadWorkerData } from './read-worker.js';
 
 /** Room per slot: a chunk of the default chunker's largest size (256 KiB) sealed and framed; larger chunks are read without read-ahead. */
 const SLOT_BYTES = 256 * 1024 + 4096;
@@ -39,6 +40,12 @@ class ReadAheadPool {
   readonly control: Int32Array;
   private readonly ring: Int32Array;
   private readonly keys: Buffer;
+  private readonly fileMeta: Int32Array;
+  private readonly paths: Buffer;
+  /** File table entries by path, and the path of each entry (round robin: a recycled entry's version moves on). */
+  private readonly fileIndex = new Map<string, number>();
+  private readonly fileNames: (string | null)[] = new Array<string | null>(FILES).fill(null);
+  private nextFile = 0;
   private readonly free: number[] = [];
   /** Slots let go of while still queued: free once the worker is done with them. */
   private readonly leaving: number[] = [];
@@ -57,10 +64,14 @@ class ReadAheadPool {
       control: new SharedArrayBuffer((CONTROL.SLOT_BASE + SLOTS * CONTROL.SLOT_FIELDS) * 4),
       ring: new SharedArrayBuffer(SLOTS * 4),
       keys: new SharedArrayBuffer(SLOTS * OBJECT_KEY_LENGTH),
+      fileMeta: new SharedArrayBuffer(FILES * 2 * 4),
+      paths: new SharedArrayBuffer(FILES * PATH_BYTES),
     };
     this.control = new Int32Array(data.control);
     this.ring = new Int32Array(data.ring);
     this.keys = Buffer.from(data.keys);
+    this.fileMeta = new Int32Array(data.fileMeta);
+    this.paths = Buffer.from(data.paths);
     // A small young generation: the worker's garbage is the plaintext buffers it copies out at once.
     const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     // Read-ahead is a hint: a worker that fails leaves every read to the synchronous path.
@@ -94,12 +105,48 @@ class ReadAheadPool {
     else this.free.push(slot);
   }
 
-  /** Queues the sealed chunk in `slot` (payload at `start`, `length` bytes) for the worker; `kick` wakes it. */
-  queue(slot: number, start: number, length: number, plainLength: number, key: Uint8Array): void {
+  /**
+   * The file table entry naming `path` to the worker and its version, or
+   * null when the path does not fit an entry.
+   */
+  fileOf(path: string): { file: number; version: number } | null {
+    let file = this.fileIndex.get(path);
+    if (file === undefined) {
+      const length = Buffer.byteLength(path);
+      if (length > PATH_BYTES) return null;
+      file = this.nextFile;
+      this.nextFile = (file + 1) % FILES;
+      const old = this.fileNames[file];
+      if (old !== null && old !== undefined) this.fileIndex.delete(old);
+      // The version moves before the path is rewritten: a worker that reads
+      // the same version before and after copying the path copied it whole,
+      // and a slot queued under the old version fails instead of reading
+      // another file.
+      Atomics.add(this.fileMeta, file * 2 + 1, 1);
+      this.paths.write(path, file * PATH_BYTES, 'utf8');
+      Atomics.store(this.fileMeta, file * 2, length);
+      this.fileIndex.set(path, file);
+      this.fileNames[file] = path;
+    }
+    return { file, version: Atomics.load(this.fileMeta, file * 2 + 1) };
+  }
+
+  /**
+   * Queues a chunk in `slot` for the worker (`kick` wakes it): its sealed
+   * bytes (`length` of them) are in the slot at `start` when `source` is
+   * null, else at `position` of the file `source` names.
+   */
+  queue(slot: number, start: number, length: number, plainLength: number, key: Uint8Array, source: { file: number; version: number; position: number } | null): void {
     const at = CONTROL.SLOT_BASE + slot * CONTROL.SLOT_FIELDS;
     this.control[at + 1] = start;
     this.control[at + 2] = length;
     this.control[at + 3] = plainLength;
+    this.control[at + 4] = source === null ? -1 : source.file;
+    if (source !== null) {
+      this.control[at + 5] = source.version;
+      this.control[at + 6] = source.position % 2 ** 32 | 0;
+      this.control[at + 7] = Math.floor(source.position / 2 ** 32);
+    }
     this.keys.set(key, slot * OBJECT_KEY_LENGTH);
     Atomics.store(this.control, at, SlotState.QUEUED);
     const tail = Atomics.load(this.control, CONTROL.TAIL);
@@ -118,12 +165,13 @@ class ReadAheadPool {
 
 let pool: ReadAheadPool | null | undefined;
 
-/** Counts of the process's read-ahead, for tests and benchmarks: chunks opened by the worker, refused by it, and read from a slot. */
+/** Counts of the process's read-ahead, for tests and benchmarks: chunks opened by the worker (of them preaded by it), refused by it, and read from a slot. */
 let served = 0;
 
-export function readAheadCounts(): { opened: number; refused: number; served: number } {
+export function readAheadCounts(): { opened: number; preads: number; refused: number; served: number } {
   const c = pool?.control;
-  return { opened: c === undefined ? 0 : Atomics.load(c, CONTROL.OPENED), refused: c === undefined ? 0 : Atomics.load(c, CONTROL.REFUSED), served };
+  const count = (field: number): number => (c === undefined ? 0 : Atomics.load(c, field));
+  return { opened: count(CONTROL.OPENED), preads: count(CONTROL.PREADS), refused: count(CONTROL.REFUSED), served };
 }
 
 function sharedPool(): ReadAheadPool | null {
@@ -256,8 +304,19 @@ export class ReadAhead {
         const slot = p.take();
         if (slot < 0) break;
         let sealed: { start: number; length: number };
+        let source: { file: number; version: number; position: number } | null = null;
         try {
-          sealed = this.store.readSealedInto(extent.id, p.slots[slot]!, 0);
+          // A sealed arena's chunk the worker preads itself; a chunk of the
+          // right length only, the rest (damaged framing) is the
+          // synchronous read's to report.
+          const span = this.store.sealedSpan(extent.id);
+          const file = span !== null && span.length === extent.length + TAG_LENGTH && span.length <= SLOT_BYTES ? p.fileOf(span.path) : null;
+          if (file !== null) {
+            sealed = { start: 0, length: span!.length };
+            source = { ...file, position: span!.position };
+          } else {
+            sealed = this.store.readSealedInto(extent.id, p.slots[slot]!, 0);
+          }
         } catch {
           // Not held, damaged, or too big for a slot (a RangeError before any
           // read): the synchronous read handles it.
@@ -266,7 +325,7 @@ export class ReadAhead {
           continue;
         }
         this.chunks.set(key, { slot, start, end: extentEnd, length: extent.length });
-        p.queue(slot, sealed.start, sealed.length, extent.length, extent.key);
+        p.queue(slot, sealed.start, sealed.length, extent.length, extent.key, source);
         reached = extentEnd;
         queued++;
       }
