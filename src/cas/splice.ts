@@ -239,6 +239,9 @@ function* holeOrBytes(from: number, to: number, changed: readonly ByteRange[], c
   if (at < to) yield { kind: 'hole', length: to - at };
 }
 
+/** The ingest addon's memmove, for copies out of shared memory (read-ahead slots), or null. */
+const copyShared = loadIngestNative()?.copyInto ?? null;
+
 /**
  * Reads ranges of a manifest synchronously, keeping the last few decrypted
  * chunks: an open file's reads and page fills come in runs over the same
@@ -247,12 +250,12 @@ function* holeOrBytes(from: number, to: number, changed: readonly ByteRange[], c
 export class ManifestReader {
   private readonly recent = new Map<string, Buffer>();
   /**
-   * Chunks read ahead elsewhere (src/volume/read-ahead.ts), by id in hex:
+   * Chunks read ahead elsewhere (src/volume/read-ahead.ts), by id:
    * memory reused later, holding the chunk's plaintext at its start and
    * possibly more after it, so only the chunk's range is copied out, at
    * once, and it is never kept in `recent`.
    */
-  readAhead: ((idHex: string) => Buffer | undefined) | null = null;
+  readAhead: ((id: Buffer) => Buffer | undefined) | null = null;
 
   constructor(private readonly store: ContentStore, private readonly keep = 8) {}
 
@@ -286,13 +289,12 @@ export class ManifestReader {
       hit.copy(out, at, from, to);
       return;
     }
-    const ahead = this.readAhead?.(key);
+    const ahead = this.readAhead?.(extent.id);
     if (ahead !== undefined) {
       // A read-ahead slot is shared memory, which V8 copies with a
       // relaxed-atomic loop: this copy, once per byte read, was the read
       // handler's largest cost until it went through memmove.
-      const native = loadIngestNative();
-      if (native !== null) native.copyInto(out, at, ahead, from, to);
+      if (copyShared !== null) copyShared(out, at, ahead, from, to);
       else ahead.copy(out, at, from, to);
       return;
     }

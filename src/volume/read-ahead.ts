@@ -18,6 +18,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ContentStore } from '../cas/content-store.js';
 import { OBJECT_KEY_LENGTH, TAG_LENGTH } from '../cas/convergent.js';
+import { loadIngestNative } from '../cas/ingest-native.js';
 import { extentsIn, type Manifest } from '../cas/manifest.js';
 import { CONTROL, FILES, PATH_BYTES, SlotState, type ReadWorkerData } from './read-worker.js';
 
@@ -136,7 +137,7 @@ class ReadAheadPool {
    * bytes (`length` of them) are in the slot at `start` when `source` is
    * null, else at `position` of the file `source` names.
    */
-  queue(slot: number, start: number, length: number, plainLength: number, key: Uint8Array, source: { file: number; version: number; position: number } | null): void {
+  queue(slot: number, start: number, length: number, plainLength: number, key: Uint8Array, source: { file: number; version: number } | null, position: number): void {
     const at = CONTROL.SLOT_BASE + slot * CONTROL.SLOT_FIELDS;
     this.control[at + 1] = start;
     this.control[at + 2] = length;
@@ -144,8 +145,8 @@ class ReadAheadPool {
     this.control[at + 4] = source === null ? -1 : source.file;
     if (source !== null) {
       this.control[at + 5] = source.version;
-      this.control[at + 6] = source.position % 2 ** 32 | 0;
-      this.control[at + 7] = Math.floor(source.position / 2 ** 32);
+      this.control[at + 6] = position % 2 ** 32 | 0;
+      this.control[at + 7] = Math.floor(position / 2 ** 32);
     }
     this.keys.set(key, slot * OBJECT_KEY_LENGTH);
     Atomics.store(this.control, at, SlotState.QUEUED);
@@ -194,17 +195,27 @@ export function warmReadAhead(): void {
   sharedPool();
 }
 
-/** A chunk read ahead: its slot, where it first is in the file, and its plaintext length. */
+/** A chunk read ahead: its slot (-1 once let go of), its id, and where it is in the file. */
 interface Ahead {
   slot: number;
+  id: Buffer;
   start: number;
   end: number;
-  length: number;
 }
+
+/** The native memmove for copies out of the slots (shared memory, which V8 copies with a relaxed-atomic loop), or null. */
+const copyInto = loadIngestNative()?.copyInto ?? null;
 
 /** The read-ahead of one open file, shared by its handles. */
 export class ReadAhead {
-  private readonly chunks = new Map<string, Ahead>();
+  /**
+   * The chunks read ahead, in file order from `first` on (a reader moves
+   * forward, so they are appended at the end and let go of at the front;
+   * the array is compacted now and then), at the offsets of `manifest`.
+   */
+  private entries: Ahead[] = [];
+  private first = 0;
+  private manifest: Manifest | null | undefined = undefined;
   /** Where the last read ended (-1: no read yet). */
   private next = -1;
   private sequential = 0;
@@ -216,22 +227,53 @@ export class ReadAhead {
   constructor(private readonly store: ContentStore) {}
 
   /**
-   * The plaintext of chunk `idHex` if it was read ahead and is ready: the
+   * The plaintext of chunk `id` if it was read ahead and is ready: the
    * start of the returned slot, which runs on past the chunk's end (no view
    * of exactly the chunk: a view of shared memory per read cost more than
-   * the bookkeeping it saves; readers copy out the chunk's own range).
+   * the bookkeeping it saves; readers copy out the chunk's own range). For
+   * reads that copyReady could not serve.
    */
-  plainOf(idHex: string): Buffer | undefined {
-    const a = this.chunks.get(idHex);
-    if (a === undefined || pool == null) return undefined;
-    const state = pool.state(a.slot);
-    if (state === SlotState.READY) {
-      served++;
-      return pool.slots[a.slot]!;
+  plainOf(id: Buffer): Buffer | undefined {
+    if (pool == null) return undefined;
+    for (let i = this.first; i < this.entries.length; i++) {
+      const a = this.entries[i]!;
+      if (a.slot < 0 || !a.id.equals(id)) continue;
+      const state = pool.state(a.slot);
+      if (state === SlotState.READY) {
+        served++;
+        return pool.slots[a.slot]!;
+      }
+      // Refused: the read opens it itself (and reports why); still queued: the read does not wait.
+      if (state === SlotState.FAILED) this.release(a);
     }
-    // Refused: the read opens it itself (and reports why); still queued: the read does not wait.
-    if (state === SlotState.FAILED) this.drop(idHex, a);
     return undefined;
+  }
+
+  /**
+   * Copies bytes [offset, end) of `manifest`'s content into the start of
+   * `out` if every chunk under them was read ahead and is ready, and says
+   * whether it did (else `out` may hold part of them, and the caller reads
+   * the range the ordinary way). The fast path of a sequential reader: no
+   * walk of the manifest, one lookup per request.
+   */
+  copyReady(manifest: Manifest | null, out: Buffer, offset: number, end: number): boolean {
+    if (manifest !== this.manifest || pool == null) return false;
+    const p = pool;
+    let at = offset;
+    for (let i = this.first; i < this.entries.length; i++) {
+      const a = this.entries[i]!;
+      if (a.end <= at) continue;
+      // A gap (a hole, a chunk not read ahead) or a chunk not ready: the ordinary read.
+      if (a.start > at || a.slot < 0 || p.state(a.slot) !== SlotState.READY) return false;
+      const to = Math.min(end, a.end);
+      const slot = p.slots[a.slot]!;
+      if (copyInto !== null) copyInto(out, at - offset, slot, at - a.start, to - a.start);
+      else slot.copy(out, at - offset, at - a.start, to - a.start);
+      served++;
+      at = to;
+      if (at >= end) return true;
+    }
+    return false;
   }
 
   /**
@@ -244,6 +286,13 @@ export class ReadAhead {
    */
   before(manifest: Manifest | null, valid: number, offset: number, length: number): void {
     if (this.closed) return;
+    if (manifest !== this.manifest) {
+      // New committed content (a flush meanwhile): the chunks' offsets were the old manifest's.
+      this.dropAll();
+      this.requestedTo = 0;
+      this.topUp = null;
+      this.manifest = manifest;
+    }
     const end = offset + length;
     const near = this.next >= 0 && Math.abs(offset - this.next) <= NEAR;
     if (!near && (this.next >= 0 || offset !== 0)) {
@@ -283,39 +332,42 @@ export class ReadAhead {
     const plan = this.topUp;
     this.topUp = null;
     const p = sharedPool();
-    if (plan === null || this.closed || p === null) return;
+    if (plan === null || this.closed || p === null || plan.manifest !== this.manifest) return;
     const to = Math.min(plan.valid, this.next + WINDOW);
     const from = Math.max(this.requestedTo, plan.at);
     if (to <= from) return;
+    // Chunks starting before the last one's end were queued (or passed over) already.
+    const last = this.entries.length > this.first ? this.entries[this.entries.length - 1]!.end : 0;
     let queued = 0;
     let reached = from;
     try {
       for (const { extent, start } of extentsIn(plan.manifest, from, to - from, (ref) => this.store.loadNode(ref))) {
         const extentEnd = start + extent.length;
-        if (extent.kind === 'hole') {
-          reached = extentEnd;
-          continue;
-        }
-        const key = extent.id.toString('hex');
-        if (this.chunks.has(key)) {
+        if (extent.kind === 'hole' || start < last) {
           reached = extentEnd;
           continue;
         }
         const slot = p.take();
         if (slot < 0) break;
-        let sealed: { start: number; length: number };
-        let source: { file: number; version: number; position: number } | null = null;
+        let sealedStart = 0;
+        let sealedLength = 0;
+        let file: { file: number; version: number } | null = null;
+        let position = 0;
         try {
-          // A sealed arena's chunk the worker preads itself; a chunk of the
-          // right length only, the rest (damaged framing) is the
-          // synchronous read's to report.
+          // A chunk in an arena file the worker preads itself, if it has
+          // the length its manifest gives; the rest (in an active arena's
+          // buffer, damaged framing) is read into the slot here, or left
+          // to the synchronous read to report.
           const span = this.store.sealedSpan(extent.id);
-          const file = span !== null && span.length === extent.length + TAG_LENGTH && span.length <= SLOT_BYTES ? p.fileOf(span.path) : null;
-          if (file !== null) {
-            sealed = { start: 0, length: span!.length };
-            source = { ...file, position: span!.position };
-          } else {
-            sealed = this.store.readSealedInto(extent.id, p.slots[slot]!, 0);
+          if (span !== null && span.length === extent.length + TAG_LENGTH && span.length <= SLOT_BYTES) {
+            file = p.fileOf(span.path);
+            sealedLength = span.length;
+            position = span.position;
+          }
+          if (file === null) {
+            const sealed = this.store.readSealedInto(extent.id, p.slots[slot]!, 0);
+            sealedStart = sealed.start;
+            sealedLength = sealed.length;
           }
         } catch {
           // Not held, damaged, or too big for a slot (a RangeError before any
@@ -324,8 +376,8 @@ export class ReadAhead {
           reached = extentEnd;
           continue;
         }
-        this.chunks.set(key, { slot, start, end: extentEnd, length: extent.length });
-        p.queue(slot, sealed.start, sealed.length, extent.length, extent.key, source);
+        this.entries.push({ slot, id: extent.id, start, end: extentEnd });
+        p.queue(slot, sealedStart, sealedLength, extent.length, extent.key, file, position);
         reached = extentEnd;
         queued++;
       }
@@ -339,17 +391,22 @@ export class ReadAhead {
   }
 
   private dropBehind(before: number): void {
-    for (const [key, a] of this.chunks) {
-      if (a.end <= before) this.drop(key, a);
+    while (this.first < this.entries.length && this.entries[this.first]!.end <= before) this.release(this.entries[this.first++]!);
+    if (this.first > 64 && this.first * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.first);
+      this.first = 0;
     }
   }
 
   private dropAll(): void {
-    for (const [key, a] of this.chunks) this.drop(key, a);
+    for (let i = this.first; i < this.entries.length; i++) this.release(this.entries[i]!);
+    this.entries = [];
+    this.first = 0;
   }
 
-  private drop(key: string, a: Ahead): void {
-    this.chunks.delete(key);
+  private release(a: Ahead): void {
+    if (a.slot < 0) return;
     pool?.give(a.slot);
+    a.slot = -1;
   }
 }
