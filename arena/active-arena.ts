@@ -355,6 +355,19 @@ export class ActiveArena {
     return this.offsets[ordinal];
   }
 
+  /**
+   * Offset and length of the frame at `ordinal` when it is in the file
+   * already (not in the write buffer), else null: appended bytes never
+   * change, so another thread may pread them from there.
+   */
+  writtenSpan(ordinal: number): { offset: number; length: number } | null {
+    if (ordinal >= this.countValue) return null;
+    const end = this.frameEnd(ordinal);
+    if (end > this.writtenEnd) return null;
+    const offset = this.offsets[ordinal];
+    return { offset, length: end - offset };
+  }
+
   /** The record at `ordinal`, checksum verified. */
   recordAt(ordinal: number): ArenaRecord {
     this.checkOpen();

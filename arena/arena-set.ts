@@ -613,6 +613,30 @@ export class ArenaSet {
     return rec.payload.length;
   }
 
+  /**
+   * Where `key`'s payload lies in its arena's file, for a reader on another
+   * thread of this process (the content read-ahead's worker): the file's
+   * path as that thread can open it (FileSystem.localPath), the payload's
+   * position and length. null when the record is absent, deleted, still in
+   * an active arena's write buffer, or its file system names no local path
+   * (the fault-injecting one): the caller then reads through this set. The
+   * record's checksum is not checked on that path, and the file may have
+   * been sealed or compacted away by the time it is read, so the caller
+   * must authenticate what it reads (a chunk's GCM tag does) and fall back
+   * to this set when that fails.
+   */
+  payloadSpan(key: Uint8Array): { path: string; position: number; length: number } | null {
+    this.checkOpen();
+    checkKey(key);
+    if (this.locate(key) !== LIVE) return null;
+    const e = this.hitEntry!;
+    const span = e.sealed ? e.sealed.spanOfOrdinal(this.hitOrdinal) : e.active!.writtenSpan(this.hitOrdinal);
+    if (span === null || span.length < FRAME_OVERHEAD) return null;
+    const path = this.fs.localPath?.(e.sealed ? e.sealed.path : e.active!.path) ?? null;
+    if (path === null) return null;
+    return { path, position: span.offset + FRAME_HEAD_LENGTH, length: span.length - FRAME_OVERHEAD };
+  }
+
   /** Batched get: one entry per key, undefined for absent or deleted keys. */
   getMany(keys: readonly Uint8Array[]): (ArenaRecord | undefined)[] {
     this.checkOpen();

@@ -16,6 +16,12 @@
 // cost an Hmac, a Cipheriv and a Hash object, a buffer per output and a copy
 // into the slab.
 //
+// openInto is the reverse for a read (convergent.ts openObject): the
+// read-ahead worker preads a sealed chunk into a slot of shared memory and
+// decrypts it there in place, where node:crypto would return the plaintext
+// in a fresh buffer to be copied back into the slot (with V8's slow copy
+// into shared memory).
+//
 // All are optional: without this addon the JavaScript versions run, with
 // the same results.
 
@@ -278,12 +284,69 @@ static napi_value seal_into(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// openInto(key, src, start, end, out, outAt): authenticates src[start, end)
+// as AES-256-GCM(key, zero nonce) ciphertext followed by its 16-byte tag and
+// writes the plaintext (end - start - 16 bytes) to out[outAt, ...). The
+// output may be the input itself (the same buffer, outAt == start), never
+// overlap it otherwise. Returns false when the tag does not verify (the
+// output then holds garbage); throws only for bad arguments.
+static napi_value open_into(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "openInto takes 6 arguments");
+    return NULL;
+  }
+  void* key;
+  size_t key_length;
+  uint8_t* src;
+  uint8_t* out;
+  int64_t start, end;
+  if (!typed_bytes(env, argv[0], napi_uint8_array, &key, &key_length) ||
+      !get_range(env, argv + 1, &src, &start, &end)) {
+    return NULL;
+  }
+  const int64_t length = end - start - 16;
+  if (key_length != 32 || length < 0 || length > INT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "an AES-256 key is 32 bytes, a sealed chunk 16 bytes to 2 GiB");
+    return NULL;
+  }
+  if (!get_slot(env, argv[4], argv[5], length, &out)) return NULL;
+  const uint8_t* in = src + start;
+  if (out != in && out < in + length && in < out + length) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "the plaintext would partly overlap the ciphertext");
+    return NULL;
+  }
+  // Taken before the decryption, which may overwrite what lies before it.
+  unsigned char tag[16];
+  memcpy(tag, in + length, 16);
+  static const unsigned char zero_iv[12] = {0};
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int n = 0, tail = 0;
+  bool set = ctx != NULL &&
+             EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, (const unsigned char*)key, zero_iv) == 1 &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+             EVP_DecryptUpdate(ctx, out, &n, in, (int)length) == 1 && n == length;
+  // Final fails exactly when the tag does not match.
+  bool authentic = set && EVP_DecryptFinal_ex(ctx, out + n, &tail) == 1 && tail == 0;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!set) {
+    crypto_failed(env);
+    return NULL;
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_get_boolean(env, authentic, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"gearScan", NULL, gear_scan, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyInto", NULL, copy_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chunkKeyInto", NULL, chunk_key_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sealInto", NULL, seal_into, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openInto", NULL, open_into, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports,
                                         sizeof properties / sizeof properties[0],

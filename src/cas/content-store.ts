@@ -429,6 +429,19 @@ export class ContentStore {
   }
 
   /**
+   * Where object `id`'s sealed bytes lie in a file another thread of this
+   * process can pread (ArenaSet.payloadSpan), or null when they must be
+   * read through this store (not held, not yet written out of an active
+   * arena's buffer, or on a file layer that must see every read). Those bytes are not checked by the
+   * arena's record checksum on that path: the reader authenticates them
+   * with the chunk's GCM tag, and leaves any failure to openObject, which
+   * reports it.
+   */
+  sealedSpan(id: Uint8Array): { path: string; position: number; length: number } | null {
+    return this.arenas.payloadSpan(id);
+  }
+
+  /**
    * Tells the seal workers the chunks of `manifest`, which is held: a
    * writer about to write much the same content (import --update of a
    * file seen before) then finds them with one HMAC each, without sealing

@@ -1,5 +1,5 @@
 // Loader for the ingest addon (native/ingest.c): the chunker's boundary
-// search, copies into shared memory and the sealing of a chunk, in C. Optional like the arena's
+// search, copies into shared memory, the sealing of a chunk and its opening, in C. Optional like the arena's
 // addon: without it (not built, an older build, or BAZIL_NO_NATIVE=1) the
 // JavaScript versions run, with the same results.
 
@@ -24,6 +24,14 @@ export interface IngestBindings {
    * sealed as convergent.ts sealObject does it.
    */
   sealInto(key: Uint8Array, src: Uint8Array, start: number, end: number, out: Uint8Array, outAt: number, id: Uint8Array, idAt: number): void;
+  /**
+   * out[outAt, ...) = the plaintext of the sealed chunk src[start, end)
+   * (AES-256-GCM ciphertext and its 16-byte tag, convergent.ts), in place
+   * when out is src and outAt is start; false when the tag does not verify.
+   * Absent from addons built before it (read-worker.ts then decrypts with
+   * node:crypto).
+   */
+  openInto?(key: Uint8Array, src: Uint8Array, start: number, end: number, out: Uint8Array, outAt: number): boolean;
 }
 
 // undefined until the first attempt; null once it found no usable addon.

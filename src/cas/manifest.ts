@@ -21,6 +21,7 @@
 
 import { Encoder } from 'cbor-x';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { decodeManifestFast } from './manifest-fast.js';
 
 export const MANIFEST_VERSION = 1;
 export const DEFAULT_MAX_NODE_ENTRIES = 4096;
@@ -98,6 +99,9 @@ function isRef(b: unknown): b is Buffer {
 
 /** Decodes and validates a node; throws BAZIL_CORRUPT_MANIFEST. */
 export function decodeManifest(bytes: Uint8Array): Manifest {
+  // The canonical shape, read directly; anything else the general way below.
+  const fast = decodeManifestFast(bytes, MANIFEST_VERSION);
+  if (fast !== null) return fast;
   let raw: unknown;
   try {
     raw = cbor.decode(bytes);

@@ -20,6 +20,7 @@
 
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { CHUNK_TYPE, NODE_TYPE, checkAborted, type ContentStore } from './content-store.js';
+import { loadIngestNative } from './ingest-native.js';
 import { ManifestBuilder, extentsIn, type ChunkExtent, type Manifest, type NodeRef } from './manifest.js';
 
 /** A half-open byte range [start, end). */
@@ -238,6 +239,9 @@ function* holeOrBytes(from: number, to: number, changed: readonly ByteRange[], c
   if (at < to) yield { kind: 'hole', length: to - at };
 }
 
+/** The ingest addon's memmove, for copies out of shared memory (read-ahead slots), or null. */
+const copyShared = loadIngestNative()?.copyInto ?? null;
+
 /**
  * Reads ranges of a manifest synchronously, keeping the last few decrypted
  * chunks: an open file's reads and page fills come in runs over the same
@@ -246,12 +250,12 @@ function* holeOrBytes(from: number, to: number, changed: readonly ByteRange[], c
 export class ManifestReader {
   private readonly recent = new Map<string, Buffer>();
   /**
-   * Chunks read ahead elsewhere (src/volume/read-ahead.ts), by id in hex:
+   * Chunks read ahead elsewhere (src/volume/read-ahead.ts), by id:
    * memory reused later, holding the chunk's plaintext at its start and
    * possibly more after it, so only the chunk's range is copied out, at
    * once, and it is never kept in `recent`.
    */
-  readAhead: ((idHex: string) => Buffer | undefined) | null = null;
+  readAhead: ((id: Buffer) => Buffer | undefined) | null = null;
 
   constructor(private readonly store: ContentStore, private readonly keep = 8) {}
 
@@ -267,7 +271,7 @@ export class ManifestReader {
       const from = Math.max(offset, start);
       const to = Math.min(end, start + extent.length);
       if (extent.kind === 'hole') out.fill(0, outOffset + from - offset, outOffset + to - offset);
-      else this.chunk(extent).copy(out, outOffset + from - offset, from - start, to - start);
+      else this.copyChunk(extent, out, outOffset + from - offset, from - start, to - start);
       at = to;
     }
     if (at < end) out.fill(0, outOffset + at - offset, outOffset + length);
@@ -275,20 +279,28 @@ export class ManifestReader {
 
   private readonly loadNode = (ref: NodeRef): Manifest => this.store.loadNode(ref);
 
-  /** The chunk's plaintext at the start of the returned buffer (which may run on past extent.length). */
-  private chunk(extent: ChunkExtent): Buffer {
+  /** Copies the chunk's plaintext [from, to) into `out` at `at`. */
+  private copyChunk(extent: ChunkExtent, out: Buffer, at: number, from: number, to: number): void {
     const key = extent.id.toString('hex');
     const hit = this.recent.get(key);
     if (hit !== undefined) {
       this.recent.delete(key);
       this.recent.set(key, hit);
-      return hit;
+      hit.copy(out, at, from, to);
+      return;
     }
-    const ahead = this.readAhead?.(key);
-    if (ahead !== undefined) return ahead;
+    const ahead = this.readAhead?.(extent.id);
+    if (ahead !== undefined) {
+      // A read-ahead slot is shared memory, which V8 copies with a
+      // relaxed-atomic loop: this copy, once per byte read, was the read
+      // handler's largest cost until it went through memmove.
+      if (copyShared !== null) copyShared(out, at, ahead, from, to);
+      else ahead.copy(out, at, from, to);
+      return;
+    }
     const plain = chunkBytes(this.store, extent);
+    plain.copy(out, at, from, to);
     this.recent.set(key, plain);
     if (this.recent.size > this.keep) this.recent.delete(this.recent.keys().next().value!);
-    return plain;
   }
 }

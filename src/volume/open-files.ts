@@ -151,6 +151,9 @@ export class OpenFile {
   readInto(out: Buffer, offset: number): number {
     const end = Math.min(this.fileSize, offset + out.length);
     if (offset >= end) return 0;
+    // A clean file's range that was read ahead is copied straight from the
+    // read-ahead's slots, without walking the layers and the manifest.
+    if (this.ahead !== null && this.pages.size === 0 && this.frozen === null && end <= this.baseValid && this.ahead.copyReady(this.base, out, offset, end)) return end - offset;
     // No zero fill first: the layers below write every byte, zeros where
     // they hold none, and a fill of the whole buffer cost as much as the copy.
     this.readLayers(this.pages, offset, end, out, offset, (at, to, o) => this.readLower(at, to, out, o));
@@ -162,7 +165,7 @@ export class OpenFile {
     if (this.ahead === null) {
       const ahead = new ReadAhead(this.table.store);
       this.ahead = ahead;
-      this.reader.readAhead = (key) => ahead.plainOf(key);
+      this.reader.readAhead = (id) => ahead.plainOf(id);
     }
     this.ahead.before(this.base, Math.min(this.baseValid, this.fileSize), offset, length);
   }
