@@ -19,6 +19,10 @@
 // consistent with the position the store reports; the log, written before
 // any of this, replays it at the next open, as after a crash).
 //
+// Point reads that reach LevelDB are remembered in the clear (record-cache.ts),
+// and every staged write updates what is remembered, so a repeated read of
+// a record costs a map lookup.
+//
 // Ordering against the log is unchanged: a batch is staged after its
 // events were appended to the log, and LevelDB writes without sync, so the
 // projection could already reach the disk ahead of a deferred log fsync;
@@ -28,10 +32,15 @@
 import type { ClassicLevel } from 'classic-level';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { RecordCodec } from './record-codec.js';
+import { RecordCache } from './record-cache.js';
 import { SealedLevel, type KeyRange, type RecordOp } from './sealed-level.js';
 
 /** Staged operations beyond which a new batch waits for the writes ahead of it (bounds the memory a replay can stage). */
 const MAX_STAGED_OPS = 16_384;
+/** How long staged operations may wait to be written together (see pump). */
+const GROUP_MS = 5;
+/** Queued operations that are written at once, without waiting for more. */
+const WRITE_AT_ONCE_OPS = 4096;
 
 interface Staged {
   key: Buffer;
@@ -47,36 +56,67 @@ export class OverlayLevel extends SealedLevel {
   private group = 0;
   private writing: Promise<void> | null = null;
   private failure: unknown = null;
+  private readonly cache = new RecordCache();
+  /** Counts staged batches and drops: an async read fills the cache only if none came while LevelDB answered. */
+  private writes = 0;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(raw: ClassicLevel<Buffer, Buffer>, codec: RecordCodec) {
     super(raw, codec);
   }
 
   override async get(key: Buffer): Promise<Buffer | undefined> {
-    const s = this.staged.get(key.toString('latin1'));
-    return s !== undefined ? s.value ?? undefined : super.get(key);
+    const k = key.toString('latin1');
+    const s = this.staged.get(k);
+    if (s !== undefined) return s.value ?? undefined;
+    const cached = this.cache.get(k);
+    if (cached !== undefined) return cached ?? undefined;
+    const writes = this.writes;
+    const v = await super.get(key);
+    if (writes === this.writes) this.cache.set(k, v ?? null);
+    return v;
   }
 
   override getSync(key: Buffer): Buffer | undefined {
-    const s = this.staged.get(key.toString('latin1'));
-    return s !== undefined ? s.value ?? undefined : super.getSync(key);
+    const k = key.toString('latin1');
+    const s = this.staged.get(k);
+    if (s !== undefined) return s.value ?? undefined;
+    const cached = this.cache.get(k);
+    if (cached !== undefined) return cached ?? undefined;
+    const v = super.getSync(key);
+    this.cache.set(k, v ?? null);
+    return v;
+  }
+
+  /** Forgets every remembered read: the owner changed the database beside this object (a clear). */
+  forgetReads(): void {
+    this.writes++;
+    this.cache.clear();
   }
 
   override async getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
-    if (this.staged.size === 0) return super.getMany(keys);
     const out: (Buffer | undefined)[] = new Array(keys.length);
     const missing: number[] = [];
     keys.forEach((key, i) => {
-      const s = this.staged.get(key.toString('latin1'));
-      if (s !== undefined) out[i] = s.value ?? undefined;
+      const k = key.toString('latin1');
+      const s = this.staged.get(k);
+      if (s !== undefined) {
+        out[i] = s.value ?? undefined;
+        return;
+      }
+      const cached = this.cache.get(k);
+      if (cached !== undefined) out[i] = cached ?? undefined;
       else missing.push(i);
     });
     if (missing.length > 0) {
+      const writes = this.writes;
       const values = await super.getMany(missing.map((i) => keys[i]!));
       missing.forEach((i, j) => {
         // A batch staged while LevelDB answered is newer than its answer.
-        const s = this.staged.get(keys[i]!.toString('latin1'));
+        const k = keys[i]!.toString('latin1');
+        const s = this.staged.get(k);
         out[i] = s !== undefined ? s.value ?? undefined : values[j];
+        if (s === undefined && writes === this.writes) this.cache.set(k, values[j] ?? null);
       });
     }
     return out;
@@ -92,13 +132,25 @@ export class OverlayLevel extends SealedLevel {
     if (this.queue.length >= MAX_STAGED_OPS) await this.flush();
     if (options.sync === true) {
       await this.flush();
-      await super.batch(ops, options);
+      this.writes++;
+      // Remembered before the write, as a staged batch is, so a point read meanwhile cannot remember the old value.
+      for (const op of ops) this.cache.set(op.key.toString('latin1'), op.type === 'put' ? op.value : null);
+      try {
+        await super.batch(ops, options);
+      } catch (err) {
+        // What LevelDB holds is unknown now.
+        this.forgetReads();
+        throw err;
+      }
       return;
     }
+    this.writes++;
     const group = this.group;
     for (const op of ops) {
       const key = op.key.toString('latin1');
-      this.staged.set(key, { key: op.key, value: op.type === 'put' ? op.value : null, group });
+      const value = op.type === 'put' ? op.value : null;
+      this.staged.set(key, { key: op.key, value, group });
+      this.cache.set(key, value);
       this.queue.push(op);
     }
     this.pump();
@@ -112,22 +164,46 @@ export class OverlayLevel extends SealedLevel {
   /** Resolves once everything staged before the call is in LevelDB; rejects if a write failed. */
   async flush(): Promise<void> {
     while (this.failure === null && (this.writing !== null || this.queue.length > 0)) {
-      this.pump();
+      this.writeNow();
       await this.writing;
     }
     this.check();
   }
 
-  /** Hands the queued operations to LevelDB when no write is in flight. */
+  /**
+   * Lets the queue gather for GROUP_MS before it is written, unless it is
+   * large already: consecutive commits rewrite the same records (the
+   * position, the parent directory's inode and dirty mark), which one
+   * write then seals and stores once, and each LevelDB batch has a fixed
+   * cost on this thread. Readers see the staged state meanwhile, and range
+   * reads and close write it at once (flush).
+   */
   private pump(): void {
     if (this.writing !== null || this.queue.length === 0 || this.failure !== null) return;
-    const ops = this.queue;
+    if (this.queue.length >= WRITE_AT_ONCE_OPS) {
+      this.writeNow();
+      return;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      this.writeNow();
+    }, GROUP_MS);
+  }
+
+  /** Hands the queued operations to LevelDB when no write is in flight, the last one per key only. */
+  private writeNow(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.writing !== null || this.queue.length === 0 || this.failure !== null) return;
+    const last = new Map<string, RecordOp>();
+    for (const op of this.queue) last.set(op.key.toString('latin1'), op);
     const group = this.group++;
     this.queue = [];
-    this.writing = super.batch(ops).then(
+    this.writing = super.batch([...last.values()]).then(
       () => {
-        for (const op of ops) {
-          const k = op.key.toString('latin1');
+        for (const k of last.keys()) {
           if (this.staged.get(k)?.group === group) this.staged.delete(k);
         }
         this.writing = null;

@@ -195,6 +195,7 @@ export class ProjectionStore {
   async clear(): Promise<void> {
     await this.db.flush();
     await this.raw.clear();
+    this.db.forgetReads();
     await this.raw.put(KEY_CHECK_KEY, this.cipher.keyCheck());
     this.clones.clear();
     this.root = undefined;

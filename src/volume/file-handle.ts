@@ -45,6 +45,15 @@ export interface FileHandle {
   fsync(options?: CallOptions): Promise<void>;
   /** flush and close the handle; later calls fail with EBADF. */
   release(options?: CallOptions): Promise<void>;
+  /**
+   * flush() answered in the caller's tick when it has nothing to do (no
+   * unflushed change, no commit in flight): true then; false means call
+   * flush(). Throws what flush rejects with before doing any work. For the
+   * mount, whose every close of a file sends a flush and a release.
+   */
+  flushNow(): boolean;
+  /** release() in the caller's tick when flushNow() would be true: true when released, false means call release(). */
+  releaseNow(): boolean;
 }
 
 /** What a handle needs from its volume. */
@@ -128,6 +137,24 @@ export class Handle implements FileHandle {
     await this.host.flushFile(this.file, options.signal);
     await this.file.settled();
     await this.host.sync(options.signal);
+  }
+
+  flushNow(): boolean {
+    this.check(undefined, 'flush');
+    return this.clean();
+  }
+
+  releaseNow(): boolean {
+    this.check(undefined, 'release');
+    if (!this.clean()) return false;
+    this.released = true;
+    this.host.releaseFile(this.file);
+    return true;
+  }
+
+  /** Whether a flush would plan no commit and wait for none: nothing unflushed, nothing being spliced or committed. */
+  private clean(): boolean {
+    return !this.file.modified && !this.file.isSplicing;
   }
 
   async release(options: CallOptions = {}): Promise<void> {

@@ -56,8 +56,9 @@ export class WriteBatch {
   private writing = 0;
   private writesStarted = 0;
   private appendedCount = 0;
-  /** The tail of the event operations, which run one at a time (see the top). */
+  /** The tail of the event operations, which run one at a time (see the top), and how many have not settled. */
   private serial: Promise<unknown> = Promise.resolve();
+  private running = 0;
   /** The first failure of a flush nobody awaited; every later call throws it. */
   private failure: { err: unknown } | null = null;
 
@@ -142,6 +143,9 @@ export class WriteBatch {
 
   /** Makes the batch's content durable, then appends every queued event, in order. */
   flush(): Promise<void> {
+    // Nothing running, queued or unsynced (a batch of metadata events, all
+    // appended at once): nothing to wait for, and no turn to take.
+    if (this.running === 0 && this.queued.length === 0 && !this.contentDirty && this.failure === null) return Promise.resolve();
     return this.inTurn(() => this.flushNow());
   }
 
@@ -151,8 +155,12 @@ export class WriteBatch {
       if (this.failure !== null) throw this.failure.err;
       return op();
     };
+    this.running++;
     const result = this.serial.then(checked, checked);
-    this.serial = result.catch(() => undefined);
+    const settle = (): void => {
+      this.running--;
+    };
+    this.serial = result.then(settle, settle);
     return result;
   }
 
