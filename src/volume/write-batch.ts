@@ -28,6 +28,12 @@ import type { CreateEvent, EventBody, MkdirEvent, MknodEvent, SymlinkEvent } fro
 /** Events that make a new inode, whose id (the event's id) callers need. */
 export type CreationEvent = MkdirEvent | CreateEvent | SymlinkEvent | MknodEvent;
 
+/** Who follows a batch's appends and flushes. */
+export interface BatchProgress {
+  appended(): void;
+  flushed(): void;
+}
+
 /** Unsynced content past which a batch syncs and appends its queue: bounds what a crash can lose and the queue's size. */
 const FLUSH_CONTENT_BYTES = 64 * 1024 * 1024;
 const FLUSH_QUEUED_EVENTS = 4096;
@@ -66,6 +72,8 @@ export class WriteBatch {
     private readonly arenas: ArenaSet,
     private readonly content: ContentStore,
     private readonly signal: AbortSignal | undefined,
+    /** Told of every append and of every flush's end (EarlyProjection); nothing it does may append. */
+    private readonly progress?: BatchProgress,
   ) {}
 
   /** Events appended so far (queued ones not counted until flushed). */
@@ -169,6 +177,7 @@ export class WriteBatch {
       if ('then' in item) this.appendDeferred(item);
       else this.appendNow(item);
     }
+    this.progress?.flushed();
   }
 
   private appendDeferred(file: DeferredFile): Buffer | null {
@@ -179,7 +188,9 @@ export class WriteBatch {
 
   private appendNow(body: EventBody): Buffer {
     this.appendedCount++;
-    return this.log.append(body, { wallMs: Date.now() }).id;
+    const id = this.log.append(body, { wallMs: Date.now() }).id;
+    this.progress?.appended();
+    return id;
   }
 }
 
