@@ -4,9 +4,10 @@
 // An import's main thread waits on its seal worker for a good part of the
 // import, and then, after the last file, read, decrypted and applied every
 // event of the batch again: a third of the import's wall time on the
-// benchmark, with the seal worker idle. Here, each time the batch flushes
-// (and every so many appends), the events appended so far are made durable
-// (one log sync, shared with any running) and then applied, in small
+// benchmark, with the seal worker idle. Here, events are applied as they
+// become durable: up to what the batch's content syncs covered (the log
+// is in the same arena set), or, when many events wait (a flush of large
+// files appends hundreds at once), after a log sync of its own; in small
 // LevelDB batches between which the import goes on. Only durable events
 // are applied, so the projection is never ahead of the log, after a crash
 // or a power cut alike; what is not applied when the batch ends is caught
@@ -19,10 +20,17 @@
 
 import type { LogStore } from '../log/stream.js';
 import type { Projector } from '../projection/projector.js';
+import type { VersionVector } from '../log/version-vector.js';
 import type { BatchProgress } from './write-batch.js';
 
-/** Appends after which a running batch projects what it has, even without a flush: keeps them in the log's recent appends. */
-export const EARLY_PROJECTION_EVENTS = 128;
+/**
+ * Appended events not yet known durable past which a round syncs the log
+ * itself rather than wait for the batch's next content sync: a flush of
+ * large files appends hundreds at once, and they are best projected while
+ * the next files are read; a tree of many small directories flushes (and
+ * syncs) every few events, and needs no sync of its own.
+ */
+export const EARLY_SYNC_EVENTS = 128;
 /** Events per LevelDB batch: small, so the batch's other work is never held up for long. */
 export const EARLY_PROJECTION_BATCH = 64;
 
@@ -31,23 +39,36 @@ export class EarlyProjection implements BatchProgress {
   private wanted = false;
   private stopped = false;
   private failure: { err: unknown } | null = null;
-  private sinceKick = 0;
+  /** What is known durable: projected up to here without a sync of its own. */
+  private durable: VersionVector;
+  private projected: bigint;
 
-  constructor(private readonly log: LogStore, private readonly projector: Projector) {}
+  constructor(private readonly log: LogStore, private readonly projector: Projector) {
+    this.durable = log.versionVector();
+    this.projected = this.own(this.durable);
+  }
 
-  /** Counts an append; kicks a round every EARLY_PROJECTION_EVENTS. */
   appended(): void {
-    if (++this.sinceKick >= EARLY_PROJECTION_EVENTS) this.kick();
+    if (this.unsynced() >= EARLY_SYNC_EVENTS) this.kick();
   }
 
-  /** A flush of the batch ended: its events are appended. */
+  synced(vector: VersionVector): void {
+    this.noteDurable(vector);
+  }
+
   flushed(): void {
-    this.kick();
+    if (this.unsynced() >= EARLY_SYNC_EVENTS || this.own(this.durable) > this.projected) this.kick();
   }
 
-  /** Syncs and projects what has been appended, now or after the round under way. */
-  kick(): void {
-    this.sinceKick = 0;
+  /** Waits for the round under way, and starts no more; throws what a round threw. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    while (this.running !== null) await this.running;
+    if (this.failure !== null) throw this.failure.err;
+  }
+
+  /** Starts a round, or asks the one under way for another. */
+  private kick(): void {
     if (this.stopped || this.failure !== null) return;
     if (this.running !== null) {
       this.wanted = true;
@@ -60,20 +81,34 @@ export class EarlyProjection implements BatchProgress {
     });
   }
 
-  /** Waits for the round under way, and starts no more; throws what a round threw. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    while (this.running !== null) await this.running;
-    if (this.failure !== null) throw this.failure.err;
-  }
-
   private async rounds(): Promise<void> {
     do {
       this.wanted = false;
-      const upTo = this.log.versionVector();
-      // Every event appended before the sync began is durable once it returns.
-      await this.log.sync();
-      await this.projector.catchUpTo(upTo, EARLY_PROJECTION_BATCH);
+      if (this.unsynced() >= EARLY_SYNC_EVENTS) {
+        // Every event appended before the sync began is durable once it returns.
+        const appended = this.log.versionVector();
+        await this.log.sync();
+        this.noteDurable(appended);
+      }
+      const upTo = this.durable;
+      if (this.own(upTo) > this.projected) {
+        await this.projector.catchUpTo(upTo, EARLY_PROJECTION_BATCH);
+        this.projected = this.own(upTo);
+      }
     } while (this.wanted && !this.stopped);
+  }
+
+  private noteDurable(vector: VersionVector): void {
+    if (this.own(vector) > this.own(this.durable)) this.durable = vector;
+  }
+
+  /** Events of this writer appended and not known durable. */
+  private unsynced(): number {
+    return Number(this.own(this.log.versionVector()) - this.own(this.durable));
+  }
+
+  /** The local writer's last seq in `vector`: the only writer that appends during a batch. */
+  private own(vector: VersionVector): bigint {
+    return vector.get(this.log.writer);
   }
 }

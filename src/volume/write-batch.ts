@@ -23,14 +23,17 @@
 import type { ArenaSet } from '../../arena/arena-set.js';
 import { checkAborted, type ContentSource, type ContentStore, type WriteResult } from '../cas/content-store.js';
 import type { LogStore } from '../log/stream.js';
+import type { VersionVector } from '../log/version-vector.js';
 import type { CreateEvent, EventBody, MkdirEvent, MknodEvent, SymlinkEvent } from '../log/event.js';
 
 /** Events that make a new inode, whose id (the event's id) callers need. */
 export type CreationEvent = MkdirEvent | CreateEvent | SymlinkEvent | MknodEvent;
 
-/** Who follows a batch's appends and flushes. */
+/** Who follows a batch's appends, syncs and flushes (EarlyProjection); nothing it does may append. */
 export interface BatchProgress {
   appended(): void;
+  /** The log's events up to `vector` are durable. */
+  synced(vector: VersionVector): void;
   flushed(): void;
 }
 
@@ -72,7 +75,6 @@ export class WriteBatch {
     private readonly arenas: ArenaSet,
     private readonly content: ContentStore,
     private readonly signal: AbortSignal | undefined,
-    /** Told of every append and of every flush's end (EarlyProjection); nothing it does may append. */
     private readonly progress?: BatchProgress,
   ) {}
 
@@ -168,7 +170,12 @@ export class WriteBatch {
     // Writes running during the sync, or started since it began, keep the
     // content dirty: what they append after it is not covered by it.
     const started = this.writesStarted;
-    if (this.contentDirty) await this.arenas.sync();
+    if (this.contentDirty) {
+      // The sync covers every event appended before it too (the log's arenas are in the set).
+      const appended = this.log.versionVector();
+      await this.arenas.sync();
+      this.progress?.synced(appended);
+    }
     this.contentDirty = this.writing > 0 || this.writesStarted !== started;
     this.unsyncedBytes = 0;
     const queued = this.queued.splice(0);
