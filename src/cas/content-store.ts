@@ -22,6 +22,7 @@ import { checkObjectId, openObject, sealObject, OBJECT_ID_LENGTH, OBJECT_KEY_LEN
 import { gearTable } from './gear.js';
 import { LruCache } from './lru-cache.js';
 import { SealPool, type SealStream, type SealedSlab, type Slab } from './seal-pool.js';
+import type { SlabRead } from './seal-worker.js';
 import {
   DEFAULT_MAX_NODE_ENTRIES, ManifestBuilder, decodeManifest, extentsIn, objectsOf,
   type ChunkExtent, type Manifest, type NodeRef,
@@ -480,6 +481,13 @@ interface Queued {
   slab: Slab | null;
   sealing: Promise<SealedSlab> | null;
   hole: number;
+  /** The local file bytes the worker reads into the slab first (writeLocalFile), if any. */
+  read: PendingRead | null;
+}
+
+/** A SlabRead not yet sent, with the file's path for its errors. */
+interface PendingRead extends SlabRead {
+  path: string;
 }
 
 /**
@@ -510,6 +518,10 @@ export class ContentWriter {
   private dedupedChunks = 0;
   private holeBytes = 0;
   private state: 'open' | 'finished' | 'failed' = 'open';
+  /** The slab being filled ends with bytes its worker is to read from a local file. */
+  private pendingRead: PendingRead | null = null;
+  /** Files whose reads were handed to the workers: closed once every reply is in. */
+  private readonly fds: number[] = [];
   private readonly onChunk = (chunk: Uint8Array): void => this.storeChunk(chunk);
 
   constructor(
@@ -538,6 +550,8 @@ export class ContentWriter {
         }
       } else {
         const pool = this.pool();
+        // A file's bytes still to be read into the slab must not be followed by others there.
+        if (this.pendingRead !== null) this.send(pool, false);
         for (let at = 0; at < data.length;) {
           const slab = this.slab ?? await this.takeSlab(pool);
           const n = Math.min(data.length - at, pool.slabBytes - this.used);
@@ -574,6 +588,7 @@ export class ContentWriter {
         }
       } else {
         const pool = this.pool();
+        if (this.pendingRead !== null) this.send(pool, false);
         for (let at = 0; at < length;) {
           const slab = this.slab ?? await this.takeSlab(pool);
           const n = Math.min(length - at, pool.slabBytes - this.used);
@@ -589,45 +604,58 @@ export class ContentWriter {
     });
   }
 
-  /** Appends the content of a local file, read on this thread into the slabs (see LocalFileSource). */
+  /**
+   * Appends the content of a local file (see LocalFileSource). With a seal
+   * pool the seal worker reads each slab's bytes itself (SlabRead): this
+   * thread only opens the file and hands out the ranges, and learns at
+   * each reply how much was read (less once the file ended). Without one,
+   * it is read here.
+   */
   async writeLocalFile(source: LocalFileSource): Promise<void> {
     this.checkWritable();
     await this.guard(async () => {
       const fd = openForReading(source.path);
-      try {
-        const read = (into: Uint8Array, offset: number, length: number, position: number): number => {
-          try {
-            return readSync(fd, into, offset, length, position);
-          } catch (err) {
-            throw ioError('read', source.path, err);
-          }
-        };
-        if (this.pool === null) {
+      if (this.pool === null) {
+        try {
           const buffer = Buffer.allocUnsafe(Math.min(HOLE_PIECE, source.size));
           for (let position = 0; position < source.size;) {
-            const n = read(buffer, 0, Math.min(buffer.length, source.size - position), position);
+            let n: number;
+            try {
+              n = readSync(fd, buffer, 0, Math.min(buffer.length, source.size - position), position);
+            } catch (err) {
+              throw ioError('read', source.path, err);
+            }
             if (n === 0) break;
             this.chunker.push(buffer.subarray(0, n), this.onChunk);
             position += n;
             this.size += n;
             checkAborted(this.signal);
           }
-          return;
+        } finally {
+          closeSync(fd);
         }
-        const pool = this.pool();
-        for (let position = 0; position < source.size;) {
-          const slab = this.slab ?? await this.takeSlab(pool);
-          const n = read(slab.input, this.used, Math.min(source.size - position, pool.slabBytes - this.used), position);
-          if (n === 0) break;
-          this.used += n;
-          position += n;
-          this.size += n;
-          if (this.used === pool.slabBytes) this.send(pool, false);
-          while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
-          checkAborted(this.signal);
-        }
-      } finally {
+        return;
+      }
+      if (this.fds.length > 0) {
         closeSync(fd);
+        // The worker stops reading a stream at its file's end (seal-worker.ts): a second file would be cut.
+        throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'a content writer reads at most one local file');
+      }
+      // Closed by finish() or abandon(), once no worker reads it any more.
+      this.fds.push(fd);
+      const pool = this.pool();
+      if (this.pendingRead !== null) this.send(pool, false);
+      for (let position = 0; position < source.size;) {
+        if (this.slab === null) await this.takeSlab(pool);
+        const n = Math.min(source.size - position, pool.slabBytes - this.used);
+        // Counted as read; a reply that read less takes the difference back (drainOne).
+        this.pendingRead = { fd, at: this.used, position, length: n, path: source.path };
+        this.used += n;
+        position += n;
+        this.size += n;
+        if (this.used === pool.slabBytes) this.send(pool, false);
+        while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+        checkAborted(this.signal);
       }
     });
   }
@@ -645,7 +673,7 @@ export class ContentWriter {
         this.addHole(length);
       } else {
         await this.endChunk(this.pool());
-        if (length > 0) this.queue.push({ slab: null, sealing: null, hole: length });
+        if (length > 0) this.queue.push({ slab: null, sealing: null, hole: length, read: null });
       }
       this.size += length;
     });
@@ -662,6 +690,7 @@ export class ContentWriter {
         if (this.slab !== null) pool.release(this.slab);
         this.slab = null;
         while (this.queue.length > 0) await this.drainOne();
+        this.closeFiles();
       }
       const manifestRoot = this.builder.finish();
       this.state = 'finished';
@@ -685,14 +714,34 @@ export class ContentWriter {
     const pool = this.pool();
     if (this.slab !== null) pool.release(this.slab);
     this.slab = null;
+    this.pendingRead = null;
+    const sealings: Promise<SealedSlab>[] = [];
     for (const { slab, sealing } of this.queue.splice(0)) {
       if (slab === null) continue;
       const release = (): void => pool.release(slab);
       if (sealing === null) release();
-      else sealing.then(release, release);
+      else {
+        sealing.then(release, release);
+        sealings.push(sealing);
+      }
     }
     if (this.streamOpen && this.stream !== null) pool.dropStream(this.stream);
     this.streamOpen = false;
+    // A worker may still be reading a file: it is closed after the last reply.
+    if (this.fds.length > 0) {
+      if (sealings.length === 0) this.closeFiles();
+      else void Promise.allSettled(sealings).then(() => this.closeFiles());
+    }
+  }
+
+  private closeFiles(): void {
+    for (const fd of this.fds.splice(0)) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Only reads went through it: nothing to lose.
+      }
+    }
   }
 
   /** A writer that failed part-way (an abort, an I/O error) takes no more calls. */
@@ -760,10 +809,14 @@ export class ContentWriter {
   private send(pool: SealPool, end: boolean): void {
     const slab = this.slab!;
     this.stream ??= pool.openStream();
-    const sealing = end || this.options.spreadSealing !== true ? pool.seal(this.stream, slab, this.used, end) : pool.sealSpread(this.stream, slab, this.used);
+    const read = this.pendingRead;
+    this.pendingRead = null;
+    const sealing = read !== null
+      ? pool.seal(this.stream, slab, this.used, end, { fd: read.fd, at: read.at, position: read.position, length: read.length })
+      : end || this.options.spreadSealing !== true ? pool.seal(this.stream, slab, this.used, end) : pool.sealSpread(this.stream, slab, this.used);
     // Awaited in drainOne; this only keeps an abandoned slab's failure from going unhandled.
     sealing.catch(() => {});
-    this.queue.push({ slab, sealing, hole: 0 });
+    this.queue.push({ slab, sealing, hole: 0, read });
     this.slab = null;
     this.used = 0;
     this.streamOpen = !end;
@@ -789,6 +842,13 @@ export class ContentWriter {
     this.queue.shift();
     try {
       checkAborted(this.signal);
+      if (first.read !== null) {
+        if (sealed.readError !== undefined) {
+          const cause = Object.assign(new Error(sealed.readError.message), sealed.readError.code === null ? {} : { code: sealed.readError.code });
+          throw ioError('read', first.read.path, cause);
+        }
+        this.size -= first.read.length - (sealed.read ?? 0);
+      }
       this.applySlab(sealed, first.slab!.input);
     } finally {
       this.pool!().release(first.slab!);
