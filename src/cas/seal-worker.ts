@@ -137,8 +137,10 @@ port.on('message', (req: SealRequest) => {
       try {
         read = readFully(req.read, input);
       } catch (err) {
+        // The writer gives the file up at this reply: its slabs already sent read nothing more.
         sealer.drop(req.stream);
-        ended.delete(req.stream);
+        if (req.end) ended.delete(req.stream);
+        else ended.add(req.stream);
         const e = err as NodeJS.ErrnoException;
         const failed: SealReply = {
           job: req.job, items: new Int32Array(0), ids: new ArrayBuffer(0), keys: new ArrayBuffer(0), fresh: new Uint8Array(0), inputAt: new Int32Array(0),
