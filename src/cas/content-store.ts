@@ -39,15 +39,31 @@ const HOLE_PIECE = 1024 * 1024;
 // Chunking and sealing on worker threads (seal-pool.ts; docs/crypto.md,
 // "Worker threads", has the measurements). A file's bytes go to a worker in
 // slabs (2 MiB) large enough that a round trip (~0.1 ms) is noise, and its
-// last, partial slab goes too: the writer's thread has the reading, the
-// arena appends and the events to do, and on two cores it is the busier
-// one, so it chunks and seals nothing itself. A write waits once
+// last, partial slab goes too: the writer's thread has the arena appends
+// and the events to do, and on two cores it is the busier one, so it
+// chunks, seals (and, for a local file, reads) nothing itself. A write waits once
 // MAX_SLABS_IN_FLIGHT slabs of its file are queued, and all writers
 // together hold at most the pool's slabs.
 const MAX_SLABS_IN_FLIGHT = 3;
 // Two workers even on two cores, so that one file's sealing can be spread
 // over both (WriteOptions.spreadSealing; the mount's writes use it).
 const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
+
+/**
+ * The seal workers of a store whose options name none: BAZIL_SEAL_WORKERS
+ * when set (a tuning knob: whether import is faster with one worker
+ * depends on the machine's load, docs/ingest.md "Round 4: import"), else
+ * DEFAULT_SEAL_WORKERS.
+ */
+function defaultSealWorkers(): number {
+  const env = process.env.BAZIL_SEAL_WORKERS;
+  if (env === undefined || env === '') return DEFAULT_SEAL_WORKERS;
+  const n = /^[0-9]{1,3}$/.test(env) ? Number(env) : NaN;
+  if (!(n <= 256)) {
+    throw new BazilError(ErrorCodes.BAD_ARGUMENT, `BAZIL_SEAL_WORKERS must be a number of worker threads from 0 to 256, not '${env}'`, { sealWorkers: env });
+  }
+  return n;
+}
 
 export interface ContentStoreOptions {
   keys: Pick<VolumeKeys, 'chunkKey' | 'gearKey'>;
@@ -178,7 +194,7 @@ export class ContentStore {
     this.chunking = chunkerParams(options.chunking);
     this.maxNodeEntries = options.maxNodeEntries ?? DEFAULT_MAX_NODE_ENTRIES;
     this.chunkCache = new LruCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
-    this.sealWorkers = options.sealWorkers ?? DEFAULT_SEAL_WORKERS;
+    this.sealWorkers = options.sealWorkers ?? defaultSealWorkers();
     this.sealSlabs = options.sealSlabs;
     this.sealSlabBytes = options.sealSlabBytes;
     if (!Number.isSafeInteger(this.sealWorkers) || this.sealWorkers < 0) {
