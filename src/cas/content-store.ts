@@ -22,6 +22,7 @@ import { checkObjectId, openObject, sealObject, OBJECT_ID_LENGTH, OBJECT_KEY_LEN
 import { gearTable } from './gear.js';
 import { LruCache } from './lru-cache.js';
 import { SealPool, type SealStream, type SealedSlab, type Slab } from './seal-pool.js';
+import type { SlabRead } from './seal-worker.js';
 import {
   DEFAULT_MAX_NODE_ENTRIES, ManifestBuilder, decodeManifest, extentsIn, objectsOf,
   type ChunkExtent, type Manifest, type NodeRef,
@@ -38,15 +39,31 @@ const HOLE_PIECE = 1024 * 1024;
 // Chunking and sealing on worker threads (seal-pool.ts; docs/crypto.md,
 // "Worker threads", has the measurements). A file's bytes go to a worker in
 // slabs (2 MiB) large enough that a round trip (~0.1 ms) is noise, and its
-// last, partial slab goes too: the writer's thread has the reading, the
-// arena appends and the events to do, and on two cores it is the busier
-// one, so it chunks and seals nothing itself. A write waits once
+// last, partial slab goes too: the writer's thread has the arena appends
+// and the events to do, and on two cores it is the busier one, so it
+// chunks, seals (and, for a local file, reads) nothing itself. A write waits once
 // MAX_SLABS_IN_FLIGHT slabs of its file are queued, and all writers
 // together hold at most the pool's slabs.
 const MAX_SLABS_IN_FLIGHT = 3;
 // Two workers even on two cores, so that one file's sealing can be spread
 // over both (WriteOptions.spreadSealing; the mount's writes use it).
 const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
+
+/**
+ * The seal workers of a store whose options name none: BAZIL_SEAL_WORKERS
+ * when set (a tuning knob: whether import is faster with one worker
+ * depends on the machine's load, docs/ingest.md "Round 4: import"), else
+ * DEFAULT_SEAL_WORKERS.
+ */
+function defaultSealWorkers(): number {
+  const env = process.env.BAZIL_SEAL_WORKERS;
+  if (env === undefined || env === '') return DEFAULT_SEAL_WORKERS;
+  const n = /^[0-9]{1,3}$/.test(env) ? Number(env) : NaN;
+  if (!(n <= 256)) {
+    throw new BazilError(ErrorCodes.BAD_ARGUMENT, `BAZIL_SEAL_WORKERS must be a number of worker threads from 0 to 256, not '${env}'`, { sealWorkers: env });
+  }
+  return n;
+}
 
 export interface ContentStoreOptions {
   keys: Pick<VolumeKeys, 'chunkKey' | 'gearKey'>;
@@ -177,7 +194,7 @@ export class ContentStore {
     this.chunking = chunkerParams(options.chunking);
     this.maxNodeEntries = options.maxNodeEntries ?? DEFAULT_MAX_NODE_ENTRIES;
     this.chunkCache = new LruCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
-    this.sealWorkers = options.sealWorkers ?? DEFAULT_SEAL_WORKERS;
+    this.sealWorkers = options.sealWorkers ?? defaultSealWorkers();
     this.sealSlabs = options.sealSlabs;
     this.sealSlabBytes = options.sealSlabBytes;
     if (!Number.isSafeInteger(this.sealWorkers) || this.sealWorkers < 0) {
@@ -493,6 +510,13 @@ interface Queued {
   slab: Slab | null;
   sealing: Promise<SealedSlab> | null;
   hole: number;
+  /** The local file bytes the worker reads into the slab first (writeLocalFile), if any. */
+  read: PendingRead | null;
+}
+
+/** A SlabRead not yet sent, with the file's path for its errors. */
+interface PendingRead extends SlabRead {
+  path: string;
 }
 
 /**
@@ -523,6 +547,10 @@ export class ContentWriter {
   private dedupedChunks = 0;
   private holeBytes = 0;
   private state: 'open' | 'finished' | 'failed' = 'open';
+  /** The slab being filled ends with bytes its worker is to read from a local file. */
+  private pendingRead: PendingRead | null = null;
+  /** Files whose reads were handed to the workers: closed once every reply is in. */
+  private readonly fds: number[] = [];
   private readonly onChunk = (chunk: Uint8Array): void => this.storeChunk(chunk);
 
   constructor(
@@ -551,6 +579,8 @@ export class ContentWriter {
         }
       } else {
         const pool = this.pool();
+        // A file's bytes still to be read into the slab must not be followed by others there.
+        if (this.pendingRead !== null) this.send(pool, false);
         for (let at = 0; at < data.length;) {
           const slab = this.slab ?? await this.takeSlab(pool);
           const n = Math.min(data.length - at, pool.slabBytes - this.used);
@@ -587,6 +617,7 @@ export class ContentWriter {
         }
       } else {
         const pool = this.pool();
+        if (this.pendingRead !== null) this.send(pool, false);
         for (let at = 0; at < length;) {
           const slab = this.slab ?? await this.takeSlab(pool);
           const n = Math.min(length - at, pool.slabBytes - this.used);
@@ -602,45 +633,58 @@ export class ContentWriter {
     });
   }
 
-  /** Appends the content of a local file, read on this thread into the slabs (see LocalFileSource). */
+  /**
+   * Appends the content of a local file (see LocalFileSource). With a seal
+   * pool the seal worker reads each slab's bytes itself (SlabRead): this
+   * thread only opens the file and hands out the ranges, and learns at
+   * each reply how much was read (less once the file ended). Without one,
+   * it is read here.
+   */
   async writeLocalFile(source: LocalFileSource): Promise<void> {
     this.checkWritable();
     await this.guard(async () => {
       const fd = openForReading(source.path);
-      try {
-        const read = (into: Uint8Array, offset: number, length: number, position: number): number => {
-          try {
-            return readSync(fd, into, offset, length, position);
-          } catch (err) {
-            throw ioError('read', source.path, err);
-          }
-        };
-        if (this.pool === null) {
+      if (this.pool === null) {
+        try {
           const buffer = Buffer.allocUnsafe(Math.min(HOLE_PIECE, source.size));
           for (let position = 0; position < source.size;) {
-            const n = read(buffer, 0, Math.min(buffer.length, source.size - position), position);
+            let n: number;
+            try {
+              n = readSync(fd, buffer, 0, Math.min(buffer.length, source.size - position), position);
+            } catch (err) {
+              throw ioError('read', source.path, err);
+            }
             if (n === 0) break;
             this.chunker.push(buffer.subarray(0, n), this.onChunk);
             position += n;
             this.size += n;
             checkAborted(this.signal);
           }
-          return;
+        } finally {
+          closeSync(fd);
         }
-        const pool = this.pool();
-        for (let position = 0; position < source.size;) {
-          const slab = this.slab ?? await this.takeSlab(pool);
-          const n = read(slab.input, this.used, Math.min(source.size - position, pool.slabBytes - this.used), position);
-          if (n === 0) break;
-          this.used += n;
-          position += n;
-          this.size += n;
-          if (this.used === pool.slabBytes) this.send(pool, false);
-          while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
-          checkAborted(this.signal);
-        }
-      } finally {
+        return;
+      }
+      if (this.fds.length > 0) {
         closeSync(fd);
+        // The worker stops reading a stream at its file's end (seal-worker.ts): a second file would be cut.
+        throw new BazilError(ErrorCodes.BAD_ARGUMENT, 'a content writer reads at most one local file');
+      }
+      // Closed by finish() or abandon(), once no worker reads it any more.
+      this.fds.push(fd);
+      const pool = this.pool();
+      if (this.pendingRead !== null) this.send(pool, false);
+      for (let position = 0; position < source.size;) {
+        if (this.slab === null) await this.takeSlab(pool);
+        const n = Math.min(source.size - position, pool.slabBytes - this.used);
+        // Counted as read; a reply that read less takes the difference back (drainOne).
+        this.pendingRead = { fd, at: this.used, position, length: n, path: source.path };
+        this.used += n;
+        position += n;
+        this.size += n;
+        if (this.used === pool.slabBytes) this.send(pool, false);
+        while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+        checkAborted(this.signal);
       }
     });
   }
@@ -658,7 +702,7 @@ export class ContentWriter {
         this.addHole(length);
       } else {
         await this.endChunk(this.pool());
-        if (length > 0) this.queue.push({ slab: null, sealing: null, hole: length });
+        if (length > 0) this.queue.push({ slab: null, sealing: null, hole: length, read: null });
       }
       this.size += length;
     });
@@ -675,6 +719,7 @@ export class ContentWriter {
         if (this.slab !== null) pool.release(this.slab);
         this.slab = null;
         while (this.queue.length > 0) await this.drainOne();
+        this.closeFiles();
       }
       const manifestRoot = this.builder.finish();
       this.state = 'finished';
@@ -698,14 +743,34 @@ export class ContentWriter {
     const pool = this.pool();
     if (this.slab !== null) pool.release(this.slab);
     this.slab = null;
+    this.pendingRead = null;
+    const sealings: Promise<SealedSlab>[] = [];
     for (const { slab, sealing } of this.queue.splice(0)) {
       if (slab === null) continue;
       const release = (): void => pool.release(slab);
       if (sealing === null) release();
-      else sealing.then(release, release);
+      else {
+        sealing.then(release, release);
+        sealings.push(sealing);
+      }
     }
     if (this.streamOpen && this.stream !== null) pool.dropStream(this.stream);
     this.streamOpen = false;
+    // A worker may still be reading a file: it is closed after the last reply.
+    if (this.fds.length > 0) {
+      if (sealings.length === 0) this.closeFiles();
+      else void Promise.allSettled(sealings).then(() => this.closeFiles());
+    }
+  }
+
+  private closeFiles(): void {
+    for (const fd of this.fds.splice(0)) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Only reads went through it: nothing to lose.
+      }
+    }
   }
 
   /** A writer that failed part-way (an abort, an I/O error) takes no more calls. */
@@ -773,10 +838,14 @@ export class ContentWriter {
   private send(pool: SealPool, end: boolean): void {
     const slab = this.slab!;
     this.stream ??= pool.openStream();
-    const sealing = end || this.options.spreadSealing !== true ? pool.seal(this.stream, slab, this.used, end) : pool.sealSpread(this.stream, slab, this.used);
+    const read = this.pendingRead;
+    this.pendingRead = null;
+    const sealing = read !== null
+      ? pool.seal(this.stream, slab, this.used, end, { fd: read.fd, at: read.at, position: read.position, length: read.length })
+      : end || this.options.spreadSealing !== true ? pool.seal(this.stream, slab, this.used, end) : pool.sealSpread(this.stream, slab, this.used);
     // Awaited in drainOne; this only keeps an abandoned slab's failure from going unhandled.
     sealing.catch(() => {});
-    this.queue.push({ slab, sealing, hole: 0 });
+    this.queue.push({ slab, sealing, hole: 0, read });
     this.slab = null;
     this.used = 0;
     this.streamOpen = !end;
@@ -802,6 +871,13 @@ export class ContentWriter {
     this.queue.shift();
     try {
       checkAborted(this.signal);
+      if (first.read !== null) {
+        if (sealed.readError !== undefined) {
+          const cause = Object.assign(new Error(sealed.readError.message), sealed.readError.code === null ? {} : { code: sealed.readError.code });
+          throw ioError('read', first.read.path, cause);
+        }
+        this.size -= first.read.length - (sealed.read ?? 0);
+      }
       this.applySlab(sealed, first.slab!.input);
     } finally {
       this.pool!().release(first.slab!);

@@ -22,7 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { ChunkerParams } from './chunker.js';
 import { TAG_LENGTH } from './convergent.js';
-import type { SealReply, SealRequest, SealWorkerData } from './seal-worker.js';
+import type { SealReply, SealRequest, SealWorkerData, SlabRead } from './seal-worker.js';
 
 /** One input slab and its output slab, held by one writer between take() and release(). */
 export interface Slab {
@@ -40,6 +40,9 @@ export interface SealedSlab {
   inputAt: Int32Array;
   /** Valid until the slab is released. */
   output: Buffer;
+  /** With a SlabRead: bytes read, or why the read failed (see SealReply). */
+  read?: number;
+  readError?: { message: string; code: string | null };
 }
 
 /** One file's bytes on their way through a worker. */
@@ -185,10 +188,12 @@ export class SealPool {
 
   /**
    * Chunks and seals the first `length` bytes of `slab` as the next bytes
-   * of `stream`, ending its last chunk when `end`. Calls for one stream are
-   * answered in order.
+   * of `stream`, ending its last chunk when `end`. With `read`, the worker
+   * first reads those bytes from a file into the slab, and seals only as
+   * many as it read (`length` is then read.at + read.length at most).
+   * Calls for one stream are answered in order.
    */
-  seal(stream: SealStream, slab: Slab, length: number, end: boolean): Promise<SealedSlab> {
+  seal(stream: SealStream, slab: Slab, length: number, end: boolean, read?: SlabRead): Promise<SealedSlab> {
     try {
       this.check();
     } catch (err) {
@@ -197,7 +202,7 @@ export class SealPool {
     const slot = this.slots[stream.slot]!;
     slot.sent++;
     const job = this.nextJob++;
-    const request: SealRequest = { job, stream: stream.id, slab: slab.index, length, end };
+    const request: SealRequest = read === undefined ? { job, stream: stream.id, slab: slab.index, length, end } : { job, stream: stream.id, slab: slab.index, length, end, read };
     return new Promise<SealedSlab>((resolve, reject) => {
       if (slot.pending.size === 0) slot.worker.ref();
       slot.pending.set(job, { resolve, reject, slab: slab.index });
@@ -306,7 +311,10 @@ export class SealPool {
     const output = reply.overflow !== null
       ? Buffer.from(reply.overflow, 0, reply.outputLength)
       : Buffer.from(this.outputs[p.slab]!, 0, reply.outputLength);
-    p.resolve({ items: reply.items, ids: Buffer.from(reply.ids), keys: Buffer.from(reply.keys), fresh: reply.fresh, inputAt: reply.inputAt, output });
+    p.resolve({
+      items: reply.items, ids: Buffer.from(reply.ids), keys: Buffer.from(reply.keys), fresh: reply.fresh, inputAt: reply.inputAt, output,
+      read: reply.read, readError: reply.readError,
+    });
   }
 
   private fail(cause: unknown): void {

@@ -59,9 +59,15 @@ export interface LogProblem {
 /**
  * The local writer's latest appends kept in memory, so the projection's
  * catch-up right after a commit neither reads them back from the arena nor
- * decrypts them again.
+ * decrypts them again. A batch flush appends its queued files' events all
+ * at once (up to 4096 files, a few events each), and they are projected
+ * after it: a window smaller than that made the catch-up read and decrypt
+ * them again. A few KiB each at most (a large file's root manifest is
+ * read from its node objects, not held here).
  */
-const RECENT_EVENTS = 256;
+const RECENT_EVENTS = 8192;
+/** And at most this many bytes of stored events (held about four times over: the stored form, its parts, the opened body). */
+const RECENT_BYTES = 8 * 1024 * 1024;
 
 type Report = (code: ErrorCode, message: string, writer: string, seq: bigint | null) => void;
 
@@ -80,6 +86,7 @@ export class LogStore {
   private streamChecked = false;
   /** The local writer's last appended events, consecutive, ending at its tip (empty when unknown). */
   private recent: Envelope[] = [];
+  private recentBytes = 0;
   /** The opened form of events in `recent`, handed out once by open() (the projector's), then opened the usual way. */
   private readonly opened = new WeakMap<Envelope, LogEvent>();
 
@@ -109,6 +116,7 @@ export class LogStore {
   refresh(): void {
     this.tips.clear();
     this.recent = [];
+    this.recentBytes = 0;
     this.maxHlc = 0n;
     const pairs: [Buffer, bigint][] = [];
     for (const w of this.arenas.writers(LOG_KIND)) {
@@ -162,10 +170,21 @@ export class LogStore {
     this.tips.set(this.writerHex, { seq, id: env.id, hlc });
     this.maxHlc = hlc;
     this.vector = this.vector.with(this.writer, seq);
-    if (this.recent.length >= RECENT_EVENTS) this.recent.splice(0, this.recent.length - RECENT_EVENTS / 2);
+    if (this.recent.length >= RECENT_EVENTS || this.recentBytes >= RECENT_BYTES) this.trimRecent();
     this.recent.push(env);
+    this.recentBytes += env.bytes.length;
     this.opened.set(env, event);
     return { volume: env.volume, writer: env.writer, seq, hlc, prev: env.prev, deps, id: env.id, body };
+  }
+
+  /** Drops the older half of `recent` (by count and by bytes). */
+  private trimRecent(): void {
+    let drop = 0;
+    while (drop < this.recent.length && (this.recent.length - drop > RECENT_EVENTS / 2 || this.recentBytes > RECENT_BYTES / 2)) {
+      this.recentBytes -= this.recent[drop]!.bytes.length;
+      drop++;
+    }
+    this.recent.splice(0, drop);
   }
 
   /** Hands appended events to the file system: they survive this process dying, not a power cut. */

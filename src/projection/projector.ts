@@ -61,6 +61,32 @@ export class Projector {
     return { applied: await this.applyAll(first.value, events), rebuilt: false };
   }
 
+  /**
+   * Applies the events the log holds past the store's version vector and
+   * covered by `upTo`, in merge order, stopping at the first one `upTo`
+   * does not cover (so what is applied is always a prefix of the merge
+   * order), `batchEvents` per LevelDB batch. Only the plain roll forward:
+   * when the store does not reflect only the log, or the next event sorts
+   * before the last applied, it applies nothing and leaves that to
+   * catchUp(). For a writer that projects its durable events while it
+   * goes on appending (Volume.batch with `projectEarly`).
+   */
+  async catchUpTo(upTo: VersionVector, batchEvents = this.batchEvents): Promise<number> {
+    if (!this.reflectsOnlyTheLog()) return 0;
+    const events = this.log.merged(this.store.versionVector());
+    const first = events.next();
+    if (first.done || !covers(upTo, first.value)) {
+      events.return(undefined);
+      return 0;
+    }
+    const last = this.store.position();
+    if (last !== null && compareCausal(first.value, last) < 0) {
+      events.return(undefined);
+      return 0;
+    }
+    return this.applyAll(first.value, bounded(events, upTo), batchEvents);
+  }
+
   /** Rewinds to the newest saved state before `late` and replays the rest of the log; rebuilds when there is none. */
   private async rewindBefore(late: CausallyOrdered): Promise<CatchUpResult> {
     const point = this.rewind === undefined ? null : await this.rewind.before(late);
@@ -103,13 +129,13 @@ export class Projector {
   }
 
   /** Applies events a batch at a time: open the batch's events, prefetch what they read, apply, commit. */
-  private async applyAll(first: Envelope, rest: Iterator<Envelope>): Promise<number> {
+  private async applyAll(first: Envelope, rest: Iterator<Envelope>, batchEvents = this.batchEvents): Promise<number> {
     const batch = this.store.batch();
     let n = 0;
     let it: IteratorResult<Envelope> = { done: false, value: first };
     while (!it.done) {
       const chunk: [Envelope, LogEvent | { rejected: string }][] = [];
-      for (; !it.done && chunk.length < this.batchEvents; it = rest.next()) chunk.push([it.value, this.openOrReject(it.value)]);
+      for (; !it.done && chunk.length < batchEvents; it = rest.next()) chunk.push([it.value, this.openOrReject(it.value)]);
       // Under the store's lock: a read that materialises a copy must not come between this batch's reads and its commit.
       await this.store.exclusive(async () => {
         await batch.prefetch(chunk.flatMap(([, ev]) => ('rejected' in ev ? [] : [ev])));
@@ -131,5 +157,21 @@ export class Projector {
       }
       throw err;
     }
+  }
+}
+
+function covers(vector: VersionVector, env: Envelope): boolean {
+  return env.seq <= vector.get(env.writer);
+}
+
+/** `events` up to (not including) the first one `upTo` does not cover. */
+function* bounded(events: Generator<Envelope>, upTo: VersionVector): Generator<Envelope> {
+  try {
+    for (let it = events.next(); !it.done; it = events.next()) {
+      if (!covers(upTo, it.value)) return;
+      yield it.value;
+    }
+  } finally {
+    events.return(undefined);
   }
 }

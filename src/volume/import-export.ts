@@ -120,7 +120,7 @@ export async function importTree(volume: Volume, srcDir: string, volPath: string
     await walker.settle();
     await batch.flush();
     result.events = batch.appended;
-  }, options);
+  }, { ...options, projectEarly: options.update !== true });
   result.ms = performance.now() - started;
   return result;
 }

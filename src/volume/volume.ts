@@ -22,6 +22,7 @@ import { ProjectionCipher, ProjectionStore, Projector, type Attrs, type DirEntry
 import { VolumeReader, type CallOptions, type ReaddirOptions } from './reader.js';
 import { pathError, splitParent, splitPath } from './paths.js';
 import { WriteBatch } from './write-batch.js';
+import { EarlyProjection } from './early-projection.js';
 import { runFsck, type FsckOptions, type FsckReport } from './fsck.js';
 import { openProjection } from './projection-open.js';
 import { ARENA_RECOVERY_WARNING, DEFERRED_SYNC_WARNING, warn } from './warnings.js';
@@ -35,6 +36,15 @@ const DEFAULT_DIR_MODE = 0o755;
 const DEFAULT_FILE_MODE = 0o644;
 
 /** Attributes of a new node; uid and gid default to the calling process's, mtime to the event's clock. */
+export interface BatchOptions extends CallOptions {
+  /**
+   * Projects the batch's events as they become durable, while it runs,
+   * instead of all at its end (early-projection.ts): for long batches
+   * that do not read the projection back (a plain import).
+   */
+  projectEarly?: boolean;
+}
+
 export interface NewNodeOptions extends CallOptions {
   mode?: number;
   uid?: number;
@@ -552,9 +562,9 @@ export class Volume extends VolumeReader {
    * throws, what it appended is still committed (a partial batch is
    * visible), then the error is rethrown.
    */
-  batch<T>(work: (batch: WriteBatch) => Promise<T>, options: CallOptions = {}): Promise<T> {
+  batch<T>(work: (batch: WriteBatch) => Promise<T>, options: BatchOptions = {}): Promise<T> {
     this.check(options.signal);
-    return this.commit(options.signal, 'durable', work);
+    return this.commit(options.signal, 'durable', work, options.projectEarly === true);
   }
 
   /** Drops the projection and replays the whole log. */
@@ -608,15 +618,18 @@ export class Volume extends VolumeReader {
    * and the projection is never ahead of the log after a kill), projected
    * at once, and synced by the next durable commit, sync(), or the timer.
    */
-  private commit<T>(signal: AbortSignal | undefined, durability: 'durable' | 'metadata', work: (batch: WriteBatch) => Promise<T>): Promise<T> {
+  private commit<T>(signal: AbortSignal | undefined, durability: 'durable' | 'metadata', work: (batch: WriteBatch) => Promise<T>, projectEarly = false): Promise<T> {
     this.check(signal);
     return this.exclusive(async () => {
-      const batch = new WriteBatch(this.vol.log, this.vol.arenas, this.content, signal);
+      const early = projectEarly ? new EarlyProjection(this.vol.log, this.projector) : undefined;
+      const batch = new WriteBatch(this.vol.log, this.vol.arenas, this.content, signal, early);
       let result: T;
       try {
         result = await work(batch);
         await batch.flush();
       } finally {
+        // A failed early round leaves its events to the catch-up below, which reports a lasting failure itself.
+        await early?.stop().catch(() => undefined);
         if (batch.appended > 0) {
           if (durability === 'metadata' && this.deferMs !== null) {
             this.vol.log.flush();

@@ -23,10 +23,19 @@
 import type { ArenaSet } from '../../arena/arena-set.js';
 import { checkAborted, type ContentSource, type ContentStore, type WriteResult } from '../cas/content-store.js';
 import type { LogStore } from '../log/stream.js';
+import type { VersionVector } from '../log/version-vector.js';
 import type { CreateEvent, EventBody, MkdirEvent, MknodEvent, SymlinkEvent } from '../log/event.js';
 
 /** Events that make a new inode, whose id (the event's id) callers need. */
 export type CreationEvent = MkdirEvent | CreateEvent | SymlinkEvent | MknodEvent;
+
+/** Who follows a batch's appends, syncs and flushes (EarlyProjection); nothing it does may append. */
+export interface BatchProgress {
+  appended(): void;
+  /** The log's events up to `vector` are durable. */
+  synced(vector: VersionVector): void;
+  flushed(): void;
+}
 
 /** Unsynced content past which a batch syncs and appends its queue: bounds what a crash can lose and the queue's size. */
 const FLUSH_CONTENT_BYTES = 64 * 1024 * 1024;
@@ -67,6 +76,7 @@ export class WriteBatch {
     private readonly arenas: ArenaSet,
     private readonly content: ContentStore,
     private readonly signal: AbortSignal | undefined,
+    private readonly progress?: BatchProgress,
   ) {}
 
   /** Events appended so far (queued ones not counted until flushed). */
@@ -168,7 +178,12 @@ export class WriteBatch {
     // Writes running during the sync, or started since it began, keep the
     // content dirty: what they append after it is not covered by it.
     const started = this.writesStarted;
-    if (this.contentDirty) await this.arenas.sync();
+    if (this.contentDirty) {
+      // The sync covers every event appended before it too (the log's arenas are in the set).
+      const appended = this.log.versionVector();
+      await this.arenas.sync();
+      this.progress?.synced(appended);
+    }
     this.contentDirty = this.writing > 0 || this.writesStarted !== started;
     this.unsyncedBytes = 0;
     const queued = this.queued.splice(0);
@@ -177,6 +192,7 @@ export class WriteBatch {
       if ('then' in item) this.appendDeferred(item);
       else this.appendNow(item);
     }
+    this.progress?.flushed();
   }
 
   private appendDeferred(file: DeferredFile): Buffer | null {
@@ -187,7 +203,9 @@ export class WriteBatch {
 
   private appendNow(body: EventBody): Buffer {
     this.appendedCount++;
-    return this.log.append(body, { wallMs: Date.now() }).id;
+    const id = this.log.append(body, { wallMs: Date.now() }).id;
+    this.progress?.appended();
+    return id;
   }
 }
 

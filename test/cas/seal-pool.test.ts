@@ -84,3 +84,58 @@ test('a closed store refuses writers, and a write waiting for a slab fails inste
     assert.throws(() => store.createWriter(), (err: { code?: string }) => err.code === ErrorCodes.CLOSED);
   }, { sealWorkers: 1, sealSlabs: 1 });
 });
+
+test('a seal worker reads a local file into the slab itself: a file that ended is not read again, and a read error is reported', { timeout: 60_000 }, async () => {
+  const { SealPool } = await import('../../src/cas/seal-pool.js');
+  const { gearTable } = await import('../../src/cas/gear.js');
+  const { chunkerParams } = await import('../../src/cas/chunker.js');
+  const { appendFileSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'bazil-seal-read-'));
+  const pool = new SealPool({ chunkKey: Buffer.alloc(32, 1), gear: gearTable(Buffer.alloc(32, 2)), chunking: chunkerParams(), workers: 1, slabs: 2, slabBytes: 256 * 1024 });
+  const fds: number[] = [];
+  try {
+    const path = join(dir, 'f');
+    const data = randomData(300 * 1024, 5);
+    writeFileSync(path, data);
+    const fd = openSync(path, 'r');
+    fds.push(fd);
+    const stream = pool.openStream();
+    // The first slab's range is all there; the second asks past the end (the file shrank since its size was taken).
+    let slab = await pool.take();
+    const first = await pool.seal(stream, slab, 256 * 1024, false, { fd, at: 0, position: 0, length: 256 * 1024 });
+    assert.equal(first.read, 256 * 1024);
+    assert.ok(slab.input.subarray(0, 256 * 1024).equals(data.subarray(0, 256 * 1024)), 'the worker read the bytes into the slab');
+    pool.release(slab);
+    slab = await pool.take();
+    const second = await pool.seal(stream, slab, 256 * 1024, false, { fd, at: 0, position: 256 * 1024, length: 256 * 1024 });
+    assert.equal(second.read, data.length - 256 * 1024);
+    pool.release(slab);
+    // The file grows again: the stream's later ranges must read nothing, or its content would have a gap.
+    appendFileSync(path, randomData(600 * 1024, 6));
+    slab = await pool.take();
+    const third = await pool.seal(stream, slab, 256 * 1024, true, { fd, at: 0, position: 512 * 1024, length: 256 * 1024 });
+    assert.equal(third.read, 0);
+    const chunked = [...first.items, ...second.items, ...third.items].reduce((n, x) => n + Math.abs(x), 0);
+    assert.equal(chunked, data.length, 'only the bytes read were chunked');
+    pool.release(slab);
+
+    // A descriptor that cannot be read (a directory): the reply says why, nothing is chunked, the pool goes on.
+    const dirFd = openSync(dir, 'r');
+    fds.push(dirFd);
+    slab = await pool.take();
+    const failed = await pool.seal(pool.openStream(), slab, 1000, true, { fd: dirFd, at: 0, position: 0, length: 1000 });
+    assert.equal(failed.readError?.code, 'EISDIR');
+    assert.equal(failed.items.length, 0);
+    pool.release(slab);
+    slab = await pool.take();
+    const after = await pool.seal(pool.openStream(), slab, 0, true, { fd, at: 0, position: 0, length: 4096 });
+    assert.equal(after.read, 4096);
+    pool.release(slab);
+  } finally {
+    for (const fd of fds) closeSync(fd);
+    await pool.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
