@@ -102,7 +102,9 @@ const failures: string[] = [];
 let kills = 0;
 let finished = 0;
 try {
-  for (let i = 0; i < HOGS; i++) hogs.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  // Each busy loop ends itself once this process is gone, however it ended.
+  const hog = 'const p = process.ppid; for (;;) { for (let i = 0; i < 1e7; i++); if (process.ppid !== p) process.exit(0); }';
+  for (let i = 0; i < HOGS; i++) hogs.push(spawn(process.execPath, ['-e', hog], { stdio: 'ignore' }));
   const home = join(dir, 'home');
   const src = join(dir, 'src');
   const files = await makeTree(src);
