@@ -104,6 +104,10 @@ export class ArenaSet {
   private readonly log: (message: string) => void;
   private closed = false;
   private sealFailure: unknown = null;
+  /** Records appended through this set since it opened, every kind and writer counted. */
+  private appendCount = 0;
+  /** How many of those a completed sync() covers (see durableAppends). */
+  private durableCount = 0;
 
   private constructor(readonly dir: string, private readonly fs: FileSystem, options: ArenaSetOptions) {
     this.writerHex = toHex(options.writer);
@@ -332,6 +336,7 @@ export class ArenaSet {
       throw new BazilError(ErrorCodes.DUPLICATE_KEY, `key ${toHex(key)} is already in arena ${active.path}`, { path: active.path });
     }
     const ordinal = active.append(type, key, payload);
+    this.appendCount++;
     // locate() left the key's hashes in the locator: no second hashing.
     this.locator.insertStarted(entry.number, ordinal);
     if (active.dataEnd >= this.sealBytes) void this.seal(entry).catch(() => {});
@@ -466,11 +471,34 @@ export class ArenaSet {
   }
 
   /**
+   * Records appended through this set since it opened (every kind and
+   * writer): a caller notes it once something it will name is appended,
+   * and waits until durableAppends reaches it (the content rule of
+   * src/volume/write-batch.ts).
+   */
+  get appends(): number {
+    return this.appendCount;
+  }
+
+  /**
+   * How many of `appends` are known durable: the count at the start of the
+   * latest sync() that completed. Only ever rises; a record appended while
+   * a sync runs is not covered by it, even if that sync ends later.
+   */
+  get durableAppends(): number {
+    return this.durableCount;
+  }
+
+  /**
    * Resolves once every record appended before the call is durable,
    * including arenas being sealed. Concurrent callers share fsyncs.
    */
   async sync(): Promise<void> {
     this.checkOpen();
+    // Each arena's sync below hands its buffered records to the file in
+    // this same synchronous loop, so it covers exactly what was appended
+    // before this line.
+    const covers = this.appendCount;
     // Arenas being sealed count once their records are durable; the rest of
     // the seal (index, rename) finishes in the background.
     const waits: Promise<unknown>[] = [];
@@ -480,6 +508,7 @@ export class ArenaSet {
     if (this.sealFailure !== null) {
       throw new BazilError(ErrorCodes.IO, 'sealing an arena failed; reopen the arena set to recover', { dir: this.dir }, this.sealFailure);
     }
+    if (covers > this.durableCount) this.durableCount = covers;
   }
 
   /** Whether `key` is stored and live. */

@@ -50,6 +50,13 @@ export const ErrorCodes = {
   CORRUPT_MANIFEST: 'BAZIL_CORRUPT_MANIFEST',
   /** An unexpected failure: a bug in Bazil. The CLI reports any non-BazilError with it. */
   INTERNAL: 'BAZIL_INTERNAL',
+  /**
+   * An event naming content was about to be appended before that content
+   * was durable (the content rule of volume/write-batch.ts): a bug in
+   * Bazil, refused rather than committed, since a crash could then leave
+   * an event whose objects are lost.
+   */
+  CONTENT_NOT_DURABLE: 'BAZIL_CONTENT_NOT_DURABLE',
   /** An event's bytes are malformed: not canonical CBOR, a field of the wrong type or range, a bad name. */
   CORRUPT_EVENT: 'BAZIL_CORRUPT_EVENT',
   /** An event's signature does not verify under its writer's key. */

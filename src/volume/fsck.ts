@@ -128,10 +128,11 @@ async function checkContent(parts: FsckParts, problems: FsckProblem[], signal: A
   const seen = new Set<string>();
   const root = await parts.projection.rootId();
   if (root === undefined) return { files, objects };
-  const stack: Buffer[] = [root];
+  // Paths go with the directories, so that a problem names the file where it is.
+  const stack: Array<{ dir: Buffer; path: string }> = [{ dir: root, path: '' }];
   while (stack.length > 0) {
     checkAborted(signal);
-    const dir = stack.pop()!;
+    const { dir, path } = stack.pop()!;
     let after: string | undefined;
     for (;;) {
       const page = await unlessUnreadable(parts.projection.readdir(dir, { after, limit: 1000 }), `directory ${dir.toString('hex')}`, problems);
@@ -140,7 +141,7 @@ async function checkContent(parts: FsckParts, problems: FsckProblem[], signal: A
         const attrs = await unlessUnreadable(parts.projection.getattr(entry.id), `inode ${entry.id.toString('hex')}`, problems);
         if (attrs === undefined) continue;
         if (attrs.kind === 'dir') {
-          stack.push(entry.id);
+          stack.push({ dir: entry.id, path: `${path}/${entry.name}` });
           continue;
         }
         if (attrs.kind !== 'file' || attrs.manifest === null) continue;
@@ -148,7 +149,7 @@ async function checkContent(parts: FsckParts, problems: FsckProblem[], signal: A
         if (seen.has(key)) continue;
         seen.add(key);
         files++;
-        objects += checkFile(parts.content, entry.name, attrs.manifest, problems);
+        objects += checkFile(parts.content, `${path}/${entry.name}`, attrs.manifest, problems);
       }
       if (page.length < 1000) break;
       after = page[page.length - 1].name;
@@ -166,7 +167,8 @@ function checkFile(content: ContentStore, name: string, manifestBytes: Buffer, p
       checked++;
       const held = content.getSealed(ref.id);
       if (held === undefined) {
-        problems.push({ area: 'content', code: ErrorCodes.NOT_FOUND, message: `${name}: object ${ref.id.toString('hex')} is missing` });
+        // The event naming this content is in the log, its object is not in any arena: content lost after a crash (its event went to the log before it was durable) or never stored.
+        problems.push({ area: 'content', code: ErrorCodes.NOT_FOUND, message: `${name}: object ${ref.id.toString('hex')} is missing: an event names content this volume does not hold` });
         continue;
       }
       openObject(held.sealed, ref.key, { verifyId: ref.id });

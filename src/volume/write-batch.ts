@@ -12,15 +12,27 @@
 // interleaving of unrelated inodes (and hence ctimes).
 //
 // Content may be written by several writers at once (import pipelines its
-// files), so the batch cannot tell from finished writes alone what is
-// durable: a file whose chunks all dedup may name objects that a writer
-// still running appended a moment ago. Content therefore counts as dirty
-// from the moment a write starts until a sync made after every write then
-// running had finished; and the event operations (append, createFile,
-// flush) run one at a time, in call order, so a flush's queue is exactly
-// what was queued before its sync.
+// files), and a file whose chunks all dedup may name objects that another
+// writer, still running, appended a moment ago. So the batch does not ask
+// which writes are running: it counts appends. When a write finishes, the
+// arena set's append count then (ArenaSet.appends) covers every object its
+// manifest can name; an event naming content is appended only once a
+// completed arenas.sync() covers that count (ArenaSet.durableAppends counts
+// what the latest completed sync covered: appends made while a sync runs
+// are not covered by it, even when they end before it does). Events naming
+// content check it again right before they go to the log, and a batch that
+// would break the rule fails with BAZIL_CONTENT_NOT_DURABLE instead of
+// committing. The event operations (append, createFile, flush) run one at
+// a time, in call order, so a flush's queue is exactly what was queued
+// before its sync.
+//
+// (Until November 2026 the batch took "no write running once the sync
+// ended" for "content clean", which missed a write that was running when
+// the sync began and finished before it ended: its create went to the log
+// with its last chunks still in memory. docs/volume.md, "The content rule".)
 
 import type { ArenaSet } from '../../arena/arena-set.js';
+import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { checkAborted, type ContentSource, type ContentStore, type WriteResult } from '../cas/content-store.js';
 import type { LogStore } from '../log/stream.js';
 import type { VersionVector } from '../log/version-vector.js';
@@ -59,11 +71,11 @@ export class WriteBatch {
   private readonly queued: (EventBody | DeferredFile)[] = [];
   /** Hex ids of the inodes and directories the queued events touch. */
   private readonly queuedTouch = new Set<string>();
+  /** Queue marks (see contentMark), one per queued item. */
+  private readonly queuedMarks: number[] = [];
   private unsyncedBytes = 0;
-  private contentDirty = false;
-  /** Content writes started and not yet finished, and started ever. */
-  private writing = 0;
-  private writesStarted = 0;
+  /** ArenaSet.appends when the latest content write finished: what a sync must cover before content this batch wrote may be named. */
+  private contentMark = 0;
   private appendedCount = 0;
   /** The tail of the event operations, which run one at a time (see the top), and how many have not settled. */
   private serial: Promise<unknown> = Promise.resolve();
@@ -88,15 +100,9 @@ export class WriteBatch {
   async writeContent(source: ContentSource): Promise<WriteResult> {
     checkAborted(this.signal);
     if (this.failure !== null) throw this.failure.err;
-    this.contentDirty = true;
-    this.writing++;
-    this.writesStarted++;
-    let result: WriteResult;
-    try {
-      result = await this.content.writeStream(source, { sync: false, signal: this.signal });
-    } finally {
-      this.writing--;
-    }
+    const result = await this.content.writeStream(source, { sync: false, signal: this.signal });
+    // Every object the manifest names was appended by now (or was already durable): the count covers them.
+    this.contentMark = Math.max(this.contentMark, this.arenas.appends);
     this.unsyncedBytes += result.newBytes;
     if (this.unsyncedBytes >= FLUSH_CONTENT_BYTES) {
       this.unsyncedBytes = 0;
@@ -116,9 +122,12 @@ export class WriteBatch {
    */
   createFile(file: DeferredFile): Promise<Buffer | null> {
     checkAborted(this.signal);
+    // The file's content (if any) was written before this call: the mark now covers it.
+    const mark = this.contentMark;
     return this.inTurn(async () => {
-      if (!this.contentDirty && this.queued.length === 0) return this.appendDeferred(file);
+      if (!this.dirtyFor(mark) && this.queued.length === 0) return this.appendDeferred(file, mark);
       this.queued.push(file);
+      this.queuedMarks.push(mark);
       this.queuedTouch.add(Buffer.from(file.parent).toString('hex'));
       if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flushNow();
       return null;
@@ -137,17 +146,19 @@ export class WriteBatch {
    */
   append(body: EventBody): Promise<Buffer | null> {
     checkAborted(this.signal);
+    const mark = this.contentMark;
     return this.inTurn(async () => {
       const touched = touches(body);
-      const waits = (body.type === 'set-content' && this.contentDirty) || touched.some((t) => this.queuedTouch.has(t));
+      const waits = (namesContent(body) && this.dirtyFor(mark)) || touched.some((t) => this.queuedTouch.has(t));
       if (waits && !isCreation(body)) {
         this.queued.push(body);
+        this.queuedMarks.push(mark);
         for (const t of touched) this.queuedTouch.add(t);
         if (this.queued.length >= FLUSH_QUEUED_EVENTS) await this.flushNow();
         return null;
       }
       if (waits) await this.flushNow();
-      return this.appendNow(body);
+      return this.appendNow(body, mark);
     });
   }
 
@@ -155,7 +166,7 @@ export class WriteBatch {
   flush(): Promise<void> {
     // Nothing running, queued or unsynced (a batch of metadata events, all
     // appended at once): nothing to wait for, and no turn to take.
-    if (this.running === 0 && this.queued.length === 0 && !this.contentDirty && this.failure === null) return Promise.resolve();
+    if (this.running === 0 && this.queued.length === 0 && !this.dirtyFor(this.contentMark) && this.failure === null) return Promise.resolve();
     return this.inTurn(() => this.flushNow());
   }
 
@@ -174,39 +185,55 @@ export class WriteBatch {
     return result;
   }
 
+  /** Whether content written before `mark` was taken may not be durable yet: no completed sync covers it. */
+  private dirtyFor(mark: number): boolean {
+    return this.arenas.durableAppends < mark;
+  }
+
   private async flushNow(): Promise<void> {
-    // Writes running during the sync, or started since it began, keep the
-    // content dirty: what they append after it is not covered by it.
-    const started = this.writesStarted;
-    if (this.contentDirty) {
+    // Everything queued so far was queued after its content's write
+    // finished, so a sync that covers the appends made until now covers it.
+    if (this.dirtyFor(this.contentMark)) {
       // The sync covers every event appended before it too (the log's arenas are in the set).
       const appended = this.log.versionVector();
       await this.arenas.sync();
       this.progress?.synced(appended);
     }
-    this.contentDirty = this.writing > 0 || this.writesStarted !== started;
     this.unsyncedBytes = 0;
     const queued = this.queued.splice(0);
+    const marks = this.queuedMarks.splice(0);
     this.queuedTouch.clear();
-    for (const item of queued) {
-      if ('then' in item) this.appendDeferred(item);
-      else this.appendNow(item);
+    for (const [i, item] of queued.entries()) {
+      if ('then' in item) this.appendDeferred(item, marks[i]!);
+      else this.appendNow(item, marks[i]!);
     }
     this.progress?.flushed();
   }
 
-  private appendDeferred(file: DeferredFile): Buffer | null {
-    const id = file.create === null ? null : this.appendNow(file.create);
-    for (const body of file.then(id)) this.appendNow(body);
+  /** `mark`: the contentMark when the file entered the batch, which a sync must have covered if its events name content. */
+  private appendDeferred(file: DeferredFile, mark: number): Buffer | null {
+    const id = file.create === null ? null : this.appendNow(file.create, mark);
+    for (const body of file.then(id)) this.appendNow(body, mark);
     return id;
   }
 
-  private appendNow(body: EventBody): Buffer {
+  private appendNow(body: EventBody, mark: number): Buffer {
+    if (namesContent(body) && this.arenas.durableAppends < mark) {
+      // The content rule, checked where it is relied on: refuse rather than commit an event whose objects a crash could lose.
+      throw new BazilError(ErrorCodes.CONTENT_NOT_DURABLE,
+        `a ${body.type} event naming content was about to be appended before that content was durable (${this.arenas.durableAppends} of ${mark} appends synced)`,
+        { type: body.type, durable: this.arenas.durableAppends, needed: mark });
+    }
     this.appendedCount++;
     const id = this.log.append(body, { wallMs: Date.now() }).id;
     this.progress?.appended();
     return id;
   }
+}
+
+/** Whether an event names content objects (a manifest): it must follow their durability. */
+function namesContent(body: EventBody): boolean {
+  return (body.type === 'set-content' || body.type === 'create') && body.manifest != null;
 }
 
 function isCreation(body: EventBody): body is CreationEvent {

@@ -70,6 +70,8 @@ test('fsck reports a damaged content object', async () => {
     const report = await fsck(homeDir);
     assert.equal(report.ok, false);
     assert.ok(report.problems.some((p) => p.area === 'content' && p.code === ErrorCodes.NOT_FOUND), JSON.stringify(report.problems));
+    // A missing object is reported with the path of the file that names it.
+    assert.ok(report.problems.some((p) => p.code === ErrorCodes.NOT_FOUND && /^\/\S+: object [0-9a-f]{64} is missing/.test(p.message)), JSON.stringify(report.problems));
   });
 });
 
