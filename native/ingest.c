@@ -16,6 +16,12 @@
 // cost an Hmac, a Cipheriv and a Hash object, a buffer per output and a copy
 // into the slab.
 //
+// openInto is the other way, for export (src/volume/export-worker.ts):
+// a sealed object decrypted and its tag checked into the caller's memory,
+// in place in the shared slab it was read into. Through node:crypto each
+// chunk cost a Decipheriv object and a fresh plaintext buffer (malloc, page
+// faults, and garbage for the worker's collector).
+//
 // All are optional: without this addon the JavaScript versions run, with
 // the same results.
 
@@ -278,12 +284,72 @@ static napi_value seal_into(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// openInto(key, src, start, end, dst, dstAt): src[start, end) is a sealed
+// object (ciphertext || 16-byte tag); its plaintext (end - start - 16 bytes)
+// goes to dst[dstAt, ...), which may be exactly the ciphertext's own bytes
+// (in place) but must not otherwise overlap them. Returns whether the tag
+// verified; when it did not, the plaintext bytes are garbage, not to be used.
+static napi_value open_into(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "openInto takes 6 arguments");
+    return NULL;
+  }
+  void* key;
+  size_t key_length;
+  uint8_t* src;
+  uint8_t* out;
+  int64_t start, end;
+  if (!typed_bytes(env, argv[0], napi_uint8_array, &key, &key_length) ||
+      !get_range(env, argv + 1, &src, &start, &end)) {
+    return NULL;
+  }
+  const int64_t length = end - start - 16;
+  if (key_length != 32 || length < 0 || length > INT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "an AES-256 key is 32 bytes, a sealed object 16 bytes to 2 GiB");
+    return NULL;
+  }
+  if (!get_slot(env, argv[4], argv[5], length, &out)) return NULL;
+  const uint8_t* in = src + start;
+  // OpenSSL allows the output to be the input exactly, not shifted over it.
+  if (out != in && out < in + length && in < out + length) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "the plaintext overlaps the ciphertext without being in place");
+    return NULL;
+  }
+  // The tag is copied out first: in place, nothing overwrites it, but the
+  // context must hold it before the final check either way.
+  unsigned char tag[16];
+  memcpy(tag, in + length, 16);
+  static const unsigned char zero_iv[12] = {0};
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int n = 0;
+  bool ok = ctx != NULL &&
+            EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, (const unsigned char*)key, zero_iv) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+            (length == 0 || EVP_DecryptUpdate(ctx, out, &n, in, (int)length) == 1);
+  if (ctx == NULL || !ok) {
+    EVP_CIPHER_CTX_free(ctx);
+    crypto_failed(env);
+    return NULL;
+  }
+  int tail = 0;
+  // Final fails exactly when the tag does not match: that is the answer, not an error.
+  bool verified = EVP_DecryptFinal_ex(ctx, out + n, &tail) == 1 && n + tail == length;
+  EVP_CIPHER_CTX_free(ctx);
+  napi_value result;
+  NAPI_CALL(env, napi_get_boolean(env, verified, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"gearScan", NULL, gear_scan, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyInto", NULL, copy_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chunkKeyInto", NULL, chunk_key_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sealInto", NULL, seal_into, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openInto", NULL, open_into, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports,
                                         sizeof properties / sizeof properties[0],

@@ -24,6 +24,14 @@ export interface IngestBindings {
    * sealed as convergent.ts sealObject does it.
    */
   sealInto(key: Uint8Array, src: Uint8Array, start: number, end: number, out: Uint8Array, outAt: number, id: Uint8Array, idAt: number): void;
+  /**
+   * src[start, end) is a sealed object (ciphertext ‖ 16-byte tag): its
+   * plaintext goes to dst[dstAt, ...), which may be the ciphertext's own
+   * bytes (in place). Returns whether the tag verified (false: the bytes
+   * written are garbage). Absent from addons built before export used it:
+   * callers check (open-in-place.ts).
+   */
+  openInto?(key: Uint8Array, src: Uint8Array, start: number, end: number, dst: Uint8Array, dstAt: number): boolean;
 }
 
 // undefined until the first attempt; null once it found no usable addon.
