@@ -151,8 +151,9 @@ export class ExportPool {
             await this.roomFor(0);
             b = this.roomNow(0);
           }
+          const s = segmentIn(b);
           b.items.push(-e.length, 0, 0, 0, -1);
-          segmentIn(b).to++;
+          s.to++;
           continue;
         }
         let b = this.roomNow(e.frameLength);

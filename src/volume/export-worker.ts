@@ -1,11 +1,13 @@
-// Worker thread body of the export pool (export-pool.ts): decrypts the
-// sealed chunks a part of a file brings in a shared slab, checking each
-// tag and length, writes the plaintext with pwritev at the file's offset
-// (holes are skipped, and the final size set with ftruncate, so they stay
-// holes), and on the file's last part sets its owner, mode and times
-// through the descriptor and closes it. Everything here is a plain system
-// call on this thread: no thread-pool round trips. The main thread opened
-// the file; from its first part on, the descriptor is this thread's to close.
+// Worker thread body of the export pool (export-pool.ts): takes batches,
+// each a shared slab holding segments of one or more files' sealed chunks;
+// decrypts each chunk where it lies (in place with the ingest addon,
+// open-in-place.ts), checking its tag and length, writes the plaintext with
+// pwritev at the file's offset (holes are skipped, and the final size set
+// with ftruncate, so they stay holes), and on a file's last segment sets its
+// owner, mode and times through the descriptor and closes it; then answers
+// once for the batch. Everything here is a plain system call on this
+// thread: no thread-pool round trips. The main thread opened the file; from
+// its first segment on, the descriptor is this thread's to close.
 
 import { closeSync, fchmodSync, fchownSync, ftruncateSync, futimesSync, writevSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
