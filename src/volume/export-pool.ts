@@ -21,9 +21,9 @@
 // Files share slabs and messages (a batch): a small file's content is one
 // segment among many in a slab, and the worker answers once per batch, so
 // the per-file cost is not a message and a reply each way (each a wake-up
-// of another thread). A batch is posted when its slab is full, or when the
-// worker has less than BATCHES_AHEAD batches to do; otherwise it gathers
-// files until the worker answers.
+// of another thread). A batch is posted when its slab is full, when
+// BATCH_FILES files end in it, or when no open is under way, i.e. no file
+// is about to join it (schedule).
 //
 // A file's segments reach the one worker in order. A writer that finds no
 // free slab waits for one: the worker never waits on anything, so slabs
@@ -39,8 +39,8 @@ import { ITEM_FIELDS, type ErrorMessage, type ExportReply, type ExportRequest, t
 const SLABS = 4;
 /** Room for many small files' chunks, or a big file's, per message; a sealed chunk (at most 256 KiB) always fits an empty slab. */
 const SLAB_BYTES = 2 * 1024 * 1024;
-/** Batches the worker may have queued before the next one waits to gather more files: one to work on, one to go on with. */
-const BATCHES_AHEAD = 2;
+/** Files ending in one batch before it is posted, so that those opened behind them are not held up. */
+const BATCH_FILES = 8;
 
 export type { ErrorMessage, FileClose };
 
@@ -250,7 +250,11 @@ export class ExportPool {
     } finally {
       const next = this.openQueue.shift();
       if (next !== undefined) next();
-      else this.opening = false;
+      else {
+        this.opening = false;
+        // No file is coming: what gathered goes once this file's writer has added it.
+        this.lookSoon();
+      }
     }
   }
 
@@ -285,14 +289,32 @@ export class ExportPool {
     }
   }
 
-  /** Posts the current batch now if the worker is short of work, else once it answers (settle). */
+  /**
+   * Posts the current batch when BATCH_FILES files end in it, or when no
+   * file is being opened (none is about to join it: the writers are
+   * waiting for the walk or for their replies); otherwise the open under
+   * way brings the next file, and its end looks again. A full slab is
+   * posted by roomFor. Posting every file at once would make each small
+   * file its own message again: the worker writes a small file faster than
+   * the main thread prepares the next one.
+   */
   private schedule(): void {
-    if (this.posted.size >= BATCHES_AHEAD || this.postSoon) return;
-    // Later in this turn, so that files finishing in the same turn share it.
+    const b = this.current;
+    if (b !== null && b.ending.length >= BATCH_FILES && this.gettingSlab === null) {
+      this.post();
+      return;
+    }
+    if (!this.opening) this.lookSoon();
+  }
+
+  /** After the writers woken in this turn have added their files. */
+  private lookSoon(): void {
+    if (this.postSoon) return;
     this.postSoon = true;
     setImmediate(() => {
       this.postSoon = false;
-      if (this.posted.size < BATCHES_AHEAD && this.gettingSlab === null && this.current !== null && this.current.segments.length > 0 && !this.closed && this.failure === null) this.post();
+      const b = this.current;
+      if (b !== null && b.segments.length > 0 && !this.opening && this.gettingSlab === null && !this.closed && this.failure === null) this.post();
     });
   }
 
@@ -341,8 +363,6 @@ export class ExportPool {
       else f.reject(f.error);
     }
     this.release(b.slab);
-    // The worker has room for more: what gathered meanwhile goes now.
-    if (this.current !== null && this.current.segments.length > 0 && this.gettingSlab === null && this.posted.size < BATCHES_AHEAD) this.post();
   }
 
   private check(): void {
