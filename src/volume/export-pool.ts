@@ -15,7 +15,7 @@
 //
 // Opens go one at a time, ahead of the content: creating files in one
 // directory takes the directory's lock, and pool threads creating files
-// side by side only spun on it (an eighth of export's CPU samples), taking
+// side by side only spun on it (3 to 12% of export's CPU samples), taking
 // a core from the main thread and the worker.
 //
 // Files share slabs and messages (a batch): a small file's content is one
@@ -90,6 +90,7 @@ export class ExportPool {
   private current: Batch | null = null;
   /** A writer is getting the next slab for `current`: the others wait for it rather than each take one. */
   private gettingSlab: Promise<void> | null = null;
+  /** A look at the current batch is due (lookSoon). */
   private postSoon = false;
   /** Opens under way. */
   private opening = 0;
