@@ -13,10 +13,15 @@
 // in the last half minute), so the main thread opens each file through the
 // thread pool and hands the worker its descriptor.
 //
-// Opens go one at a time, ahead of the content: creating files in one
-// directory takes the directory's lock, and pool threads creating files
-// side by side only spun on it (3 to 12% of export's CPU samples), taking
-// a core from the main thread and the worker.
+// Opens go at most OPENS at a time, ahead of the content (sixteen files
+// are in flight, import-export.ts). Creating files in one directory takes
+// the directory's lock, so opens side by side do not go faster; the point
+// of more than one is that the next create is already waiting in the
+// kernel when one ends, instead of waiting for this thread to handle the
+// completion and issue it. Each one more also waits, spinning on the lock
+// while the holder runs (rwsem_spin_on_owner: 3 to 12% of export's CPU
+// samples with four), on a core that is otherwise idle or that the spinner
+// yields as soon as another thread wants it.
 //
 // Files share slabs and messages (a batch): a small file's content is one
 // segment among many in a slab, and the worker answers once per batch, so
@@ -41,12 +46,8 @@ const SLABS = 4;
 const SLAB_BYTES = 2 * 1024 * 1024;
 /** Files ending in one batch before it is posted, so that those opened behind them are not held up. */
 const BATCH_FILES = 8;
-/**
- * Opens under way at once. Creating files in one directory is serialized
- * by its lock anyway; a second open only waited for it, spinning while the
- * first ran (see the header).
- */
-const OPENS = 1;
+/** Opens under way at once (see the header); the thread pool's fourth thread stays free for the walk's LevelDB reads. */
+const OPENS = 3;
 
 export type { ErrorMessage, FileClose };
 
@@ -246,7 +247,7 @@ export class ExportPool {
     await this.worker.terminate();
   }
 
-  /** Opens (creates) `path`, one open at a time: the pool's other threads would only wait for the directory's lock. */
+  /** Opens (creates) `path`, at most OPENS at a time. */
   private async openNew(path: string, mode: number): Promise<number> {
     this.check();
     if (this.opening >= OPENS) await new Promise<void>((resolve) => this.openQueue.push(resolve));

@@ -32,7 +32,7 @@ import type { CreateEvent, EventBody } from '../log/event.js';
 
 /**
  * Files export has on their way to its worker at once: opened ahead of
- * their content (one open at a time, export-pool.ts), and small ones
+ * their content (a few opens at a time, export-pool.ts), and small ones
  * gathered into one batch while the worker is busy.
  */
 const EXPORT_FILES_IN_FLIGHT = 16;
