@@ -20,7 +20,8 @@
 // read-ahead worker preads a sealed chunk into a slot of shared memory and
 // decrypts it there in place, where node:crypto would return the plaintext
 // in a fresh buffer to be copied back into the slot (with V8's slow copy
-// into shared memory).
+// into shared memory). Export's worker (src/volume/export-worker.ts) uses
+// it the same way on the slabs it reads files' chunks into.
 //
 // All are optional: without this addon the JavaScript versions run, with
 // the same results.

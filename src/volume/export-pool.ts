@@ -8,33 +8,74 @@
 // chunk's sealed object into a slab of shared memory; the worker opens,
 // decrypts (checking every tag), writes with pwritev and sets the owner,
 // mode and times through the descriptor, all with plain system calls.
-// Except the open: creating a file waits for the file system's journal,
-// which under other processes' fsyncs took milliseconds; one after another
-// on the worker those waits added up, so the main thread opens each file
-// through the thread pool, several at once, and hands the worker its
-// descriptor.
+// Except the open: creating a file waits for the file system (its journal,
+// or on a file system without one, ext4's search for an inode not deleted
+// in the last half minute), so the main thread opens each file through the
+// thread pool and hands the worker its descriptor.
 //
-// A file's parts go in order to the one worker, which answers in order. A
-// writer that finds no free slab waits for one: the worker never waits on
-// anything, so slabs always come back.
+// Opens go at most OPENS at a time, ahead of the content (sixteen files
+// are in flight, import-export.ts). Creating files in one directory takes
+// the directory's lock, so opens side by side do not go faster; the point
+// of more than one is that the next create is already waiting in the
+// kernel when one ends, instead of waiting for this thread to handle the
+// completion and issue it. Each one more also waits, spinning on the lock
+// while the holder runs (rwsem_spin_on_owner: 3 to 12% of export's CPU
+// samples with four), on a core that is otherwise idle or that the spinner
+// yields as soon as another thread wants it.
+//
+// Files share slabs and messages (a batch): a small file's content is one
+// segment among many in a slab, and the worker answers once per batch, so
+// the per-file cost is not a message and a reply each way (each a wake-up
+// of another thread). A batch is posted when its slab is full, when
+// BATCH_FILES files end in it, or when no open is under way, i.e. no file
+// is about to join it (schedule).
+//
+// A file's segments reach the one worker in order. A writer that finds no
+// free slab waits for one: the worker never waits on anything, so slabs
+// always come back.
 
 import { close as closeFd, open } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { BazilError, ErrorCodes, ioError, type ErrorCode, type ErrorData } from '../../errors/index.js';
+import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import { checkAborted, type ContentStore, type SealedExtent } from '../cas/content-store.js';
 import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH } from '../cas/convergent.js';
-import type { ExportReply, ExportRequest, FileClose } from './export-worker.js';
+import { ITEM_FIELDS, type ErrorMessage, type ExportReply, type ExportRequest, type FileClose, type Segment } from './export-protocol.js';
 
 const SLABS = 4;
 /** Room for many small files' chunks, or a big file's, per message; a sealed chunk (at most 256 KiB) always fits an empty slab. */
 const SLAB_BYTES = 2 * 1024 * 1024;
+/** Files ending in one batch before it is posted, so that those opened behind them are not held up. */
+const BATCH_FILES = 8;
+/** Opens under way at once (see the header); the thread pool's fourth thread stays free for the walk's LevelDB reads. */
+const OPENS = 3;
 
-export type { FileClose };
+export type { ErrorMessage, FileClose };
 
-interface Pending {
+/** One file being written, from its open until the reply to the batch that holds its last segment. */
+interface FileState {
+  readonly file: number;
+  readonly fd: number;
+  readonly path: string;
+  /** The first error the worker reported for it. */
+  error: unknown;
+  /** Whether a segment of it is in a batch (posted or not): from then on the worker owns the descriptor. */
+  handedOver: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
-  slab: number;
+}
+
+/** A slab being filled, then posted, until its reply. */
+interface Batch {
+  readonly slab: number;
+  used: number;
+  readonly items: number[];
+  readonly keys: Uint8Array[];
+  readonly ids: Uint8Array[];
+  readonly segments: Segment[];
+  /** The files whose last segment is here: settled by this batch's reply. */
+  readonly ending: FileState[];
+  /** The files with any segment here, by number, for the errors the reply names. */
+  readonly files: Map<number, FileState>;
 }
 
 export class ExportPool {
@@ -42,11 +83,25 @@ export class ExportPool {
   private readonly slabs: Buffer[] = [];
   private readonly free: number[] = [];
   private readonly waiting: Array<{ resolve: (slab: number) => void; reject: (err: unknown) => void }> = [];
-  private readonly pending = new Map<number, Pending>();
+  /** Posted batches by job number, until their replies. */
+  private readonly posted = new Map<number, Batch>();
+  /** Files written and not yet settled, to reject if the worker dies. */
+  private readonly live = new Set<FileState>();
+  /** The batch being filled, if any. */
+  private current: Batch | null = null;
+  /** A writer is getting the next slab for `current`: the others wait for it rather than each take one. */
+  private gettingSlab: Promise<void> | null = null;
+  /** A look at the current batch is due (lookSoon). */
+  private postSoon = false;
+  /** Opens under way. */
+  private opening = 0;
+  private readonly openQueue: Array<() => void> = [];
   private nextJob = 0;
   private nextFile = 0;
   private failure: unknown = null;
   private closed = false;
+  /** Resolves close() once the worker has closed what it held. */
+  private closing: (() => void) | null = null;
 
   constructor() {
     const shared: SharedArrayBuffer[] = [];
@@ -57,8 +112,8 @@ export class ExportPool {
       this.free.push(i);
     }
     // The worker closes descriptors this thread opened: not its own to track.
-    // A small young generation: its garbage is mostly the wrappers of
-    // decrypted chunks, whose memory is freed only when they are collected.
+    // A small young generation: without the addon its garbage is mostly the
+    // wrappers of decrypted chunks, whose memory is freed only when they are collected.
     this.worker = new Worker(new URL('./export-worker.js', import.meta.url), { workerData: { slabs: shared }, trackUnmanagedFds: false, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.worker.on('message', (reply: ExportReply) => this.settle(reply));
     this.worker.on('error', (err) => this.fail(err));
@@ -75,82 +130,214 @@ export class ExportPool {
    * sealed objects are read from `source` straight into the slabs.
    */
   async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto'>, close: FileClose, signal?: AbortSignal): Promise<void> {
-    const file = this.nextFile++;
-    const parts: Promise<void>[] = [];
-    const fd = await new Promise<number>((resolve, reject) => {
-      open(path, 'wx', close.attrs?.createMode === true ? close.attrs.mode : 0o600, (err, fd) => (err === null ? resolve(fd) : reject(ioError('write', path, err))));
+    const fd = await this.openNew(path, close.attrs?.createMode === true ? close.attrs.mode : 0o600);
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
-    let opened = false;
-    let slab = -1;
-    let used = 0;
-    let items: number[] = [];
-    let keys: Uint8Array[] = [];
-    let ids: Uint8Array[] = [];
-    const send = (last: boolean): void => {
-      const request: ExportRequest = {
-        job: this.nextJob++, file, slab, items: Float64Array.from(items),
-        keys: concat(keys, OBJECT_KEY_LENGTH), ids: concat(ids, OBJECT_ID_LENGTH),
-        open: opened ? null : { fd, path }, close: last ? close : null,
-      };
-      opened = true;
-      parts.push(this.post(request));
-      slab = -1;
-      used = 0;
-      items = [];
-      keys = [];
-      ids = [];
+    const f: FileState = { file: this.nextFile++, fd, path, error: null, handedOver: false, resolve, reject };
+    this.live.add(f);
+    let segment: Segment | null = null;
+    let batch: Batch | null = null;
+    /** The segment of this file in the current batch, begun if the batch changed. */
+    const segmentIn = (b: Batch): Segment => {
+      if (segment !== null && batch === b) return segment;
+      batch = b;
+      segment = { file: f.file, open: f.handedOver ? null : { fd, path }, from: b.items.length / ITEM_FIELDS, to: b.items.length / ITEM_FIELDS, close: null, drop: false };
+      f.handedOver = true;
+      b.segments.push(segment);
+      b.files.set(f.file, f);
+      return segment;
     };
     try {
-      slab = await this.take();
       for (const e of extents) {
         checkAborted(signal);
         if (e.kind === 'hole') {
-          items.push(-e.length, 0, 0, 0);
+          let b = this.roomNow(0);
+          while (b === null) {
+            await this.roomFor(0);
+            b = this.roomNow(0);
+          }
+          const s = segmentIn(b);
+          b.items.push(-e.length, 0, 0, 0, -1);
+          s.to++;
           continue;
         }
-        if (used + e.frameLength > SLAB_BYTES) {
-          send(false);
-          slab = await this.take();
+        let b = this.roomNow(e.frameLength);
+        while (b === null) {
+          await this.roomFor(e.frameLength);
+          b = this.roomNow(e.frameLength);
         }
-        const sealed = source.readSealedInto(e.id, this.slabs[slab]!, used);
-        used += e.frameLength;
-        items.push(e.length, sealed.length, e.take, sealed.start);
-        keys.push(e.key);
-        ids.push(e.id);
+        const s = segmentIn(b);
+        const sealed = source.readSealedInto(e.id, this.slabs[b.slab]!, b.used);
+        b.used += e.frameLength;
+        b.items.push(e.length, sealed.length, e.take, sealed.start, b.keys.length);
+        b.keys.push(e.key);
+        b.ids.push(e.id);
+        s.to++;
       }
-      send(true);
+      let b = this.roomNow(0);
+      while (b === null) {
+        await this.roomFor(0);
+        b = this.roomNow(0);
+      }
+      segmentIn(b).close = close;
+      b.ending.push(f);
+      this.schedule();
     } catch (err) {
-      if (slab >= 0) this.release(slab);
-      // Once a part is sent the worker owns the descriptor, and closes it.
-      if (opened) this.worker.postMessage({ job: -1, file, drop: true } satisfies ExportRequest);
-      else closeFd(fd, () => {});
-      await Promise.allSettled(parts);
+      await this.abandon(f, err);
       throw err;
     }
-    const outcomes = await Promise.allSettled(parts);
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    return done;
+  }
+
+  /** A writer that failed: the worker closes the file if it has it, this thread if not; resolves once it is closed. */
+  private async abandon(f: FileState, err: unknown): Promise<void> {
+    if (!f.handedOver) {
+      this.live.delete(f);
+      closeFd(f.fd, () => {});
+      return;
+    }
+    f.error ??= err;
+    try {
+      let b = this.roomNow(0);
+      while (b === null) {
+        await this.roomFor(0);
+        b = this.roomNow(0);
+      }
+      b.segments.push({ file: f.file, open: null, from: b.items.length / ITEM_FIELDS, to: b.items.length / ITEM_FIELDS, close: null, drop: true });
+      b.files.set(f.file, f);
+      b.ending.push(f);
+      this.schedule();
+    } catch {
+      // The pool failed or closed: the worker is gone, and every live file with it.
+      return;
+    }
+    // Rejects with `err` (or an earlier error of the worker's): the caller throws its own.
+    await new Promise<void>((res) => {
+      const settle = (): void => res();
+      f.resolve = settle;
+      f.reject = settle;
+    });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     // The worker holds the descriptors of files whose writers gave up (an
-    // abort, a failure) until it reads their drop messages: it closes them
+    // abort, a failure) until it reads their drop segments: it closes them
     // before it is stopped, or they would stay open in this process.
     if (this.failure === null) {
+      if (this.current !== null && this.current.segments.length > 0) this.post();
       await new Promise<void>((resolve) => {
         const job = this.nextJob++;
         this.worker.ref();
-        this.pending.set(job, { resolve, reject: () => resolve(), slab: -1 });
+        this.posted.set(job, emptyBatch(-1));
+        this.closing = resolve;
         this.worker.postMessage({ job, closeAll: true } satisfies ExportRequest);
       });
     }
     this.closed = true;
     const err = new BazilError(ErrorCodes.CLOSED, 'the export pool was closed with work pending');
     for (const w of this.waiting.splice(0)) w.reject(err);
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    for (const f of this.live) f.reject(err);
+    this.live.clear();
+    this.posted.clear();
     await this.worker.terminate();
+  }
+
+  /** Opens (creates) `path`, at most OPENS at a time. */
+  private async openNew(path: string, mode: number): Promise<number> {
+    this.check();
+    if (this.opening >= OPENS) await new Promise<void>((resolve) => this.openQueue.push(resolve));
+    else this.opening++;
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        open(path, 'wx', mode, (err, fd) => (err === null ? resolve(fd) : reject(ioError('write', path, err))));
+      });
+    } finally {
+      const next = this.openQueue.shift();
+      if (next !== undefined) next();
+      else {
+        this.opening--;
+        // No file is coming: what gathered goes once this file's writer has added it.
+        this.lookSoon();
+      }
+    }
+  }
+
+  /** The current batch when it has `bytes` free and no other writer is getting a slab; null otherwise (then `roomFor`). */
+  private roomNow(bytes: number): Batch | null {
+    const b = this.current;
+    return b !== null && this.gettingSlab === null && b.used + bytes <= SLAB_BYTES && this.failure === null && !this.closed ? b : null;
+  }
+
+  /**
+   * Settles when the current batch has `bytes` free (a full one is posted
+   * and a new slab taken). The caller takes it with roomNow in the same
+   * microtask: writers woken together fill the batch one after another, and
+   * a batch once posted takes nothing more, so a batch handed across an
+   * await could be stale.
+   */
+  private async roomFor(bytes: number): Promise<void> {
+    for (;;) {
+      if (this.roomNow(bytes) !== null) return;
+      this.check();
+      if (this.gettingSlab !== null) {
+        await this.gettingSlab;
+        continue;
+      }
+      if (this.current !== null) this.post();
+      this.gettingSlab = this.take().then((slab) => {
+        this.current = emptyBatch(slab);
+      }).finally(() => {
+        this.gettingSlab = null;
+      });
+      await this.gettingSlab;
+    }
+  }
+
+  /**
+   * Posts the current batch when BATCH_FILES files end in it, or when no
+   * file is being opened (none is about to join it: the writers are
+   * waiting for the walk or for their replies); otherwise the open under
+   * way brings the next file, and its end looks again. A full slab is
+   * posted by roomFor. Posting every file at once would make each small
+   * file its own message again: the worker writes a small file faster than
+   * the main thread prepares the next one.
+   */
+  private schedule(): void {
+    const b = this.current;
+    if (b !== null && b.ending.length >= BATCH_FILES && this.gettingSlab === null) {
+      this.post();
+      return;
+    }
+    if (this.opening === 0) this.lookSoon();
+  }
+
+  /** After the writers woken in this turn have added their files. */
+  private lookSoon(): void {
+    if (this.postSoon) return;
+    this.postSoon = true;
+    setImmediate(() => {
+      this.postSoon = false;
+      const b = this.current;
+      if (b !== null && b.segments.length > 0 && this.opening === 0 && this.gettingSlab === null && !this.closed && this.failure === null) this.post();
+    });
+  }
+
+  private post(): void {
+    const b = this.current!;
+    this.current = null;
+    const job = this.nextJob++;
+    const request: ExportRequest = {
+      job, slab: b.slab, items: Float64Array.from(b.items),
+      keys: concat(b.keys, OBJECT_KEY_LENGTH), ids: concat(b.ids, OBJECT_ID_LENGTH), segments: b.segments,
+    };
+    if (this.posted.size === 0) this.worker.ref();
+    this.posted.set(job, b);
+    this.worker.postMessage(request);
   }
 
   private take(): Promise<number> {
@@ -165,27 +352,26 @@ export class ExportPool {
     else this.free.push(slab);
   }
 
-  private post(request: ExportRequest & { slab: number }): Promise<void> {
-    this.check();
-    return new Promise<void>((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
-      this.pending.set(request.job, { resolve, reject, slab: request.slab });
-      this.worker.postMessage(request);
-    });
-  }
-
   private settle(reply: ExportReply): void {
-    const p = this.pending.get(reply.job);
-    if (p === undefined) return;
-    this.pending.delete(reply.job);
-    if (this.pending.size === 0) this.worker.unref();
-    if (p.slab >= 0) this.release(p.slab);
-    if (reply.error === null) {
-      p.resolve();
+    const b = this.posted.get(reply.job);
+    if (b === undefined) return;
+    this.posted.delete(reply.job);
+    if (this.posted.size === 0) this.worker.unref();
+    if (b.slab < 0) {
+      this.closing?.();
+      this.closing = null;
       return;
     }
-    const cause = reply.error.cause === null ? undefined : Object.assign(new Error(reply.error.cause.message), { code: reply.error.cause.code });
-    p.reject(new BazilError(reply.error.code, reply.error.message, reply.error.data, cause));
+    for (const { file, error } of reply.errors) {
+      const f = b.files.get(file);
+      if (f !== undefined) f.error ??= fromMessage(error);
+    }
+    for (const f of b.ending) {
+      this.live.delete(f);
+      if (f.error === null) f.resolve();
+      else f.reject(f.error);
+    }
+    this.release(b.slab);
   }
 
   private check(): void {
@@ -196,8 +382,11 @@ export class ExportPool {
   private fail(cause: unknown): void {
     this.failure ??= cause;
     for (const w of this.waiting.splice(0)) w.reject(this.error(cause));
-    for (const p of this.pending.values()) p.reject(this.error(cause));
-    this.pending.clear();
+    for (const f of this.live) f.reject(this.error(cause));
+    this.live.clear();
+    this.posted.clear();
+    this.closing?.();
+    this.closing = null;
     this.worker.unref();
   }
 
@@ -206,12 +395,13 @@ export class ExportPool {
   }
 }
 
-/** A BazilError as it crosses from the worker. */
-export interface ErrorMessage {
-  code: ErrorCode;
-  message: string;
-  data: ErrorData;
-  cause: { code: string | undefined; message: string } | null;
+function fromMessage(error: ErrorMessage): BazilError {
+  const cause = error.cause === null ? undefined : Object.assign(new Error(error.cause.message), { code: error.cause.code });
+  return new BazilError(error.code, error.message, error.data, cause);
+}
+
+function emptyBatch(slab: number): Batch {
+  return { slab, used: 0, items: [], keys: [], ids: [], segments: [], ending: [], files: new Map() };
 }
 
 function concat(parts: Uint8Array[], size: number): Uint8Array {

@@ -1,53 +1,20 @@
-// Worker thread body of the export pool (export-pool.ts): decrypts the
-// sealed chunks a part of a file brings in a shared slab, checking each
-// tag and length, writes the plaintext with pwritev at the file's offset
-// (holes are skipped, and the final size set with ftruncate, so they stay
-// holes), and on the file's last part sets its owner, mode and times
-// through the descriptor and closes it. Everything here is a plain system
-// call on this thread: no thread-pool round trips. The main thread opened
-// the file; from its first part on, the descriptor is this thread's to close.
+// Worker thread body of the export pool (export-pool.ts): takes batches,
+// each a shared slab holding segments of one or more files' sealed chunks;
+// decrypts each chunk where it lies (in place with the ingest addon,
+// open-in-place.ts), checking its tag and length, writes the plaintext with
+// pwritev at the file's offset (holes are skipped, and the final size set
+// with ftruncate, so they stay holes), and on a file's last segment sets its
+// owner, mode and times through the descriptor and closes it; then answers
+// once for the batch. Everything here is a plain system call on this
+// thread: no thread-pool round trips. The main thread opened the file; from
+// its first segment on, the descriptor is this thread's to close.
 
 import { closeSync, fchmodSync, fchownSync, ftruncateSync, futimesSync, writevSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
-import { openObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH } from '../cas/convergent.js';
-import type { ErrorMessage } from './export-pool.js';
-
-/**
- * What the last part of a file sets once its content is written; `attrs`
- * null leaves them to the caller. `attrs.owned`: the new file already has
- * owner `uid` and group `gid` (the caller knows whom the files it creates
- * belong to), so no fchown is made. `attrs.createMode`: the file is created
- * with `mode`, which the caller knows the umask leaves as it is (no
- * set-ID or sticky bits), so no fchmod is made.
- */
-export interface FileClose {
-  size: number;
-  attrs: { mode: number; uid: number; gid: number; atime: number | string; mtime: number | string; owned?: boolean; createMode?: boolean } | null;
-}
-
-export type ExportRequest =
-  | {
-    job: number;
-    file: number;
-    slab: number;
-    /** Per extent: plaintext length (negative: a hole of that length), sealed length, bytes of the plaintext written, where the sealed bytes start in the slab. */
-    items: Float64Array;
-    keys: Uint8Array;
-    ids: Uint8Array;
-    /** On a file's first part: the new file, opened by the main thread (export-pool.ts says why), and its path for messages. */
-    open: { fd: number; path: string } | null;
-    close: FileClose | null;
-  }
-  /** The writer gave up on this file: close it. No reply. */
-  | { job: -1; file: number; drop: true }
-  /** The pool is closing: close every file still open (their writers gave up), then reply. */
-  | { job: number; closeAll: true };
-
-export interface ExportReply {
-  job: number;
-  error: ErrorMessage | null;
-}
+import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH } from '../cas/convergent.js';
+import { openObjectInPlace } from '../cas/open-in-place.js';
+import { ITEM_FIELDS, type ErrorMessage, type ExportReply, type ExportRequest, type FileClose, type Segment } from './export-protocol.js';
 
 /** Plaintext gathered before a write: large writes, few system calls. */
 const WRITE_BYTES = 1024 * 1024;
@@ -74,47 +41,49 @@ port.on('message', (req: ExportRequest) => {
         // Files whose writers gave up: their close errors add nothing.
       }
     }
-    port.postMessage({ job: req.job, error: null } satisfies ExportReply);
+    port.postMessage({ job: req.job, errors: [] } satisfies ExportReply);
     return;
   }
-  if ('drop' in req) {
-    try {
-      end(req.file);
-    } catch {
-      // The writer already failed; a close error adds nothing to its error.
+  const errors: ExportReply['errors'] = [];
+  for (const seg of req.segments) {
+    if (seg.open !== null) files.set(seg.file, { fd: seg.open.fd, path: seg.open.path, failed: false, position: 0, written: 0 });
+    if (seg.drop) {
+      try {
+        end(seg.file);
+      } catch {
+        // The writer already failed; a close error adds nothing to its error.
+      }
+      continue;
     }
-    return;
-  }
-  let error: ErrorMessage | null = null;
-  try {
-    part(req);
-  } catch (err) {
-    error = toMessage(err);
-    // Later parts of the file are skipped.
-    const f = files.get(req.file);
-    if (f !== undefined) f.failed = true;
-  }
-  if (req.close !== null) {
+    let failed = false;
     try {
-      end(req.file);
+      part(req, seg);
     } catch (err) {
-      error ??= toMessage(err);
+      failed = true;
+      errors.push({ file: seg.file, error: toMessage(err) });
+      // Later segments of the file are skipped.
+      const f = files.get(seg.file);
+      if (f !== undefined) f.failed = true;
+    }
+    if (seg.close !== null) {
+      try {
+        end(seg.file);
+      } catch (err) {
+        if (!failed) errors.push({ file: seg.file, error: toMessage(err) });
+      }
     }
   }
-  const reply: ExportReply = { job: req.job, error };
-  port.postMessage(reply);
+  port.postMessage({ job: req.job, errors } satisfies ExportReply);
 });
 
-function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>): void {
-  if (req.open !== null) files.set(req.file, { fd: req.open.fd, path: req.open.path, failed: false, position: 0, written: 0 });
-  const f = files.get(req.file);
-  if (f === undefined) throw new BazilError(ErrorCodes.INTERNAL, 'an export part for a file that is not open', { file: req.file });
+function part(req: Exclude<ExportRequest, { closeAll: true }>, seg: Segment): void {
+  const f = files.get(seg.file);
+  if (f === undefined) throw new BazilError(ErrorCodes.INTERNAL, 'an export part for a file that is not open', { file: seg.file });
   // An earlier part failed and said so; the rest of the file is not written.
   if (f.failed) return;
   const input = slabs[req.slab]!;
   const { items, keys, ids } = req;
   let position = f.position;
-  let d = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const flush = (): void => {
@@ -125,7 +94,7 @@ function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>):
     pending = [];
     pendingBytes = 0;
   };
-  for (let i = 0; i < items.length; i += 4) {
+  for (let i = seg.from * ITEM_FIELDS; i < seg.to * ITEM_FIELDS; i += ITEM_FIELDS) {
     const length = items[i]!;
     if (length < 0) {
       flush();
@@ -135,12 +104,13 @@ function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>):
     const sealedLength = items[i + 1]!;
     const take = items[i + 2]!;
     const at = items[i + 3]!;
+    const d = items[i + 4]!;
     const id = ids.subarray(d * OBJECT_ID_LENGTH, (d + 1) * OBJECT_ID_LENGTH);
     const key = keys.subarray(d * OBJECT_KEY_LENGTH, (d + 1) * OBJECT_KEY_LENGTH);
-    d++;
     let plain: Buffer;
     try {
-      plain = openObject(input.subarray(at, at + sealedLength), key);
+      // In place where the addon allows: the plaintext is then a view of the slab, written below before the slab goes back.
+      plain = openObjectInPlace(input, at, at + sealedLength, key);
     } catch (err) {
       if (isBazilError(err) && err.data['id'] === undefined) err.data['id'] = Buffer.from(id).toString('hex');
       throw err;
@@ -155,7 +125,7 @@ function part(req: Exclude<ExportRequest, { drop: true } | { closeAll: true }>):
   }
   flush();
   f.position = position;
-  if (req.close !== null) finish(f, req.close);
+  if (seg.close !== null) finish(f, seg.close);
 }
 
 function write(f: OpenFile, parts: Buffer[], bytes: number, position: number): void {

@@ -30,8 +30,12 @@ import type { Attrs, ProjectionReader, VolumeReader } from './reader.js';
 import type { WriteBatch } from './write-batch.js';
 import type { CreateEvent, EventBody } from '../log/event.js';
 
-/** Files export has on their way to its worker at once. */
-const EXPORT_FILES_IN_FLIGHT = 6;
+/**
+ * Files export has on their way to its worker at once: opened ahead of
+ * their content (a few opens at a time, export-pool.ts), and small ones
+ * gathered into one batch while the worker is busy.
+ */
+const EXPORT_FILES_IN_FLIGHT = 16;
 /** Up to this many stored attributes, export reads which nodes have any once (a set of ids) rather than listing each node's. */
 const XATTR_HOLDERS_LIMIT = 65_536;
 // Files whose content is being written at once, and the bytes they may
