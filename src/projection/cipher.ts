@@ -37,6 +37,8 @@ export class ProjectionCipher {
   private readonly macKey: Buffer;
   /** AES-256 of single blocks under encKey: the CTR keystream (see the top). Never finalised. */
   private readonly blocks: Cipher;
+  /** The same key, for values long enough that a CTR cipher object of their own costs less than the loop below. */
+  private readonly encKey: Buffer;
   private readonly opened = new OpenCache();
   private readonly tags = new RecentMap<Buffer>();
 
@@ -46,7 +48,8 @@ export class ProjectionCipher {
     const sub = (label: string): Buffer => Buffer.from(hkdfSync('sha256', projectionKey, Buffer.alloc(0), `bazil/v1/projection/${label}`, 32));
     this.nameKey = sub('name');
     this.macKey = sub('mac');
-    this.blocks = createCipheriv('aes-256-ecb', sub('enc'), null);
+    this.encKey = sub('enc');
+    this.blocks = createCipheriv('aes-256-ecb', this.encKey, null);
     this.blocks.setAutoPadding(false);
   }
 
@@ -97,6 +100,15 @@ export class ProjectionCipher {
    * input XOR keystream to out at `at`.
    */
   private ctr(iv: Uint8Array, input: Uint8Array, out: Buffer, at: number): void {
+    if (input.length > LONG_VALUE_BYTES) {
+      // A big file's inode record holds its manifest (100+ KiB): the loops
+      // below would step through it byte by byte in JavaScript.
+      const c = createCipheriv('aes-256-ctr', this.encKey, iv);
+      const head = c.update(input);
+      head.copy(out, at);
+      c.final().copy(out, at + head.length);
+      return;
+    }
     const n = Math.ceil(input.length / 16);
     if (n === 0) return;
     const counters = Buffer.allocUnsafe(n * 16);
@@ -119,6 +131,9 @@ export class ProjectionCipher {
     return createHmac('sha256', this.macKey).update(len).update(ad).update(plain).digest().subarray(0, SEAL_OVERHEAD);
   }
 }
+
+/** Values longer than this are en/deciphered by a CTR cipher object of their own (same bytes as the block loop). */
+const LONG_VALUE_BYTES = 512;
 
 /** Entries a cache keeps per generation (two are kept: up to twice this many). */
 const CACHE_ENTRIES = 16384;
