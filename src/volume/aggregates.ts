@@ -53,6 +53,8 @@ export class BackgroundSettler {
   private waitingSince = 0;
   /** Time the last run of slices held the write queue, ms. */
   private lastRunMs = 0;
+  /** The last run stopped with directories left dirty: schedule another. */
+  private repoke = false;
 
   constructor(
     private readonly projection: ProjectionStore,
@@ -104,6 +106,7 @@ export class BackgroundSettler {
     if (this.running !== null) return this.running;
     this.running = (async () => {
       let spent = 0;
+      let before = Number.POSITIVE_INFINITY;
       try {
         for (let left = 1; left > 0 && !this.stopped;) {
           left = await this.serialise(async () => {
@@ -115,6 +118,17 @@ export class BackgroundSettler {
               spent += performance.now() - started;
             }
           });
+          // Writes let in between slices dirty their directories again. When
+          // they do so as fast as slices clean (a stream of creates in one
+          // huge directory, recomputed whole by every slice), the run stops
+          // and leaves the rest to a later one, which poke() spaces by this
+          // run's length: looping here made every create wait for a whole
+          // recomputation of its directory.
+          if (left > 0 && left >= before) {
+            this.repoke = true;
+            break;
+          }
+          before = left;
           // Let queued writes and reads in before the next slice.
           await new Promise((resolve) => setImmediate(resolve));
         }
@@ -124,6 +138,10 @@ export class BackgroundSettler {
       } finally {
         this.lastRunMs = spent;
         this.running = null;
+        if (this.repoke) {
+          this.repoke = false;
+          this.poke();
+        }
       }
     })();
     return this.running;
