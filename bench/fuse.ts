@@ -22,21 +22,20 @@
 // stat and unlink as one operation (a Python loop, one process per run).
 // Every figure is the median of the runs; the last line is `RESULT {json}`.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findFuseConnection, freeWedgedMount } from '../src/fuse/binding.js';
+import { PYTHON, metaOpsPerSecond, startCeiling, stopCeiling } from './lib/fuse-loops.js';
 import { Samples, atLeast, atMost, fmtFixed, fmtInt, fmtMBs, fmtRatio, machineLine, renderTable, sig, type TableLine } from './lib/report.js';
 
 const run = promisify(execFile);
 const MIB = 1024 * 1024;
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const CEILING = fileURLToPath(new URL('./lib/memfs-ceiling.js', import.meta.url));
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const STAT_FILES = 1000;
 const STAT_INTERVAL_MS = 5;
 
@@ -90,23 +89,6 @@ async function timedDd(args: string[]): Promise<number> {
   return seconds(start);
 }
 
-const META_PY = String.raw`
-import os, sys, time
-d, n = sys.argv[1], int(sys.argv[2])
-os.makedirs(d, exist_ok=True)
-names = [os.path.join(d, 'f%06d' % i) for i in range(n)]
-t = time.perf_counter()
-for p in names: os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
-for p in names: os.stat(p)
-for p in names: os.unlink(p)
-print(time.perf_counter() - t)
-`;
-
-async function metaOps(dir: string, n: number): Promise<number> {
-  const { stdout } = await run(PYTHON, ['-c', META_PY, dir, String(n)]);
-  return (3 * n) / Number(stdout.trim());
-}
-
 const STAT_PY = String.raw`
 import os, sys, time
 d, n, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -138,22 +120,6 @@ async function statP99During(dir: string, writer: () => Promise<unknown>, done: 
   return { p99, count };
 }
 
-async function startCeiling(dir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CEILING, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => s.includes('ready') && resolve());
-    child.once('exit', (code) => reject(new Error(`the ceiling file system exited (${code}) before mounting`)));
-  });
-  return child;
-}
-
-async function stopCeiling(child: ChildProcess, dir: string): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if ((await findFuseConnection(dir)) !== undefined) await freeWedgedMount(dir);
-}
-
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const tmp = mkdtempSync(join(tmpdir(), 'bazil-bench-fuse-'));
@@ -181,7 +147,7 @@ async function main(): Promise<void> {
       await bazil(env, 'umount', mnt);
       await bazil(env, 'mount', 'bench', mnt);
       s.add('read', mb / (await timedDd([`if=${join(mnt, `big-${r}`)}`, 'of=/dev/null'])));
-      s.add('meta', await metaOps(join(mnt, `meta-${r}`), o.files));
+      s.add('meta', await metaOpsPerSecond(join(mnt, `meta-${r}`), o.files));
       const during = await statP99During(join(mnt, `stat-${r}`), () => timedDd([`if=${src2}`, `of=${join(mnt, `busy-${r}`)}`, 'conv=fsync']), join(tmp, `done-${r}`));
       s.add('statP99', during.p99);
       s.add('statCount', during.count);
@@ -190,13 +156,13 @@ async function main(): Promise<void> {
       const diskFile = join(disk, `big-${r}`);
       s.add('diskWrite', mb / (await timedDd([`if=${src}`, `of=${diskFile}`, 'conv=fsync'])));
       s.add('diskRead', mb / (await timedDd([`if=${diskFile}`, 'of=/dev/null', 'iflag=direct'])));
-      s.add('diskMeta', await metaOps(join(disk, `meta-${r}`), o.files));
+      s.add('diskMeta', await metaOpsPerSecond(join(disk, `meta-${r}`), o.files));
       rmSync(diskFile);
       // The binding's ceiling
       ceiling = await startCeiling(ceil);
       s.add('ceilWrite', mb / (await timedDd([`if=${src}`, `of=${join(ceil, 'big')}`, 'conv=fsync'])));
       s.add('ceilRead', mb / (await timedDd([`if=${join(ceil, 'big')}`, 'of=/dev/null'])));
-      s.add('ceilMeta', await metaOps(ceil, o.files));
+      s.add('ceilMeta', await metaOpsPerSecond(ceil, o.files));
       await stopCeiling(ceiling, ceil);
       ceiling = undefined;
       console.log(`run ${r + 1}/${o.runs}: write ${fmtMBs(s.all('write')[r]!)}, read ${fmtMBs(s.all('read')[r]!)}, meta ${fmtInt(s.all('meta')[r]!)} ops/s, stat p99 ${fmtFixed(s.all('statP99')[r]!, 2, 'ms')}`);

@@ -14,19 +14,18 @@
 // daemon, mounted through the CLI; the loop in a new directory of the
 // mount, as bench/fuse does), then the ceiling (the loop in its root).
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findFuseConnection, freeWedgedMount } from '../src/fuse/binding.js';
+import { metaOpsPerSecond, startCeiling, stopCeiling } from './lib/fuse-loops.js';
 import { Samples, atLeast, fmtInt, fmtRatio, machineLine, renderTable, sig, type TableLine } from './lib/report.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const CEILING = fileURLToPath(new URL('./lib/memfs-ceiling.js', import.meta.url));
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 /** Clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */
 const TICKS_PER_S = 100;
 
@@ -49,18 +48,6 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
-const META_PY = String.raw`
-import os, sys, time
-d, n = sys.argv[1], int(sys.argv[2])
-os.makedirs(d, exist_ok=True)
-names = [os.path.join(d, 'f%06d' % i) for i in range(n)]
-t = time.perf_counter()
-for p in names: os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
-for p in names: os.stat(p)
-for p in names: os.unlink(p)
-print(time.perf_counter() - t)
-`;
-
 /** CPU seconds `pid` has used so far, all its threads. */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -72,29 +59,13 @@ function cpuSeconds(pid: number): number {
 /** ops/s of the loop in `dir`, and the serving process's CPU µs per operation. */
 async function metaOps(dir: string, n: number, server: number): Promise<{ opsS: number; cpuUs: number }> {
   const before = cpuSeconds(server);
-  const { stdout } = await run(PYTHON, ['-c', META_PY, dir, String(n)]);
+  const opsS = await metaOpsPerSecond(dir, n);
   const cpu = cpuSeconds(server) - before;
-  return { opsS: (3 * n) / Number(stdout.trim()), cpuUs: (cpu * 1e6) / (3 * n) };
+  return { opsS, cpuUs: (cpu * 1e6) / (3 * n) };
 }
 
 async function bazil(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
   return (await run(process.execPath, [CLI, ...args], { env, maxBuffer: 16 * 1024 * 1024 })).stdout;
-}
-
-async function startCeiling(dir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CEILING, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => s.includes('ready') && resolve());
-    child.once('exit', (code) => reject(new Error(`the ceiling file system exited (${code}) before mounting`)));
-  });
-  return child;
-}
-
-async function stopCeiling(child: ChildProcess, dir: string): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if ((await findFuseConnection(dir)) !== undefined) await freeWedgedMount(dir);
 }
 
 async function main(): Promise<void> {
