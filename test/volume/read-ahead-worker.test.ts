@@ -21,8 +21,8 @@ import { initHome } from '../../src/home/home.js';
 import { createVolume } from '../../src/home/volumes.js';
 import { Volume } from '../../src/volume/volume.js';
 import { decodeManifest, extentsIn, type ChunkExtent } from '../../src/cas/manifest.js';
-import type { FileHandle } from '../../src/volume/file-handle.js';
 import { readAheadCounts } from '../../src/volume/read-ahead.js';
+import { readAt, readPastDamage } from '../lib/read-ahead-damage.js';
 import { volumeDir } from '../lib/acceptance.js';
 import { flipPayloadByte, framesOf } from '../lib/arena-frames.js';
 
@@ -49,13 +49,6 @@ async function withBigFile(fn: (homeDir: string, data: Buffer) => Promise<void>)
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-async function readAt(h: FileHandle, offset: number, length: number): Promise<Buffer> {
-  await new Promise((resolve) => setTimeout(resolve, 1));
-  const out = Buffer.alloc(length, 0xee);
-  const n = await h.readInto(out, offset);
-  return out.subarray(0, n);
 }
 
 /** The chunk holding byte `at` of /big: its id and where it starts. */
@@ -129,21 +122,8 @@ test('a record damaged while the volume is open fails its read with BAZIL_CORRUP
       }
       assert.ok(flipped, 'the chunk\'s record was found');
       const h = await v.open('/big', { read: true });
-      const before = readAheadCounts();
       try {
-        let at = 0;
-        for (; at + REQUEST <= victim.start; at += REQUEST) {
-          assert.ok((await readAt(h, at, REQUEST)).equals(data.subarray(at, at + REQUEST)), `bytes at ${at}`);
-          // Not vacuous: the worker meets the damaged chunk before the reader does.
-          if (at + 2 * REQUEST > victim.start) {
-            for (let waited = 0; readAheadCounts().refused === before.refused && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-          }
-        }
-        assert.equal(readAheadCounts().refused - before.refused, 1, 'the worker refused the damaged chunk');
-        await assert.rejects(readAt(h, at, REQUEST), (err: unknown) => (err as { code?: string }).code === 'BAZIL_CORRUPT_RECORD');
-        await assert.rejects(readAt(h, at, REQUEST), (err: unknown) => (err as { code?: string }).code === 'BAZIL_CORRUPT_RECORD');
-        const past = Math.ceil((victim.start + 256 * 1024 + 1) / REQUEST) * REQUEST;
-        assert.ok((await readAt(h, past, REQUEST)).equals(data.subarray(past, past + REQUEST)), `bytes at ${past}`);
+        await readPastDamage(h, data, victim.start, REQUEST, 'BAZIL_CORRUPT_RECORD');
       } finally {
         await h.release();
       }

@@ -17,8 +17,8 @@ import { initHome } from '../../src/home/home.js';
 import { createVolume } from '../../src/home/volumes.js';
 import { Volume } from '../../src/volume/volume.js';
 import { decodeManifest, extentsIn, type ChunkExtent } from '../../src/cas/manifest.js';
-import type { FileHandle } from '../../src/volume/file-handle.js';
 import { readAheadCounts } from '../../src/volume/read-ahead.js';
+import { readAt, readPastDamage } from '../lib/read-ahead-damage.js';
 import { volumeDir } from '../lib/acceptance.js';
 import { flipPayloadByte, framesOf } from '../lib/arena-frames.js';
 import { readFile } from 'node:fs/promises';
@@ -61,13 +61,6 @@ async function withVolume<T>(homeDir: string, fn: (v: Volume) => Promise<T>): Pr
  * given buffer, and a while after the last read (a kernel round trip), in
  * which the worker can get ahead of the reader.
  */
-async function readAt(h: FileHandle, offset: number, length: number): Promise<Buffer> {
-  await new Promise((resolve) => setTimeout(resolve, 1));
-  const out = Buffer.alloc(length, 0xee);
-  const n = await h.readInto(out, offset);
-  return out.subarray(0, n);
-}
-
 test('sequential reads return the file exactly, in order and with neighbouring requests swapped', async () => {
   await withBigFile(async (homeDir, data) => {
     await withVolume(homeDir, async (v) => {
@@ -215,22 +208,8 @@ test('a damaged chunk ahead of a sequential reader fails its read as without rea
     assert.ok(flipped, 'the chunk\'s record was found');
     await withVolume(homeDir, async (v) => {
       const h = await v.open('/big', { read: true });
-      const before = readAheadCounts();
       try {
-        let at = 0;
-        for (; at + REQUEST <= victim.start; at += REQUEST) {
-          assert.ok((await readAt(h, at, REQUEST)).equals(data.subarray(at, at + REQUEST)), `bytes at ${at}`);
-          // Not vacuous: the worker meets the damaged chunk (read ahead) before the reader does.
-          if (at + 2 * REQUEST > victim.start) {
-            for (let waited = 0; readAheadCounts().refused === before.refused && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-          }
-        }
-        assert.equal(readAheadCounts().refused - before.refused, 1, 'the worker refused the damaged chunk');
-        await assert.rejects(readAt(h, at, REQUEST), (err: unknown) => (err as { code?: string }).code === 'BAZIL_CORRUPT_OBJECT');
-        // Again, and past it the file reads on.
-        await assert.rejects(readAt(h, at, REQUEST), (err: unknown) => (err as { code?: string }).code === 'BAZIL_CORRUPT_OBJECT');
-        const after = Math.ceil((victim.start + 256 * 1024 + 1) / REQUEST) * REQUEST;
-        assert.ok((await readAt(h, after, REQUEST)).equals(data.subarray(after, after + REQUEST)), `bytes at ${after}`);
+        await readPastDamage(h, data, victim.start, REQUEST, 'BAZIL_CORRUPT_OBJECT');
       } finally {
         await h.release();
       }
