@@ -15,12 +15,12 @@
 // is test/volume/content-order.test.ts.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { cp, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { makeCrashTree, refreshCrashTree } from '../test/lib/crash-tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,40 +45,6 @@ const PER_VOLUME = Number(values['per-volume']);
 function bazil(home: string, ...args: string[]): { status: number | null; out: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { timeout: 300_000, env: { ...process.env, BAZIL_HOME: home } });
   return { status: r.status, out: `${r.stdout.toString('utf8')}${r.stderr.toString('utf8')}` };
-}
-
-function fileSize(i: number): number {
-  const r = Math.random();
-  if (i % 23 === 0) return 0;
-  if (r < 0.4) return Math.floor(Math.random() * 16 * 1024);
-  if (r < 0.8) return Math.floor(Math.random() * 256 * 1024);
-  return Math.floor(Math.random() * 2 * 1024 * 1024);
-}
-
-/** The crash test's tree: nested directories, mixed sizes, two big files. */
-async function makeTree(src: string): Promise<string[]> {
-  const dirs = ['', 'a', 'a/b', 'a/b/c', 'a/b/c/d', 'e', 'e/f', 'g', 'g/ü-日本', 'h', 'h/i', 'h/i/j'].map((d) => join(src, d));
-  for (const d of dirs) await mkdir(d, { recursive: true });
-  const files: string[] = [];
-  for (let i = 0; i < FILES; i++) {
-    const path = join(dirs[(i * 7) % dirs.length]!, `f${String(i).padStart(4, '0')}.bin`);
-    await writeFile(path, i % 19 === 0 ? Buffer.alloc(fileSize(i), i & 0xff) : randomBytes(fileSize(i)));
-    files.push(path);
-  }
-  for (let i = 0; i < 2; i++) {
-    const path = join(dirs[(i * 5 + 3) % dirs.length]!, `big-${i}.bin`);
-    await writeFile(path, randomBytes(16 * 1024 * 1024));
-    files.push(path);
-  }
-  return files;
-}
-
-async function refresh(files: string[]): Promise<void> {
-  for (const path of files) {
-    if (Math.random() >= 0.35) continue;
-    const { size } = await lstat(path);
-    if (size > 0) await writeFile(path, randomBytes(size));
-  }
 }
 
 function runImport(home: string, src: string, target: string, killAfterMs: number | null): Promise<{ killed: boolean; code: number | null; ms: number; stderr: string }> {
@@ -107,13 +73,13 @@ try {
   for (let i = 0; i < HOGS; i++) hogs.push(spawn(process.execPath, ['-e', hog], { stdio: 'ignore' }));
   const home = join(dir, 'home');
   const src = join(dir, 'src');
-  const files = await makeTree(src);
+  const files = await makeCrashTree(src, FILES, 2, 16 * 1024 * 1024);
   if (bazil(home, 'init').status !== 0) throw new Error('bazil init failed');
   bazil(home, 'volume', 'create', 'measure');
   // The median of three imports: one under a burst of load would put every kill past the end.
   const times: number[] = [];
   for (let m = 0; m < 3; m++) {
-    await refresh(files);
+    await refreshCrashTree(files, 0.35);
     const end = await runImport(home, src, `measure:/m${m}`, null);
     if (end.code !== 0) throw new Error(`the measuring import failed: ${end.stderr}`);
     times.push(end.ms);
@@ -121,7 +87,7 @@ try {
   const measured = { ms: times.sort((a, b) => a - b)[1]! };
   console.log(`cli ${CLI}; ${files.length} files; an import takes ${measured.ms.toFixed(0)} ms (${times.map((t) => t.toFixed(0)).join(', ')}); kills at ${FROM}..${TO} of it; ${HOGS} busy loops`);
   for (let k = 0; k < RUNS; k++) {
-    await refresh(files);
+    await refreshCrashTree(files, 0.35);
     const vol = `v${Math.floor(k / PER_VOLUME)}`;
     if (k % PER_VOLUME === 0) bazil(home, 'volume', 'create', vol);
     const killAt = measured.ms * (FROM + Math.random() * (TO - FROM));

@@ -8,12 +8,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Volume } from '../../src/volume/volume.js';
 import { CLI_MAIN } from '../lib/cli-path.js';
+import { makeCrashTree, refreshCrashTree } from '../lib/crash-tree.js';
 
 const SLOW = process.env.BAZIL_SLOW === '1';
 const RUNS = SLOW ? 50 : 20;
@@ -32,44 +32,6 @@ function bazil(home: string, ...args: string[]): string {
   const r = spawnSync(process.execPath, [main, ...args], { timeout: 120_000, env: { ...process.env, BAZIL_HOME: home } });
   assert.equal(r.status, 0, `bazil ${args.join(' ')}: ${r.stderr.toString('utf8')}`);
   return r.stdout.toString('utf8');
-}
-
-function fileSize(i: number): number {
-  const r = Math.random();
-  if (i % 23 === 0) return 0;
-  if (r < 0.4) return Math.floor(Math.random() * 16 * 1024);
-  if (r < 0.8) return Math.floor(Math.random() * 256 * 1024);
-  return Math.floor(Math.random() * 2 * 1024 * 1024);
-}
-
-/** Nested directories (some empty), a few hundred files of mixed sizes, two big ones, a symlink, a hard-link pair. Returns the regular files' paths. */
-async function makeTree(src: string): Promise<string[]> {
-  const dirs = ['', 'a', 'a/b', 'a/b/c', 'a/b/c/d', 'e', 'e/f', 'g', 'g/ü-日本', 'h', 'h/i', 'h/i/j'].map((d) => join(src, d));
-  for (const d of dirs) await mkdir(d, { recursive: true });
-  await mkdir(join(src, 'empty', 'deeper'), { recursive: true });
-  const files: string[] = [];
-  for (let i = 0; i < FILES; i++) {
-    const path = join(dirs[(i * 7) % dirs.length]!, `f${String(i).padStart(4, '0')}.bin`);
-    await writeFile(path, i % 19 === 0 ? Buffer.alloc(fileSize(i), i & 0xff) : randomBytes(fileSize(i)));
-    files.push(path);
-  }
-  for (let i = 0; i < BIG_FILES; i++) {
-    const path = join(dirs[(i * 5 + 3) % dirs.length]!, `big-${i}.bin`);
-    await writeFile(path, randomBytes(BIG_SIZE));
-    files.push(path);
-  }
-  await symlink('../a/f0001.bin', join(src, 'e', 'link'));
-  await link(files[1]!, join(src, 'g', 'hard-f0001.bin'));
-  return files;
-}
-
-/** New random bytes (same size) in a share of the files; a hard-linked file is rewritten in place, so both names stay equal. */
-async function refresh(files: string[]): Promise<void> {
-  for (const path of files) {
-    if (Math.random() >= REFRESH) continue;
-    const { size } = await lstat(path);
-    if (size > 0) await writeFile(path, randomBytes(size));
-  }
 }
 
 /** Null if `path`'s bytes are exactly `stream`'s, else what differs. */
@@ -228,11 +190,11 @@ test('bazil import killed with SIGKILL at random moments: the volume reopens, fs
   try {
     const home = join(dir, 'home');
     const src = join(dir, 'src');
-    const files = await makeTree(src);
+    const files = await makeCrashTree(src, FILES, BIG_FILES, BIG_SIZE);
     bazil(home, 'init');
 
     // One full import measures how long an import takes (new content).
-    await refresh(files);
+    await refreshCrashTree(files, REFRESH);
     bazil(home, 'volume', 'create', 'measure');
     const measured = await runImport(home, src, 'measure', '/measure', null);
     assert.equal(measured.code, 0, measured.stderr);
@@ -240,7 +202,7 @@ test('bazil import killed with SIGKILL at random moments: the volume reopens, fs
 
     const found: Findings = { problems: [], placeholders: [] };
     for (let k = 0; k < RUNS; k++) {
-      await refresh(files);
+      await refreshCrashTree(files, REFRESH);
       // Mostly inside the import; a few land after its end (a finished import must be complete).
       const killAt = Math.random() * measured.ms * 1.1;
       const vol = `v${Math.floor(k / PER_VOLUME)}`;
@@ -250,7 +212,7 @@ test('bazil import killed with SIGKILL at random moments: the volume reopens, fs
     }
 
     // A last import, not killed, exports equal to the source.
-    await refresh(files);
+    await refreshCrashTree(files, REFRESH);
     const lastVol = `v${Math.floor((RUNS - 1) / PER_VOLUME)}`;
     const last = await runImport(home, src, lastVol, '/final', null);
     assert.equal(last.code, 0, last.stderr);
