@@ -11,20 +11,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { initHome } from '../../src/home/home.js';
-import { createVolume } from '../../src/home/volumes.js';
 import { Volume } from '../../src/volume/volume.js';
-import { decodeManifest, extentsIn, type ChunkExtent } from '../../src/cas/manifest.js';
 import { readAheadCounts } from '../../src/volume/read-ahead.js';
-import { readAt, readPastDamage } from '../lib/read-ahead-damage.js';
-import { volumeDir } from '../lib/acceptance.js';
-import { flipPayloadByte, framesOf } from '../lib/arena-frames.js';
+import { arenasOf, chunkAt, damageChunk, readAt, readPastDamage, withBigFile } from '../lib/read-ahead-fixture.js';
 
 const run = promisify(execFile);
 const SLOW = process.env.BAZIL_SLOW === '1';
@@ -32,42 +24,8 @@ const SIZE = (SLOW ? 64 : 6) * 1024 * 1024;
 const REQUEST = 128 * 1024;
 const CHILD = fileURLToPath(new URL('./read-ahead-child.js', import.meta.url));
 
-async function withBigFile(fn: (homeDir: string, data: Buffer) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bazil-read-ahead-worker-test-'));
-  try {
-    const homeDir = join(dir, 'home');
-    const { home } = await initHome(homeDir);
-    await createVolume(home, 'v').finally(() => home.close());
-    const data = randomBytes(SIZE);
-    const v = await Volume.open(homeDir, 'v');
-    try {
-      await v.writeFile('/big', data);
-    } finally {
-      await v.close();
-    }
-    await fn(homeDir, data);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** The chunk holding byte `at` of /big: its id and where it starts. */
-async function chunkAt(homeDir: string, at: number): Promise<{ id: Buffer; start: number }> {
-  const v = await Volume.open(homeDir, 'v');
-  try {
-    const m = decodeManifest((await v.stat('/big')).manifest!);
-    const e = [...extentsIn(m, at, 1, () => {
-      throw new Error('a one-level manifest expected');
-    })][0]!;
-    assert.equal(e.extent.kind, 'chunk');
-    return { id: (e.extent as ChunkExtent).id, start: e.start };
-  } finally {
-    await v.close();
-  }
-}
-
 test('after a reopen the worker preads the chunks itself and the reader gets the file exactly', async () => {
-  await withBigFile(async (homeDir, data) => {
+  await withBigFile(SIZE, async (homeDir, data) => {
     const v = await Volume.open(homeDir, 'v');
     try {
       const before = readAheadCounts();
@@ -102,25 +60,16 @@ test('after a reopen the worker preads the chunks itself and the reader gets the
 });
 
 test('a record damaged while the volume is open fails its read with BAZIL_CORRUPT_RECORD, as without read-ahead', async () => {
-  await withBigFile(async (homeDir, data) => {
-    const victim = await chunkAt(homeDir, SIZE / 2);
-    const arenas = join(volumeDir(homeDir, 'v'), 'arenas');
+  await withBigFile(SIZE, async (homeDir, data) => {
+    const arenas = arenasOf(homeDir);
     const v = await Volume.open(homeDir, 'v');
     try {
       // Damaged after the open (a failing disk under a mounted volume), so
       // the open's recovery scan does not cut it away as a torn tail; the
       // checksum left as it was: the arena's own read catches it, and the
       // worker, which skips the checksum, must still not serve it.
-      let flipped = false;
-      for (const file of await readdir(arenas)) {
-        const bytes = await readFile(join(arenas, file));
-        const frame = framesOf(bytes).find((f) => f.key.equals(victim.id));
-        if (frame === undefined) continue;
-        await flipPayloadByte(join(arenas, file), frame, 0.25, false);
-        flipped = true;
-        break;
-      }
-      assert.ok(flipped, 'the chunk\'s record was found');
+      const victim = await chunkAt(v, SIZE / 2);
+      await damageChunk(arenas, victim.id, 0.25, false);
       const h = await v.open('/big', { read: true });
       try {
         await readPastDamage(h, data, victim.start, REQUEST, 'BAZIL_CORRUPT_RECORD');
@@ -134,7 +83,7 @@ test('a record damaged while the volume is open fails its read with BAZIL_CORRUP
 });
 
 test('without the addon (BAZIL_NO_NATIVE=1) the worker preads and opens chunks with node:crypto, and the bytes are the same', async () => {
-  await withBigFile(async (homeDir, data) => {
+  await withBigFile(SIZE, async (homeDir, data) => {
     const expected = createHash('sha256').update(data).digest('hex');
     for (const noNative of ['1', '0']) {
       const { stdout } = await run(process.execPath, [CHILD, homeDir], { env: { ...process.env, BAZIL_NO_NATIVE: noNative } });

@@ -10,42 +10,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { initHome } from '../../src/home/home.js';
-import { createVolume } from '../../src/home/volumes.js';
 import { Volume } from '../../src/volume/volume.js';
-import { decodeManifest, extentsIn, type ChunkExtent } from '../../src/cas/manifest.js';
 import { readAheadCounts } from '../../src/volume/read-ahead.js';
-import { readAt, readPastDamage } from '../lib/read-ahead-damage.js';
-import { volumeDir } from '../lib/acceptance.js';
-import { flipPayloadByte, framesOf } from '../lib/arena-frames.js';
-import { readFile } from 'node:fs/promises';
+import { arenasOf, chunkAt, damageChunk, readAt, readPastDamage, withBigFile } from '../lib/read-ahead-fixture.js';
 
 const SLOW = process.env.BAZIL_SLOW === '1';
 const SIZE = (SLOW ? 64 : 6) * 1024 * 1024;
 const REQUEST = 128 * 1024;
-
-/** A home with volume v holding /big (random bytes, so every chunk differs); `fn` gets it reopened. */
-async function withBigFile(fn: (homeDir: string, data: Buffer) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bazil-read-ahead-test-'));
-  try {
-    const homeDir = join(dir, 'home');
-    const { home } = await initHome(homeDir);
-    await createVolume(home, 'v').finally(() => home.close());
-    const data = randomBytes(SIZE);
-    const v = await Volume.open(homeDir, 'v');
-    try {
-      await v.writeFile('/big', data);
-    } finally {
-      await v.close();
-    }
-    await fn(homeDir, data);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function withVolume<T>(homeDir: string, fn: (v: Volume) => Promise<T>): Promise<T> {
   const v = await Volume.open(homeDir, 'v');
@@ -62,7 +33,7 @@ async function withVolume<T>(homeDir: string, fn: (v: Volume) => Promise<T>): Pr
  * which the worker can get ahead of the reader.
  */
 test('sequential reads return the file exactly, in order and with neighbouring requests swapped', async () => {
-  await withBigFile(async (homeDir, data) => {
+  await withBigFile(SIZE, async (homeDir, data) => {
     await withVolume(homeDir, async (v) => {
       const h = await v.open('/big', { read: true });
       const before = readAheadCounts();
@@ -98,7 +69,7 @@ test('sequential reads return the file exactly, in order and with neighbouring r
 });
 
 test('jumps, odd sizes and two sequential readers of one file read the right bytes', async () => {
-  await withBigFile(async (homeDir, data) => {
+  await withBigFile(SIZE, async (homeDir, data) => {
     await withVolume(homeDir, async (v) => {
       const a = await v.open('/big', { read: true });
       const b = await v.open('/big', { read: true });
@@ -130,7 +101,7 @@ test('jumps, odd sizes and two sequential readers of one file read the right byt
 });
 
 test('a write through another handle is read back at once, even over chunks read ahead', async () => {
-  await withBigFile(async (homeDir, data) => {
+  await withBigFile(SIZE, async (homeDir, data) => {
     await withVolume(homeDir, async (v) => {
       const r = await v.open('/big', { read: true });
       const w = await v.open('/big', { write: true });
@@ -166,7 +137,7 @@ test('a write through another handle is read back at once, even over chunks read
 });
 
 test('a released handle fails a read with EBADF, and a closed volume with its own error', async () => {
-  await withBigFile(async (homeDir) => {
+  await withBigFile(SIZE, async (homeDir) => {
     const v = await Volume.open(homeDir, 'v');
     const h = await v.open('/big', { read: true });
     await readAt(h, 0, REQUEST);
@@ -183,29 +154,11 @@ test('a released handle fails a read with EBADF, and a closed volume with its ow
 });
 
 test('a damaged chunk ahead of a sequential reader fails its read as without read-ahead; the bytes before it are right', async () => {
-  await withBigFile(async (homeDir, data) => {
+  await withBigFile(SIZE, async (homeDir, data) => {
     // The chunk holding the file's middle byte.
-    const victim = await withVolume(homeDir, async (v) => {
-      const m = decodeManifest((await v.stat('/big')).manifest!);
-      const spans = [...extentsIn(m, SIZE / 2, 1, () => {
-        throw new Error('a one-level manifest expected');
-      })];
-      const e = spans[0]!;
-      assert.equal(e.extent.kind, 'chunk');
-      return { id: (e.extent as ChunkExtent).id, start: e.start };
-    });
-    const arenas = join(volumeDir(homeDir, 'v'), 'arenas');
-    let flipped = false;
-    for (const file of await readdir(arenas)) {
-      const bytes = await readFile(join(arenas, file));
-      const frame = framesOf(bytes).find((f) => f.key.equals(victim.id));
-      if (frame === undefined) continue;
-      // The frame checksum recomputed: only the object's tag can catch it.
-      await flipPayloadByte(join(arenas, file), frame, 0.5, true);
-      flipped = true;
-      break;
-    }
-    assert.ok(flipped, 'the chunk\'s record was found');
+    const victim = await withVolume(homeDir, (v) => chunkAt(v, SIZE / 2));
+    // The frame checksum recomputed: only the object's tag can catch it.
+    await damageChunk(arenasOf(homeDir), victim.id, 0.5, true);
     await withVolume(homeDir, async (v) => {
       const h = await v.open('/big', { read: true });
       try {
