@@ -26,6 +26,7 @@
 
 import { createCipheriv, createHmac, hkdfSync, timingSafeEqual, type Cipher } from 'node:crypto';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { RecentMap } from './recent-map.js';
 
 /** Bytes of a name's keyed hash in a stored key. */
 export const NAME_TAG_BYTES = 16;
@@ -40,7 +41,7 @@ export class ProjectionCipher {
   /** The same key, for values long enough that a CTR cipher object of their own costs less than the loop below. */
   private readonly encKey: Buffer;
   private readonly opened = new OpenCache();
-  private readonly tags = new RecentMap<Buffer>();
+  private readonly tags = new RecentMap<Buffer>(CACHE_ENTRIES);
 
   /** `projectionKey` is VolumeKeys.projectionKey: 32 bytes derived from the volume secret. */
   constructor(projectionKey: Uint8Array) {
@@ -148,7 +149,7 @@ const OPEN_CACHE_MAX_BYTES = 1024;
  * (they may write into what open returns).
  */
 class OpenCache {
-  private readonly plain = new RecentMap<Buffer>();
+  private readonly plain = new RecentMap<Buffer>(CACHE_ENTRIES);
 
   get(ad: Uint8Array, sealed: Uint8Array): Buffer | undefined {
     if (sealed.length > OPEN_CACHE_MAX_BYTES) return undefined;
@@ -159,32 +160,6 @@ class OpenCache {
   set(ad: Uint8Array, sealed: Uint8Array, plain: Buffer): void {
     if (sealed.length > OPEN_CACHE_MAX_BYTES) return;
     this.plain.set(cacheKey(ad, sealed), Buffer.from(plain));
-  }
-}
-
-/**
- * A map of recently used entries bounded by two generations: a full young
- * map becomes the old one and the old one is dropped; a hit in the old one
- * moves back to the young. Cheaper per hit than a strict LRU.
- */
-class RecentMap<V> {
-  private young = new Map<string, V>();
-  private old = new Map<string, V>();
-
-  get(k: string): V | undefined {
-    const v = this.young.get(k);
-    if (v !== undefined) return v;
-    const aged = this.old.get(k);
-    if (aged !== undefined) this.set(k, aged);
-    return aged;
-  }
-
-  set(k: string, v: V): void {
-    if (this.young.size >= CACHE_ENTRIES) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-    this.young.set(k, v);
   }
 }
 

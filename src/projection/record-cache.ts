@@ -11,29 +11,22 @@
 // goes through it (OverlayLevel.batch), and a wholesale change of the
 // database (ProjectionStore.clear) drops it.
 
+import { RecentMap } from './recent-map.js';
+
 /** Records kept per generation (two are kept); a record is ~100 bytes, its key ~40 to 300. */
 const GENERATION_RECORDS = 16_384;
 
 /** Values longer than this are not kept: the cache is for inodes and entries, not large xattrs or notes. */
 const MAX_VALUE_BYTES = 1024;
 
-/**
- * Bounded by two generations: a full young map becomes the old one and the
- * old one is dropped; a hit in the old one moves back to the young.
- */
+/** Records in the clear by key, null for a key known absent (two generations: recent-map.ts). */
 export class RecordCache {
-  private young = new Map<string, Buffer | null>();
-  private old = new Map<string, Buffer | null>();
+  private readonly records = new RecentMap<Buffer | null>(GENERATION_RECORDS);
 
   /** The value (a copy: callers may write into it), null when known absent, undefined when not cached. */
   get(key: string): Buffer | null | undefined {
-    let v = this.young.get(key);
-    if (v === undefined) {
-      v = this.old.get(key);
-      if (v === undefined) return undefined;
-      this.remember(key, v);
-    }
-    return v === null ? null : Buffer.from(v);
+    const v = this.records.get(key);
+    return v === undefined || v === null ? v : Buffer.from(v);
   }
 
   /** Records what the database now holds for `key` (null: nothing). */
@@ -43,26 +36,14 @@ export class RecordCache {
       return;
     }
     // A copy: the caller's buffer may be written into after the call.
-    this.remember(key, value === null ? null : Buffer.from(value));
+    this.records.set(key, value === null ? null : Buffer.from(value));
   }
 
   forget(key: string): void {
-    this.young.delete(key);
-    this.old.delete(key);
+    this.records.delete(key);
   }
 
   clear(): void {
-    this.young = new Map();
-    this.old = new Map();
-  }
-
-  private remember(key: string, value: Buffer | null): void {
-    if (this.young.size >= GENERATION_RECORDS && !this.young.has(key)) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-    this.young.set(key, value);
-    // An older copy in the old generation must not outlive this one.
-    if (this.old.size > 0) this.old.delete(key);
+    this.records.clear();
   }
 }

@@ -18,8 +18,9 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import { openObject, OBJECT_KEY_LENGTH, TAG_LENGTH } from '../cas/convergent.js';
+import { OBJECT_KEY_LENGTH, TAG_LENGTH } from '../cas/convergent.js';
 import { loadIngestNative } from '../cas/ingest-native.js';
+import { openObjectInPlace } from '../cas/open-in-place.js';
 
 /** Layout of the control array (Int32), shared with read-ahead.ts. */
 export const CONTROL = {
@@ -117,7 +118,6 @@ function serve(data: ReadWorkerData): void {
   const keys = Buffer.from(data.keys);
   const files = new Files(new Int32Array(data.fileMeta), Buffer.from(data.paths));
   const native = loadIngestNative();
-  const openInto = native?.openInto;
   let head = Atomics.load(control, CONTROL.HEAD);
   for (;;) {
     // Sleeps until the main thread queues more (it notifies on TAIL).
@@ -145,17 +145,13 @@ function serve(data: ReadWorkerData): void {
         }
         // A damaged, unreadable or short chunk is left to the main thread's own read, which reports it.
         if (read && sealedLength - TAG_LENGTH === plainLength) {
-          if (openInto !== undefined) {
-            // In place, at the start of the slot.
-            if (start !== 0) native!.copyInto(buf, 0, buf, start, start + sealedLength);
-            if (openInto(key, buf, 0, sealedLength, buf, 0)) state = SlotState.READY;
-          } else {
-            const plain = openObject(buf.subarray(start, start + sealedLength), key);
-            if (plain.length === plainLength) {
-              plain.copy(buf, 0);
-              state = SlotState.READY;
-            }
-          }
+          // The plaintext goes to the start of the slot: opened in place
+          // with the addon (then moved down if the chunk sat further in),
+          // else a new buffer copied there.
+          const plain = openObjectInPlace(buf, start, start + sealedLength, key);
+          if (plain.buffer !== buf.buffer) plain.copy(buf, 0);
+          else if (start !== 0) native!.copyInto(buf, 0, buf, start, start + plainLength);
+          state = SlotState.READY;
         }
       } catch {
         // Same: the main thread reads it again and throws the proper error.
