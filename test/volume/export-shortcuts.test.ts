@@ -9,30 +9,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, chown, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { initHome } from '../../src/home/home.js';
-import { createVolume } from '../../src/home/volumes.js';
 import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../../src/fs/xattr.js';
 import { exportTree } from '../../src/volume/import-export.js';
 import { Volume } from '../../src/volume/volume.js';
+import { withTempVolume } from '../lib/temp-volume.js';
 
-async function withVolume(fn: (volume: Volume, dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bazil-export-shortcuts-'));
-  try {
-    const homeDir = join(dir, 'home');
-    const { home } = await initHome(homeDir);
-    await createVolume(home, 'v').finally(() => home.close());
-    const volume = await Volume.open(homeDir, 'v');
-    try {
-      await fn(volume, dir);
-    } finally {
-      await volume.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function withVolume(fn: (volume: Volume, dir: string) => Promise<void>): Promise<void> {
+  return withTempVolume('bazil-export-shortcuts-', (volume, _homeDir, dir) => fn(volume, dir));
 }
 
 async function writeVolFile(volume: Volume, path: string, content: string, opts: { mode?: number; uid?: number; gid?: number } = {}): Promise<void> {

@@ -8,33 +8,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_KIND } from '../../src/cas/content-store.js';
-import { initHome } from '../../src/home/home.js';
-import { createVolume } from '../../src/home/volumes.js';
 import { openHistory } from '../../src/history/index.js';
 import { Volume } from '../../src/volume/volume.js';
+import { withTempVolume } from '../lib/temp-volume.js';
 import type { VolumeReader } from '../../src/volume/reader.js';
 import type { MemProjection } from '../../src/history/mem-projection.js';
 import { cli, cliOk, newHome, withTemp } from '../lib/acceptance.js';
 
-async function withVolume(fn: (volume: Volume, homeDir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bazil-reflink-test-'));
-  try {
-    const homeDir = join(dir, 'home');
-    const { home } = await initHome(homeDir);
-    await createVolume(home, 'v').finally(() => home.close());
-    const volume = await Volume.open(homeDir, 'v');
-    try {
-      await fn(volume, homeDir);
-    } finally {
-      await volume.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function withVolume(fn: (volume: Volume, homeDir: string) => Promise<void>): Promise<void> {
+  return withTempVolume('bazil-reflink-test-', fn);
 }
 
 /** Content objects in the volume's arenas, every writer's. */

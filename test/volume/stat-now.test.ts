@@ -5,29 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { BazilError } from '../../errors/index.js';
-import { initHome } from '../../src/home/home.js';
-import { createVolume } from '../../src/home/volumes.js';
-import { Volume, type Attrs, type PathMiss } from '../../src/volume/volume.js';
+import type { Volume, Attrs, PathMiss } from '../../src/volume/volume.js';
+import { withTempVolume } from '../lib/temp-volume.js';
 
-async function withVolume(fn: (volume: Volume) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bazil-stat-now-'));
-  try {
-    const homeDir = join(dir, 'home');
-    const { home } = await initHome(homeDir);
-    await createVolume(home, 'v').finally(() => home.close());
-    const volume = await Volume.open(homeDir, 'v');
-    try {
-      await fn(volume);
-    } finally {
-      await volume.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function withVolume(fn: (volume: Volume) => Promise<void>): Promise<void> {
+  return withTempVolume('bazil-stat-now-', fn);
 }
 
 /** What the async path answers: attributes, or the errno / code of its error. */

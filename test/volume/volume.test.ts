@@ -1,29 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { initHome } from '../../src/home/home.js';
-import { createVolume } from '../../src/home/volumes.js';
 import { splitPath } from '../../src/volume/paths.js';
 import { Volume } from '../../src/volume/volume.js';
+import { withTempVolume } from '../lib/temp-volume.js';
 
-async function withVolume(fn: (volume: Volume) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bazil-volume-test-'));
-  try {
-    const homeDir = join(dir, 'home');
-    const { home } = await initHome(homeDir);
-    await createVolume(home, 'v').finally(() => home.close());
-    const volume = await Volume.open(homeDir, 'v');
-    try {
-      await fn(volume);
-    } finally {
-      await volume.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function withVolume(fn: (volume: Volume) => Promise<void>): Promise<void> {
+  return withTempVolume('bazil-volume-test-', fn);
 }
 
 async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
