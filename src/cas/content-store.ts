@@ -18,8 +18,9 @@ import { FRAME_PAYLOAD_OFFSET, type ArenaSet } from '../../arena/arena-set.js';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import type { VolumeKeys } from '../crypto/volume-keys.js';
 import { Chunker, chunkerParams, type ChunkerParams } from './chunker.js';
-import { checkObjectId, openObject, sealObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
+import { checkObjectId, openObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
 import { gearTable } from './gear.js';
+import { sealObjectQuick } from './ingest-native.js';
 import { LruCache } from './lru-cache.js';
 import { SealPool, type SealStream, type SealedSlab, type Slab } from './seal-pool.js';
 import type { SlabRead } from './seal-worker.js';
@@ -269,7 +270,7 @@ export class ContentStore {
    * reference and how many bytes were appended (0 for a duplicate).
    */
   storeObject(type: ObjectType, plaintext: Uint8Array): { id: Buffer; key: Buffer; added: number } {
-    const { id, key, sealed } = sealObject(this.chunkKey, plaintext);
+    const { id, key, sealed } = sealObjectQuick(this.chunkKey, plaintext);
     return { id, key, added: this.appendSealed(type, id, sealed) };
   }
 
@@ -644,7 +645,8 @@ export class ContentWriter {
     this.checkWritable();
     await this.guard(async () => {
       const fd = openForReading(source.path);
-      if (this.pool === null) {
+      const here = this.pool !== null && this.sealsHere(source);
+      if (this.pool === null || here) {
         try {
           const buffer = Buffer.allocUnsafe(Math.min(HOLE_PIECE, source.size));
           for (let position = 0; position < source.size;) {
@@ -660,6 +662,8 @@ export class ContentWriter {
             this.size += n;
             checkAborted(this.signal);
           }
+          // finish() leaves the chunker to the workers when there is a pool: the one chunk is ended here.
+          if (here) this.chunker.finish(this.onChunk);
         } finally {
           closeSync(fd);
         }
@@ -805,6 +809,19 @@ export class ContentWriter {
     if (added === 0) this.dedupedChunks++;
     this.newBytes += added;
     this.builder.addChunk(length, id, key);
+  }
+
+  /**
+   * Whether a local file is read and sealed on this thread although there
+   * is a pool: a file no longer than the smallest chunk is one chunk, found
+   * without a boundary search, and sealing it here (a few microseconds with
+   * the addon) costs less than the round trip to a worker, its message and
+   * its reply, which was most of a small file's content cost on this thread
+   * (docs/ingest.md, "Round 5"). Only a fresh writer: the file is then the
+   * chunk, exactly as a worker would have cut and sealed it.
+   */
+  private sealsHere(source: LocalFileSource): boolean {
+    return source.size <= this.chunker.params.minSize && this.size === 0 && this.slab === null && this.queue.length === 0 && !this.streamOpen;
   }
 
   /** Without a pool: seal and append at once. */

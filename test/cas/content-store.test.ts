@@ -326,6 +326,37 @@ test('a local file read straight into the slabs gives the manifest a stream give
   }
 });
 
+test('a local file no longer than the smallest chunk, sealed on the calling thread, is the object a seal worker makes', async () => {
+  await withStore(async (store, _arenas, dir) => {
+    const { join } = await import('node:path');
+    const { writeFile } = await import('node:fs/promises');
+    const minSize = 16 * 1024;
+    const sizes = [1, 100, 4096, minSize - 1, minSize, minSize + 1, 3 * minSize];
+    for (const size of sizes) {
+      const data = randomData(size, size);
+      const path = join(dir, `f${size}`);
+      await writeFile(path, data);
+      const fromFile = await store.writeStream(new LocalFileSource(path, size));
+      // The same bytes through the worker (a buffer always goes to it when there is a pool).
+      const viaWorker = await store.writeBuffer(data);
+      assert.deepEqual(fromFile.manifestRoot, viaWorker.manifestRoot, `${size} bytes`);
+      if (size <= minSize) assert.equal(fromFile.newBytes, size + 16, `${size} bytes: one new object`);
+      assert.equal(viaWorker.newBytes, 0, `${size} bytes: nothing new through the worker`);
+      assert.ok((await readAll(store, fromFile.manifestRoot)).equals(data));
+    }
+    // All zeros: a hole, nothing stored, either way.
+    await writeFile(join(dir, 'zeros'), Buffer.alloc(5000));
+    const zeros = await store.writeStream(new LocalFileSource(join(dir, 'zeros'), 5000));
+    assert.equal(zeros.newBytes, 0);
+    assert.deepEqual(zeros.manifestRoot, (await store.writeBuffer(Buffer.alloc(5000))).manifestRoot);
+    // Shrunk since its size was taken: read to its end; grown: to the size given.
+    await writeFile(join(dir, 'short'), Buffer.from('abc'));
+    assert.equal((await store.writeStream(new LocalFileSource(join(dir, 'short'), 10))).size, 3);
+    assert.ok((await readAll(store, (await store.writeStream(new LocalFileSource(join(dir, 'short'), 2))).manifestRoot)).equals(Buffer.from('ab')));
+    await rejectsCode(store.writeStream(new LocalFileSource(join(dir, 'missing'), 10)), ErrorCodes.NOT_FOUND);
+  }, { sealWorkers: 1, sealSlabs: 2 });
+});
+
 test('chunks learned from a held manifest are found without sealing; a hint for objects not held is sealed anyway', async () => {
   await withStore(async (store, arenas) => {
     const data = randomData(3 * MiB, 11);

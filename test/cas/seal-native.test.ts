@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Chunker, chunkerParams } from '../../src/cas/chunker.js';
 import { openObject, sealObject } from '../../src/cas/convergent.js';
 import { gearTable } from '../../src/cas/gear.js';
-import { loadIngestNative } from '../../src/cas/ingest-native.js';
+import { loadIngestNative, sealObjectQuick } from '../../src/cas/ingest-native.js';
 import { SlabSealer } from '../../src/cas/seal-batch.js';
 import { SMALL_CHUNKS, keysOf, randomData } from './helpers.js';
 
@@ -27,6 +27,8 @@ test('chunkKeyInto and sealInto give the bytes of sealObject, in shared memory t
     assert.ok(sealed.equals(expected.sealed), `object of ${length} bytes`);
     assert.ok(id.equals(expected.id), `id of ${length} bytes`);
     assert.ok(openObject(sealed, expected.key, { verifyId: id }).equals(plaintext));
+    const quick = sealObjectQuick(chunkKey, plaintext);
+    assert.ok(quick.key.equals(expected.key) && quick.sealed.equals(expected.sealed) && quick.id.equals(expected.id), `sealObjectQuick, ${length} bytes`);
   }
 });
 
