@@ -8,7 +8,7 @@
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { Home } from '../home/home.js';
 import { resolveHomeDir } from '../home/home-dir.js';
-import type { Volume } from '../volume/volume.js';
+import type { ContentOption, Volume } from '../volume/volume.js';
 
 export interface HomeOptions {
   home?: string;
@@ -46,7 +46,7 @@ export function parseTarget(spec: string, requirePath = false): { volume: string
 }
 
 /** Opens volume `name` of the home (or borrows it from the daemon holding the home), runs `work`, closes it. */
-export async function withVolume<T>(options: HomeOptions, name: string, work: (volume: Volume) => Promise<T>): Promise<T> {
+export async function withVolume<T>(options: HomeOptions, name: string, work: (volume: Volume) => Promise<T>, open: ContentOption = {}): Promise<T> {
   const homeDir = resolveHomeDir(options.home);
   if (provider !== undefined && provider.homeDir === homeDir) {
     const lease = await provider.acquire(name);
@@ -58,7 +58,7 @@ export async function withVolume<T>(options: HomeOptions, name: string, work: (v
   }
   // The volume's modules (LevelDB, the arenas, crypto) load with the first command that needs them (docs/ingest.md).
   const { Volume } = await import('../volume/volume.js');
-  const volume = await Volume.open(homeDir, name);
+  const volume = await Volume.open(homeDir, name, open);
   try {
     return await work(volume);
   } finally {

@@ -57,6 +57,11 @@ export interface RebuildResult {
   ms: number;
 }
 
+export interface ContentOption {
+  /** Seal worker threads of the volume's content store (ContentStoreOptions.sealWorkers); its default when left out. */
+  sealWorkers?: number;
+}
+
 export interface SharedHomeOption {
   /**
    * A home the caller already holds open (the daemon, which serves several
@@ -128,7 +133,7 @@ export class Volume extends VolumeReader {
    * brings the projection up to the log. `fs` puts the volume's arenas on
    * another file layer (crash tests use the fault-injecting one).
    */
-  static async open(homeDir: string, name: string, options: CallOptions & OpenVolumeOptions & SharedHomeOption = {}): Promise<Volume> {
+  static async open(homeDir: string, name: string, options: CallOptions & OpenVolumeOptions & SharedHomeOption & ContentOption = {}): Promise<Volume> {
     checkAborted(options.signal);
     const home = options.home !== undefined ? borrowedHome(options.home) : await openHome(homeDir);
     let open: OpenVolume | undefined;
@@ -140,7 +145,7 @@ export class Volume extends VolumeReader {
       const opened = await openProjection(join(open.dir, PROJECTION_DIR), open.log, name, new ProjectionCipher(open.keys.projectionKey));
       projection = opened.store;
       const projector = opened.projector;
-      return new Volume(home, open, projection, projector, new ContentStore(open.arenas, { keys: open.keys }));
+      return new Volume(home, open, projection, projector, new ContentStore(open.arenas, options.sealWorkers === undefined ? { keys: open.keys } : { keys: open.keys, sealWorkers: options.sealWorkers }));
     } catch (err) {
       await projection?.close();
       await open?.close();

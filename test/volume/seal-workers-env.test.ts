@@ -58,3 +58,20 @@ test('BAZIL_SEAL_WORKERS: 0, 1 or 2 workers store the same objects; a bad value 
     assert.doesNotMatch(ls.stdout.toString(), /bad/, 'nothing was imported with a bad value');
   });
 });
+
+test('bazil import seals with one worker per core beside its own thread unless BAZIL_SEAL_WORKERS says otherwise', async () => {
+  const { availableParallelism } = await import('node:os');
+  const { fileImportSealWorkers } = await import('../../src/cas/content-store.js');
+  const before = process.env.BAZIL_SEAL_WORKERS;
+  try {
+    delete process.env.BAZIL_SEAL_WORKERS;
+    assert.equal(fileImportSealWorkers(), Math.max(0, availableParallelism() - 1));
+    process.env.BAZIL_SEAL_WORKERS = '3';
+    assert.equal(fileImportSealWorkers(), 3);
+    process.env.BAZIL_SEAL_WORKERS = 'x';
+    assert.throws(() => fileImportSealWorkers(), /BAZIL_SEAL_WORKERS/);
+  } finally {
+    if (before === undefined) delete process.env.BAZIL_SEAL_WORKERS;
+    else process.env.BAZIL_SEAL_WORKERS = before;
+  }
+});
