@@ -4,10 +4,14 @@
 // every chunk (with a fresh plaintext buffer each, which its garbage
 // collector then had to find) and paid a thread-pool round trip for every
 // open, write, chown, chmod, utimes and close, each a chance for the OS to
-// give its core to the woken thread. Here the main thread only copies each
-// chunk's sealed object into a slab of shared memory; the worker opens,
-// decrypts (checking every tag), writes with pwritev and sets the owner,
-// mode and times through the descriptor, all with plain system calls.
+// give its core to the woken thread. Here the main thread only says where
+// each chunk's record lies (a descriptor of its arena file, held open for
+// the export, and the offset; arenaRead) or, when it cannot, copies the
+// sealed object into a slab of shared memory itself; the worker reads the
+// records into the slab (checking each frame's checksum as the arena
+// does), decrypts them there (checking every tag), writes with pwritev and
+// sets the owner, mode and times through the descriptor, all with plain
+// system calls.
 // Except the open: creating a file waits for the file system (its journal,
 // or on a file system without one, ext4's search for an inode not deleted
 // in the last half minute), so the main thread opens each file through the
@@ -34,7 +38,8 @@
 // free slab waits for one: the worker never waits on anything, so slabs
 // always come back.
 
-import { close as closeFd, open } from 'node:fs';
+import { close as closeFd, closeSync, open, openSync } from 'node:fs';
+import { FRAME_HEAD_LENGTH, FRAME_OVERHEAD } from '../../arena/format.js';
 import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import { checkAborted, type ContentStore, type SealedExtent } from '../cas/content-store.js';
@@ -48,6 +53,8 @@ const SLAB_BYTES = 2 * 1024 * 1024;
 const BATCH_FILES = 8;
 /** Opens under way at once (see the header); the thread pool's fourth thread stays free for the walk's LevelDB reads. */
 const OPENS = 3;
+/** Arena files held open for the worker's reads; chunks in others are read by this thread. */
+const ARENA_FDS = 256;
 
 export type { ErrorMessage, FileClose };
 
@@ -76,6 +83,8 @@ interface Batch {
   readonly ending: FileState[];
   /** The files with any segment here, by number, for the errors the reply names. */
   readonly files: Map<number, FileState>;
+  /** Arena descriptors the worker reads from for this batch, with their paths. */
+  readonly fds: Map<number, string>;
 }
 
 export class ExportPool {
@@ -89,6 +98,8 @@ export class ExportPool {
   private readonly live = new Set<FileState>();
   /** The batch being filled, if any. */
   private current: Batch | null = null;
+  /** Read-only descriptors of arena files the worker reads chunks from, by path; closed with the pool. */
+  private readonly arenaFds = new Map<string, number>();
   /** A writer is getting the next slab for `current`: the others wait for it rather than each take one. */
   private gettingSlab: Promise<void> | null = null;
   /** A look at the current batch is due (lookSoon). */
@@ -129,7 +140,7 @@ export class ExportPool {
    * and times. Resolves once the file is written and closed. The chunks'
    * sealed objects are read from `source` straight into the slabs.
    */
-  async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto'>, close: FileClose, signal?: AbortSignal): Promise<void> {
+  async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto' | 'sealedSpan'>, close: FileClose, signal?: AbortSignal): Promise<void> {
     const fd = await this.openNew(path, close.attrs?.createMode === true ? close.attrs.mode : 0o600);
     let resolve!: () => void;
     let reject!: (err: unknown) => void;
@@ -161,7 +172,7 @@ export class ExportPool {
             b = this.roomNow(0);
           }
           const s = segmentIn(b);
-          b.items.push(-e.length, 0, 0, 0, -1);
+          b.items.push(-e.length, 0, 0, 0, -1, -1, 0);
           s.to++;
           continue;
         }
@@ -171,9 +182,16 @@ export class ExportPool {
           b = this.roomNow(e.frameLength);
         }
         const s = segmentIn(b);
-        const sealed = source.readSealedInto(e.id, this.slabs[b.slab]!, b.used);
+        const read = this.arenaRead(source, e);
+        if (read !== null) {
+          // The worker reads the record into the slab itself.
+          if (!b.fds.has(read.fd)) b.fds.set(read.fd, read.path);
+          b.items.push(e.length, e.frameLength - FRAME_OVERHEAD, e.take, b.used + FRAME_HEAD_LENGTH, b.keys.length, read.fd, read.position);
+        } else {
+          const sealed = source.readSealedInto(e.id, this.slabs[b.slab]!, b.used);
+          b.items.push(e.length, sealed.length, e.take, sealed.start, b.keys.length, -1, 0);
+        }
         b.used += e.frameLength;
-        b.items.push(e.length, sealed.length, e.take, sealed.start, b.keys.length);
         b.keys.push(e.key);
         b.ids.push(e.id);
         s.to++;
@@ -191,6 +209,32 @@ export class ExportPool {
       throw err;
     }
     return done;
+  }
+
+  /**
+   * Where the worker can read chunk `e`'s record itself (a descriptor of
+   * its arena file and the frame's offset), or null when this thread must
+   * copy it into the slab: a record still in an active arena's write
+   * buffer, a file layer that must see every read, an arena that went away
+   * (sealed and renamed) before it was opened here, or too many arenas.
+   * Moving the reads to the worker took them off this thread, which was
+   * export's longest (docs/ingest.md, "Round 5"). The worker checks the
+   * frame's checksum as the arena does on a read here.
+   */
+  private arenaRead(source: Pick<ContentStore, 'sealedSpan'>, e: Extract<SealedExtent, { kind: 'chunk' }>): { fd: number; path: string; position: number } | null {
+    const span = source.sealedSpan(e.id);
+    if (span === null || span.length + FRAME_OVERHEAD !== e.frameLength) return null;
+    let fd = this.arenaFds.get(span.path);
+    if (fd === undefined) {
+      if (this.arenaFds.size >= ARENA_FDS) return null;
+      try {
+        fd = openSync(span.path, 'r');
+      } catch {
+        return null;
+      }
+      this.arenaFds.set(span.path, fd);
+    }
+    return { fd, path: span.path, position: span.position - FRAME_HEAD_LENGTH };
   }
 
   /** A writer that failed: the worker closes the file if it has it, this thread if not; resolves once it is closed. */
@@ -245,6 +289,15 @@ export class ExportPool {
     this.live.clear();
     this.posted.clear();
     await this.worker.terminate();
+    // The worker is gone: nothing reads through these any more.
+    for (const fd of this.arenaFds.values()) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Read-only: nothing to lose.
+      }
+    }
+    this.arenaFds.clear();
   }
 
   /** Opens (creates) `path`, at most OPENS at a time. */
@@ -333,7 +386,7 @@ export class ExportPool {
     const job = this.nextJob++;
     const request: ExportRequest = {
       job, slab: b.slab, items: Float64Array.from(b.items),
-      keys: concat(b.keys, OBJECT_KEY_LENGTH), ids: concat(b.ids, OBJECT_ID_LENGTH), segments: b.segments,
+      keys: concat(b.keys, OBJECT_KEY_LENGTH), ids: concat(b.ids, OBJECT_ID_LENGTH), segments: b.segments, arenaPaths: [...b.fds],
     };
     if (this.posted.size === 0) this.worker.ref();
     this.posted.set(job, b);
@@ -401,7 +454,7 @@ function fromMessage(error: ErrorMessage): BazilError {
 }
 
 function emptyBatch(slab: number): Batch {
-  return { slab, used: 0, items: [], keys: [], ids: [], segments: [], ending: [], files: new Map() };
+  return { slab, used: 0, items: [], keys: [], ids: [], segments: [], ending: [], files: new Map(), fds: new Map() };
 }
 
 function concat(parts: Uint8Array[], size: number): Uint8Array {

@@ -18,7 +18,7 @@ export interface FileClose {
 }
 
 /** Numbers per extent in a batch's `items`: see ExportRequest. */
-export const ITEM_FIELDS = 5;
+export const ITEM_FIELDS = 7;
 
 /** One file's share of a batch: its extents `items[from, to)` (counted in extents). */
 export interface Segment {
@@ -40,10 +40,16 @@ export type ExportRequest =
     /**
      * Per extent, ITEM_FIELDS numbers: plaintext length (negative: a hole
      * of that length), sealed length, bytes of the plaintext written, where
-     * the sealed bytes start in the slab, and the chunk's index in `keys`
-     * and `ids` (-1 for a hole).
+     * the sealed bytes start in the slab, the chunk's index in `keys` and
+     * `ids` (-1 for a hole), and where the worker is to read the chunk's
+     * record from: a descriptor of its arena file (-1: the main thread
+     * put the sealed bytes in the slab already) and the record frame's
+     * offset there. The frame goes to the slab so that its payload lands
+     * where the sealed bytes are said to start.
      */
     items: Float64Array;
+    /** The arena files behind the descriptors `items` names, for messages. */
+    arenaPaths: Array<[fd: number, path: string]>;
     keys: Uint8Array;
     ids: Uint8Array;
     /** In order: several files' segments share a slab and a reply. */

@@ -1,6 +1,7 @@
 // Worker thread body of the export pool (export-pool.ts): takes batches,
-// each a shared slab holding segments of one or more files' sealed chunks;
-// decrypts each chunk where it lies (in place with the ingest addon,
+// each a shared slab holding segments of one or more files' sealed chunks
+// (or room for them, which it reads from the arena files first, checking
+// each record's checksum); decrypts each chunk where it lies (in place with the ingest addon,
 // open-in-place.ts), checking its tag and length, writes the plaintext with
 // pwritev at the file's offset (holes are skipped, and the final size set
 // with ftruncate, so they stay holes), and on a file's last segment sets its
@@ -9,7 +10,9 @@
 // thread: no thread-pool round trips. The main thread opened the file; from
 // its first segment on, the descriptor is this thread's to close.
 
-import { closeSync, fchmodSync, fchownSync, ftruncateSync, futimesSync, writevSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, ftruncateSync, futimesSync, readSync, writevSync } from 'node:fs';
+import { checksumMatches } from '../../arena/checksum.js';
+import { FRAME_HEAD_LENGTH, FRAME_OVERHEAD, readPayloadLength } from '../../arena/format.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
 import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH } from '../cas/convergent.js';
@@ -105,6 +108,8 @@ function part(req: Exclude<ExportRequest, { closeAll: true }>, seg: Segment): vo
     const take = items[i + 2]!;
     const at = items[i + 3]!;
     const d = items[i + 4]!;
+    const arenaFd = items[i + 5]!;
+    if (arenaFd >= 0) readRecord(req, input, arenaFd, items[i + 6]!, at - FRAME_HEAD_LENGTH, sealedLength);
     const id = ids.subarray(d * OBJECT_ID_LENGTH, (d + 1) * OBJECT_ID_LENGTH);
     const key = keys.subarray(d * OBJECT_KEY_LENGTH, (d + 1) * OBJECT_KEY_LENGTH);
     let plain: Buffer;
@@ -126,6 +131,34 @@ function part(req: Exclude<ExportRequest, { closeAll: true }>, seg: Segment): vo
   flush();
   f.position = position;
   if (seg.close !== null) finish(f, seg.close);
+}
+
+/**
+ * Reads a chunk's record frame (`sealedLength` bytes of payload) from the
+ * arena file `fd` at `position` into `slab` at `at`, and checks it as the
+ * arena does on a read (ArenaSet.readFrameInto): its length and checksum,
+ * BAZIL_CORRUPT_RECORD otherwise. The GCM tag is checked when it is opened.
+ */
+function readRecord(req: Exclude<ExportRequest, { closeAll: true }>, slab: Buffer, fd: number, position: number, at: number, sealedLength: number): void {
+  const length = sealedLength + FRAME_OVERHEAD;
+  const path = req.arenaPaths.find(([d]) => d === fd)?.[1] ?? `arena descriptor ${fd}`;
+  let done = 0;
+  try {
+    while (done < length) {
+      const n = readSync(fd, slab, at + done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (err) {
+    throw ioError('read', path, err);
+  }
+  if (done !== length) {
+    throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${path}: short read at ${position}`, { path, offset: position });
+  }
+  const payloadEnd = at + FRAME_HEAD_LENGTH + sealedLength;
+  if (readPayloadLength(slab, at) !== sealedLength || !checksumMatches(slab, at, payloadEnd, payloadEnd)) {
+    throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${path}: record at offset ${position} fails its checksum`, { path, offset: position });
+  }
 }
 
 function write(f: OpenFile, parts: Buffer[], bytes: number, position: number): void {

@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, lstat, mkdir, utimes, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ArenaSet } from '../../arena/arena-set.js';
+import { nodeFileSystem } from '../../arena/node-fs.js';
 import { exportTree } from '../../src/volume/import-export.js';
 import { Volume } from '../../src/volume/volume.js';
 import { framesOf, flipPayloadByte } from '../lib/arena-frames.js';
@@ -145,6 +147,51 @@ test('a damaged chunk of one small file among a batch fails the export with BAZI
         const got = await readFile(path).catch(() => null);
         if (got !== null && got.length === f.data.length) assert.ok(got.equals(f.data), `${f.rel} is the source's`);
       }
+    } finally {
+      await volume.close();
+    }
+  });
+});
+
+test('a chunk whose record fails its checksum fails the export with BAZIL_CORRUPT_RECORD (the worker reads and checks it as the arena would) and leaves no descriptor open', async () => {
+  await withTemp('export-batches-record', async (dir) => {
+    const src = join(dir, 'src');
+    const files = await makeSource(src, 60, 7);
+    const home = newHome(dir, 'v');
+    cliOk(home, ['import', src, 'v:/t']);
+    const sizes = new Map<number, number>();
+    for (const f of files) sizes.set(f.data.length, (sizes.get(f.data.length) ?? 0) + 1);
+    const victim = files.filter((f) => f.data.length > 100 && sizes.get(f.data.length) === 1)[10]!;
+    const arenas = join(volumeDir(home, 'v'), 'arenas');
+    // Sealed: an active arena's records are checked when it is opened, and a damaged one is set aside there.
+    const writer = Buffer.from((await readdir(arenas)).find((n) => n.endsWith('.active'))!.split('.')[1]!, 'hex');
+    const set = await ArenaSet.open(arenas, { fs: nodeFileSystem, writer });
+    try {
+      await set.sealNow();
+      await set.waitForSeals();
+    } finally {
+      await set.close();
+    }
+    let flipped = 0;
+    for (const name of (await readdir(arenas)).filter((n) => n.endsWith('.arena'))) {
+      for (const frame of framesOf(await readFile(join(arenas, name)))) {
+        if (frame.length !== victim.data.length + 16) continue;
+        // The checksum left as it was: the record no longer matches it.
+        await flipPayloadByte(join(arenas, name), frame, 0.3, false);
+        flipped++;
+      }
+    }
+    assert.equal(flipped, 1, `the chunk of ${victim.rel} is found once`);
+    const r = cli(home, ['--json', 'export', 'v:/t', join(dir, 'out')]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.error?.code, 'BAZIL_CORRUPT_RECORD', r.stderr);
+    assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
+
+    const volume = await Volume.open(home, 'v');
+    try {
+      const fds = (await readdir('/proc/self/fd')).length;
+      await assert.rejects(exportTree(volume, '/t', join(dir, 'out-inproc')), { code: 'BAZIL_CORRUPT_RECORD' });
+      assert.equal((await readdir('/proc/self/fd')).length, fds, 'no descriptor left open (files and arenas)');
     } finally {
       await volume.close();
     }
