@@ -4,8 +4,10 @@
 // flip with the frame checksum recomputed (damage the checksum cannot see,
 // which only the layers above it can catch).
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { ArenaSet } from '../../arena/arena-set.js';
 import { checksumInto } from '../../arena/checksum.js';
+import { nodeFileSystem } from '../../arena/node-fs.js';
 
 const HEADER_BYTES = 128;
 /** len u32, type u8, key 32 bytes. */
@@ -49,4 +51,21 @@ export async function flipPayloadByte(path: string, frame: Frame, within: number
   }
   await writeFile(path, bytes);
   return at;
+}
+
+/**
+ * Seals every active arena of a volume's arenas directory (nothing else
+ * holds the home): their records are then read as a sealed arena's are,
+ * checked on each read, where an active arena's are checked when it is
+ * opened and a damaged one set aside there.
+ */
+export async function sealAllArenas(arenasDir: string): Promise<void> {
+  const writer = Buffer.from((await readdir(arenasDir)).find((n) => n.endsWith('.active'))!.split('.')[1]!, 'hex');
+  const set = await ArenaSet.open(arenasDir, { fs: nodeFileSystem, writer });
+  try {
+    await set.sealNow();
+    await set.waitForSeals();
+  } finally {
+    await set.close();
+  }
 }

@@ -17,10 +17,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ArenaSet } from '../../arena/arena-set.js';
-import { nodeFileSystem } from '../../arena/node-fs.js';
 import { ErrorCodes } from '../../errors/index.js';
-import { framesOf, flipPayloadByte, type Frame } from './arena-frames.js';
+import { framesOf, flipPayloadByte, sealAllArenas, type Frame } from './arena-frames.js';
 import { SLOW, cli, cliOk, newHome, volumeDir, withTemp, type CliRun } from './acceptance.js';
 import { rng } from './gen-tree.js';
 
@@ -50,17 +48,7 @@ async function pristine(dir: string, sealed: boolean): Promise<{ home: string; s
   const source = await makeSource(src);
   const home = newHome(dir, 'v');
   cliOk(home, ['import', src, 'v:/t']);
-  if (sealed) {
-    const arenas = join(volumeDir(home, 'v'), 'arenas');
-    const writer = Buffer.from((await readdir(arenas)).find((n) => n.endsWith('.active'))!.split('.')[1]!, 'hex');
-    const set = await ArenaSet.open(arenas, { fs: nodeFileSystem, writer });
-    try {
-      await set.sealNow();
-      await set.waitForSeals();
-    } finally {
-      await set.close();
-    }
-  }
+  if (sealed) await sealAllArenas(join(volumeDir(home, 'v'), 'arenas'));
   return { home, source, src };
 }
 

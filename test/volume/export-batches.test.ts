@@ -9,11 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, lstat, mkdir, utimes, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ArenaSet } from '../../arena/arena-set.js';
-import { nodeFileSystem } from '../../arena/node-fs.js';
 import { exportTree } from '../../src/volume/import-export.js';
 import { Volume } from '../../src/volume/volume.js';
-import { framesOf, flipPayloadByte } from '../lib/arena-frames.js';
+import { framesOf, flipPayloadByte, sealAllArenas } from '../lib/arena-frames.js';
 import { cli, cliOk, newHome, volumeDir, withTemp } from '../lib/acceptance.js';
 import { rng } from '../lib/gen-tree.js';
 
@@ -103,97 +101,81 @@ test('export of many small files in shared batches equals the source, with the a
   });
 });
 
+/**
+ * Imports `count` generated files into a new home and flips a byte in the
+ * one chunk of a small file whose size no other file has (the `pick`th of
+ * them: its only chunk is the content record of that size plus the tag),
+ * in the arena files as import left them or after sealing them, with the
+ * record's checksum recomputed (only the GCM tag can tell) or not.
+ */
+async function importAndDamage(
+  dir: string, count: number, seed: number, pick: number, how: { sealed: boolean; fixChecksum: boolean },
+): Promise<{ home: string; files: SourceFile[]; victim: SourceFile }> {
+  const src = join(dir, 'src');
+  const files = await makeSource(src, count, seed);
+  const home = newHome(dir, 'v');
+  cliOk(home, ['import', src, 'v:/t']);
+  const sizes = new Map<number, number>();
+  for (const f of files) sizes.set(f.data.length, (sizes.get(f.data.length) ?? 0) + 1);
+  const victim = files.filter((f) => f.data.length > 100 && sizes.get(f.data.length) === 1)[pick]!;
+  const arenas = join(volumeDir(home, 'v'), 'arenas');
+  if (how.sealed) await sealAllArenas(arenas);
+  const names = (await readdir(arenas)).filter((n) => (how.sealed ? n.endsWith('.arena') : n.startsWith('content.') && n.endsWith('.active')));
+  let flipped = 0;
+  for (const name of names) {
+    for (const frame of framesOf(await readFile(join(arenas, name)))) {
+      if (frame.length !== victim.data.length + 16) continue;
+      await flipPayloadByte(join(arenas, name), frame, 0.4, how.fixChecksum);
+      flipped++;
+    }
+  }
+  assert.equal(flipped, 1, `the chunk of ${victim.rel} (${victim.data.length} bytes) is found once`);
+  return { home, files, victim };
+}
+
+/**
+ * The export of the damaged home fails with `code`, from the command line
+ * (with the addon and, for each of `noNative`, without) and in this
+ * process, where no descriptor (of the files written, of the arenas read)
+ * is left open; `after` then looks at what the in-process export wrote.
+ */
+async function assertExportFails(dir: string, home: string, code: string, noNative: Array<string | undefined>, after?: (out: string) => Promise<void>): Promise<void> {
+  for (const mode of noNative) {
+    const r = withEnv('BAZIL_NO_NATIVE', mode, () => cli(home, ['--json', 'export', 'v:/t', join(dir, `out-${mode ?? 'native'}`)]));
+    assert.equal(r.status, 1, `exit 1 (BAZIL_NO_NATIVE=${mode ?? ''}): ${r.stderr}`);
+    assert.equal(r.error?.code, code, r.stderr);
+    assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
+  }
+  // In this process: the files of the failed batch, and the ones gathering behind it, are closed.
+  const volume = await Volume.open(home, 'v');
+  try {
+    const fds = (await readdir('/proc/self/fd')).length;
+    await assert.rejects(exportTree(volume, '/t', join(dir, 'out-inproc')), { code });
+    assert.equal((await readdir('/proc/self/fd')).length, fds, 'no descriptor left open');
+    await after?.(join(dir, 'out-inproc'));
+  } finally {
+    await volume.close();
+  }
+}
+
 test('a damaged chunk of one small file among a batch fails the export with BAZIL_CORRUPT_OBJECT and leaves no descriptor open', async () => {
   await withTemp('export-batches-damage', async (dir) => {
-    const src = join(dir, 'src');
-    const files = await makeSource(src, 120, 42);
-    const home = newHome(dir, 'v');
-    cliOk(home, ['import', src, 'v:/t']);
-    // A small file whose size no other file has: its only chunk is the content record of that size plus the tag.
-    const sizes = new Map<number, number>();
-    for (const f of files) sizes.set(f.data.length, (sizes.get(f.data.length) ?? 0) + 1);
-    const victim = files.filter((f) => f.data.length > 100 && sizes.get(f.data.length) === 1)[30]!;
-    const arenas = join(volumeDir(home, 'v'), 'arenas');
-    const active = (await readdir(arenas)).filter((n) => n.startsWith('content.') && n.endsWith('.active'));
-    let flipped = 0;
-    for (const name of active) {
-      for (const frame of framesOf(await readFile(join(arenas, name)))) {
-        if (frame.length !== victim.data.length + 16) continue;
-        // The checksum recomputed: only the GCM tag can tell.
-        await flipPayloadByte(join(arenas, name), frame, 0.5, true);
-        flipped++;
-      }
-    }
-    assert.equal(flipped, 1, `the chunk of ${victim.rel} (${victim.data.length} bytes) is found once`);
-
-    for (const noNative of [undefined, '1']) {
-      const r = withEnv('BAZIL_NO_NATIVE', noNative, () => cli(home, ['--json', 'export', 'v:/t', join(dir, `out-${noNative ?? 'native'}`)]));
-      assert.equal(r.status, 1, `exit 1 (BAZIL_NO_NATIVE=${noNative ?? ''}): ${r.stderr}`);
-      assert.equal(r.error?.code, 'BAZIL_CORRUPT_OBJECT', r.stderr);
-      assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
-    }
-
-    // In this process: the files of the failed batch, and the ones gathering behind it, are closed.
-    const volume = await Volume.open(home, 'v');
-    try {
-      const fds = (await readdir('/proc/self/fd')).length;
-      await assert.rejects(exportTree(volume, '/t', join(dir, 'out-inproc')), { code: 'BAZIL_CORRUPT_OBJECT' });
-      assert.equal((await readdir('/proc/self/fd')).length, fds, 'no descriptor left open');
+    const { home, files, victim } = await importAndDamage(dir, 120, 42, 30, { sealed: false, fixChecksum: true });
+    await assertExportFails(dir, home, 'BAZIL_CORRUPT_OBJECT', [undefined, '1'], async (out) => {
       // Files written before the damage are whole: an export that fails never leaves other bytes in a file it finished.
-      const bad = join(dir, 'out-inproc', victim.rel);
       for (const f of files) {
-        const path = join(dir, 'out-inproc', f.rel);
-        if (path === bad) continue;
-        const got = await readFile(path).catch(() => null);
+        if (f === victim) continue;
+        const got = await readFile(join(out, f.rel)).catch(() => null);
         if (got !== null && got.length === f.data.length) assert.ok(got.equals(f.data), `${f.rel} is the source's`);
       }
-    } finally {
-      await volume.close();
-    }
+    });
   });
 });
 
 test('a chunk whose record fails its checksum fails the export with BAZIL_CORRUPT_RECORD (the worker reads and checks it as the arena would) and leaves no descriptor open', async () => {
   await withTemp('export-batches-record', async (dir) => {
-    const src = join(dir, 'src');
-    const files = await makeSource(src, 60, 7);
-    const home = newHome(dir, 'v');
-    cliOk(home, ['import', src, 'v:/t']);
-    const sizes = new Map<number, number>();
-    for (const f of files) sizes.set(f.data.length, (sizes.get(f.data.length) ?? 0) + 1);
-    const victim = files.filter((f) => f.data.length > 100 && sizes.get(f.data.length) === 1)[10]!;
-    const arenas = join(volumeDir(home, 'v'), 'arenas');
     // Sealed: an active arena's records are checked when it is opened, and a damaged one is set aside there.
-    const writer = Buffer.from((await readdir(arenas)).find((n) => n.endsWith('.active'))!.split('.')[1]!, 'hex');
-    const set = await ArenaSet.open(arenas, { fs: nodeFileSystem, writer });
-    try {
-      await set.sealNow();
-      await set.waitForSeals();
-    } finally {
-      await set.close();
-    }
-    let flipped = 0;
-    for (const name of (await readdir(arenas)).filter((n) => n.endsWith('.arena'))) {
-      for (const frame of framesOf(await readFile(join(arenas, name)))) {
-        if (frame.length !== victim.data.length + 16) continue;
-        // The checksum left as it was: the record no longer matches it.
-        await flipPayloadByte(join(arenas, name), frame, 0.3, false);
-        flipped++;
-      }
-    }
-    assert.equal(flipped, 1, `the chunk of ${victim.rel} is found once`);
-    const r = cli(home, ['--json', 'export', 'v:/t', join(dir, 'out')]);
-    assert.equal(r.status, 1, r.stderr);
-    assert.equal(r.error?.code, 'BAZIL_CORRUPT_RECORD', r.stderr);
-    assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
-
-    const volume = await Volume.open(home, 'v');
-    try {
-      const fds = (await readdir('/proc/self/fd')).length;
-      await assert.rejects(exportTree(volume, '/t', join(dir, 'out-inproc')), { code: 'BAZIL_CORRUPT_RECORD' });
-      assert.equal((await readdir('/proc/self/fd')).length, fds, 'no descriptor left open (files and arenas)');
-    } finally {
-      await volume.close();
-    }
+    const { home } = await importAndDamage(dir, 60, 7, 10, { sealed: true, fixChecksum: false });
+    await assertExportFails(dir, home, 'BAZIL_CORRUPT_RECORD', [undefined]);
   });
 });
