@@ -31,6 +31,11 @@
 //     import / backup. restic's local cache is kept in a separate temp dir and
 //     not counted (RESTIC_CACHE_DIR).
 //   - restic runs with its defaults (0.14: repository v2, compression auto).
+//   - Each timed command starts with its input just read (warmTree: the
+//     dataset before import and backup, each tool's repository before its
+//     restore): the machines we measure on keep about 3 GB of page cache,
+//     less than a round writes, so otherwise the tool that reads second
+//     finds the input the first one warmed.
 // Every figure is the median of the rounds (>= 3). The last line of stdout is
 // `RESULT {json}`.
 
@@ -39,7 +44,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateDataset } from './lib/dataset.js';
-import { GNU_TIME, duBytes, ensureDebianTool, killRunning, run, sameTree, timed } from './lib/proc.js';
+import { GNU_TIME, duBytes, ensureDebianTool, killRunning, run, sameTree, timed, warmTree } from './lib/proc.js';
 import {
   Samples, atLeast, atMost, fmtInt, fmtMBs, fmtRatio, machineLine, renderTable, sig, type TableLine,
 } from './lib/report.js';
@@ -116,6 +121,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   const benv = { ...process.env, BAZIL_HOME: home };
   run(process.execPath, [CLI, 'init', '--json'], benv);
   run(process.execPath, [CLI, 'volume', 'create', 'bench', '--json'], benv);
+  warmTree(src);
   const imp = await timed(process.execPath, [CLI, 'import', src, 'bench:/data', '--json'], { env: benv, scratch });
   const impJson = JSON.parse(imp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
   if (impJson.bytes !== undefined && impJson.bytes !== dataBytes) throw new Error(`bazil import reported ${impJson.bytes} bytes, dataset has ${dataBytes}`);
@@ -130,6 +136,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   const repo = join(dir, 'restic-repo');
   const renv = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: join(dir, 'restic-cache') };
   run(restic, ['init'], renv);
+  warmTree(src);
   const bak = await timed(restic, ['backup', '.'], { env: renv, cwd: src, scratch });
   s.add('backup', mbs(bak.seconds));
   s.add('backup_rss', bak.maxRssKiB / 1024);
@@ -139,6 +146,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
 
   // 3. bazil export
   const out = join(dir, 'bazil-out');
+  warmTree(home);
   const exp = await timed(process.execPath, [CLI, 'export', 'bench:/data', out, '--json'], { env: benv, scratch });
   const expJson = JSON.parse(exp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
   s.add('export', mbs(exp.seconds));
@@ -151,6 +159,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
 
   // 4. restic restore
   const target = join(dir, 'restic-out');
+  warmTree(repo);
   const res = await timed(restic, ['restore', 'latest', '--target', target], { env: renv, scratch });
   s.add('restore', mbs(res.seconds));
   s.add('restore_rss', res.maxRssKiB / 1024);
