@@ -53,8 +53,10 @@ const SLAB_BYTES = 2 * 1024 * 1024;
 const BATCH_FILES = 8;
 /** Opens under way at once (see the header); the thread pool's fourth thread stays free for the walk's LevelDB reads. */
 const OPENS = 3;
-/** Arena files held open for the worker's reads; chunks in others are read by this thread. */
+/** Arena files held open for the workers' reads; chunks in others are read by this thread. */
 const ARENA_FDS = 256;
+/** Export workers: two on two cores (the main thread is mostly idle once the workers read the records). */
+const LANES = 2;
 
 export type { ErrorMessage, FileClose };
 
@@ -87,7 +89,11 @@ interface Batch {
   readonly fds: Map<number, string>;
 }
 
-export class ExportPool {
+/**
+ * One export worker and its slabs and batches: a file's segments all go to
+ * its lane, in order. ExportPool spreads files over its lanes.
+ */
+class ExportLane {
   private readonly worker: Worker;
   private readonly slabs: Buffer[] = [];
   private readonly free: number[] = [];
@@ -98,15 +104,10 @@ export class ExportPool {
   private readonly live = new Set<FileState>();
   /** The batch being filled, if any. */
   private current: Batch | null = null;
-  /** Read-only descriptors of arena files the worker reads chunks from, by path; closed with the pool. */
-  private readonly arenaFds = new Map<string, number>();
   /** A writer is getting the next slab for `current`: the others wait for it rather than each take one. */
   private gettingSlab: Promise<void> | null = null;
   /** A look at the current batch is due (lookSoon). */
   private postSoon = false;
-  /** Opens under way. */
-  private opening = 0;
-  private readonly openQueue: Array<() => void> = [];
   private nextJob = 0;
   private nextFile = 0;
   private failure: unknown = null;
@@ -114,18 +115,21 @@ export class ExportPool {
   /** Resolves close() once the worker has closed what it held. */
   private closing: (() => void) | null = null;
 
-  constructor() {
-    const shared: SharedArrayBuffer[] = [];
+  /** Bytes of the files written through this lane and not yet settled: the pool gives a new file to the lane with the fewest. */
+  pendingBytes = 0;
+
+  constructor(private readonly shared: PoolShared) {
+    const slabBuffers: SharedArrayBuffer[] = [];
     for (let i = 0; i < SLABS; i++) {
       const b = new SharedArrayBuffer(SLAB_BYTES);
-      shared.push(b);
+      slabBuffers.push(b);
       this.slabs.push(Buffer.from(b));
       this.free.push(i);
     }
     // The worker closes descriptors this thread opened: not its own to track.
     // A small young generation: without the addon its garbage is mostly the
     // wrappers of decrypted chunks, whose memory is freed only when they are collected.
-    this.worker = new Worker(new URL('./export-worker.js', import.meta.url), { workerData: { slabs: shared }, trackUnmanagedFds: false, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    this.worker = new Worker(new URL('./export-worker.js', import.meta.url), { workerData: { slabs: slabBuffers }, trackUnmanagedFds: false, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.worker.on('message', (reply: ExportReply) => this.settle(reply));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
@@ -140,8 +144,7 @@ export class ExportPool {
    * and times. Resolves once the file is written and closed. The chunks'
    * sealed objects are read from `source` straight into the slabs.
    */
-  async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto' | 'sealedSpan'>, close: FileClose, signal?: AbortSignal): Promise<void> {
-    const fd = await this.openNew(path, close.attrs?.createMode === true ? close.attrs.mode : 0o600);
+  async writeFile(fd: number, path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto' | 'sealedSpan'>, close: FileClose, signal?: AbortSignal): Promise<void> {
     let resolve!: () => void;
     let reject!: (err: unknown) => void;
     const done = new Promise<void>((res, rej) => {
@@ -150,6 +153,10 @@ export class ExportPool {
     });
     const f: FileState = { file: this.nextFile++, fd, path, error: null, handedOver: false, resolve, reject };
     this.live.add(f);
+    this.pendingBytes += close.size;
+    void done.then(() => undefined, () => undefined).finally(() => {
+      this.pendingBytes -= close.size;
+    });
     let segment: Segment | null = null;
     let batch: Batch | null = null;
     /** The segment of this file in the current batch, begun if the batch changed. */
@@ -182,7 +189,7 @@ export class ExportPool {
           b = this.roomNow(e.frameLength);
         }
         const s = segmentIn(b);
-        const read = this.arenaRead(source, e);
+        const read = this.shared.arenaRead(source, e);
         if (read !== null) {
           // The worker reads the record into the slab itself.
           if (!b.fds.has(read.fd)) b.fds.set(read.fd, read.path);
@@ -209,32 +216,6 @@ export class ExportPool {
       throw err;
     }
     return done;
-  }
-
-  /**
-   * Where the worker can read chunk `e`'s record itself (a descriptor of
-   * its arena file and the frame's offset), or null when this thread must
-   * copy it into the slab: a record still in an active arena's write
-   * buffer, a file layer that must see every read, an arena that went away
-   * (sealed and renamed) before it was opened here, or too many arenas.
-   * Moving the reads to the worker took them off this thread, which was
-   * export's longest (docs/ingest.md, "Round 5"). The worker checks the
-   * frame's checksum as the arena does on a read here.
-   */
-  private arenaRead(source: Pick<ContentStore, 'sealedSpan'>, e: Extract<SealedExtent, { kind: 'chunk' }>): { fd: number; path: string; position: number } | null {
-    const span = source.sealedSpan(e.id);
-    if (span === null || span.length + FRAME_OVERHEAD !== e.frameLength) return null;
-    let fd = this.arenaFds.get(span.path);
-    if (fd === undefined) {
-      if (this.arenaFds.size >= ARENA_FDS) return null;
-      try {
-        fd = openSync(span.path, 'r');
-      } catch {
-        return null;
-      }
-      this.arenaFds.set(span.path, fd);
-    }
-    return { fd, path: span.path, position: span.position - FRAME_HEAD_LENGTH };
   }
 
   /** A writer that failed: the worker closes the file if it has it, this thread if not; resolves once it is closed. */
@@ -289,35 +270,6 @@ export class ExportPool {
     this.live.clear();
     this.posted.clear();
     await this.worker.terminate();
-    // The worker is gone: nothing reads through these any more.
-    for (const fd of this.arenaFds.values()) {
-      try {
-        closeSync(fd);
-      } catch {
-        // Read-only: nothing to lose.
-      }
-    }
-    this.arenaFds.clear();
-  }
-
-  /** Opens (creates) `path`, at most OPENS at a time. */
-  private async openNew(path: string, mode: number): Promise<number> {
-    this.check();
-    if (this.opening >= OPENS) await new Promise<void>((resolve) => this.openQueue.push(resolve));
-    else this.opening++;
-    try {
-      return await new Promise<number>((resolve, reject) => {
-        open(path, 'wx', mode, (err, fd) => (err === null ? resolve(fd) : reject(ioError('write', path, err))));
-      });
-    } finally {
-      const next = this.openQueue.shift();
-      if (next !== undefined) next();
-      else {
-        this.opening--;
-        // No file is coming: what gathered goes once this file's writer has added it.
-        this.lookSoon();
-      }
-    }
   }
 
   /** The current batch when it has `bytes` free and no other writer is getting a slab; null otherwise (then `roomFor`). */
@@ -366,17 +318,17 @@ export class ExportPool {
       this.post();
       return;
     }
-    if (this.opening === 0) this.lookSoon();
+    if (this.shared.opening() === 0) this.lookSoon();
   }
 
   /** After the writers woken in this turn have added their files. */
-  private lookSoon(): void {
+  lookSoon(): void {
     if (this.postSoon) return;
     this.postSoon = true;
     setImmediate(() => {
       this.postSoon = false;
       const b = this.current;
-      if (b !== null && b.segments.length > 0 && this.opening === 0 && this.gettingSlab === null && !this.closed && this.failure === null) this.post();
+      if (b !== null && b.segments.length > 0 && this.shared.opening() === 0 && this.gettingSlab === null && !this.closed && this.failure === null) this.post();
     });
   }
 
@@ -445,6 +397,117 @@ export class ExportPool {
 
   private error(cause: unknown): BazilError {
     return new BazilError(ErrorCodes.INTERNAL, 'the export worker failed', {}, cause);
+  }
+}
+
+/** What the lanes share: the opens (at most OPENS at once over all lanes) and the arena descriptors the workers read through. */
+interface PoolShared {
+  opening(): number;
+  arenaRead(source: Pick<ContentStore, 'sealedSpan'>, e: Extract<SealedExtent, { kind: 'chunk' }>): { fd: number; path: string; position: number } | null;
+}
+
+/**
+ * Export's workers (export-worker.ts), LANES of them, each with its own
+ * slabs and batches (ExportLane); a file goes to the lane with the fewest
+ * bytes still to write, and all of it there. With the reads of the
+ * records in the worker (arenaRead) one worker was export's longest
+ * thread; two share that work (docs/ingest.md, "Round 5").
+ */
+export class ExportPool implements PoolShared {
+  private readonly lanes: ExportLane[] = [];
+  /** Opens under way. */
+  private opens = 0;
+  private readonly openQueue: Array<() => void> = [];
+  /** Read-only descriptors of arena files the workers read chunks from, by path; closed with the pool. */
+  private readonly arenaFds = new Map<string, number>();
+  private closed = false;
+
+  constructor(lanes = LANES) {
+    for (let i = 0; i < lanes; i++) this.lanes.push(new ExportLane(this));
+  }
+
+  opening(): number {
+    return this.opens;
+  }
+
+  /**
+   * Writes a new local file at `path` (it must not exist) with the content
+   * `extents`, then, if `close` is given, its owner (where allowed), mode
+   * and times. Resolves once the file is written and closed. The chunks'
+   * sealed objects are read from `source`'s arena files by the worker, or
+   * by this thread into the slabs.
+   */
+  async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto' | 'sealedSpan'>, close: FileClose, signal?: AbortSignal): Promise<void> {
+    if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the export pool is closed');
+    const fd = await this.openNew(path, close.attrs?.createMode === true ? close.attrs.mode : 0o600);
+    // Chosen once the file is open: the lane counts its bytes before its first await.
+    let lane = this.lanes[0]!;
+    for (const l of this.lanes) if (l.pendingBytes < lane.pendingBytes) lane = l;
+    return lane.writeFile(fd, path, extents, source, close, signal);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await Promise.all(this.lanes.map((l) => l.close()));
+    } finally {
+      // The workers are gone: nothing reads through these any more.
+      for (const fd of this.arenaFds.values()) {
+        try {
+          closeSync(fd);
+        } catch {
+          // Read-only: nothing to lose.
+        }
+      }
+      this.arenaFds.clear();
+    }
+  }
+
+  /**
+   * Where the worker can read chunk `e`'s record itself (a descriptor of
+   * its arena file and the frame's offset), or null when this thread must
+   * copy it into the slab: a record still in an active arena's write
+   * buffer, a file layer that must see every read, an arena that went away
+   * (sealed and renamed) before it was opened here, or too many arenas.
+   * Moving the reads to the worker took them off this thread, which was
+   * export's longest (docs/ingest.md, "Round 5"). The worker checks the
+   * frame's checksum as the arena does on a read here.
+   */
+  arenaRead(source: Pick<ContentStore, 'sealedSpan'>, e: Extract<SealedExtent, { kind: 'chunk' }>): { fd: number; path: string; position: number } | null {
+    const span = source.sealedSpan(e.id);
+    if (span === null || span.length + FRAME_OVERHEAD !== e.frameLength) return null;
+    let fd = this.arenaFds.get(span.path);
+    if (fd === undefined) {
+      if (this.arenaFds.size >= ARENA_FDS) return null;
+      try {
+        fd = openSync(span.path, 'r');
+      } catch {
+        return null;
+      }
+      this.arenaFds.set(span.path, fd);
+    }
+    return { fd, path: span.path, position: span.position - FRAME_HEAD_LENGTH };
+  }
+
+  /** Opens (creates) `path`, at most OPENS at a time. */
+  private async openNew(path: string, mode: number): Promise<number> {
+    if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the export pool is closed');
+    if (this.opens >= OPENS) await new Promise<void>((resolve) => this.openQueue.push(resolve));
+    else this.opens++;
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        open(path, 'wx', mode, (err, fd) => (err === null ? resolve(fd) : reject(ioError('write', path, err))));
+      });
+    } finally {
+      const next = this.openQueue.shift();
+      if (next !== undefined) next();
+      else {
+        this.opens--;
+        // No file is coming: what gathered goes once this file's writer has added it.
+        for (const l of this.lanes) l.lookSoon();
+      }
+    }
   }
 }
 
