@@ -153,10 +153,6 @@ class ExportLane {
     });
     const f: FileState = { file: this.nextFile++, fd, path, error: null, handedOver: false, resolve, reject };
     this.live.add(f);
-    this.pendingBytes += close.size;
-    void done.then(() => undefined, () => undefined).finally(() => {
-      this.pendingBytes -= close.size;
-    });
     let segment: Segment | null = null;
     let batch: Batch | null = null;
     /** The segment of this file in the current batch, begun if the batch changed. */
@@ -440,10 +436,15 @@ export class ExportPool implements PoolShared {
   async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto' | 'sealedSpan'>, close: FileClose, signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the export pool is closed');
     const fd = await this.openNew(path, close.attrs?.createMode === true ? close.attrs.mode : 0o600);
-    // Chosen once the file is open: the lane counts its bytes before its first await.
+    // Chosen once the file is open, and counted at once: the writers whose opens end together spread.
     let lane = this.lanes[0]!;
     for (const l of this.lanes) if (l.pendingBytes < lane.pendingBytes) lane = l;
-    return lane.writeFile(fd, path, extents, source, close, signal);
+    lane.pendingBytes += close.size;
+    try {
+      return await lane.writeFile(fd, path, extents, source, close, signal);
+    } finally {
+      lane.pendingBytes -= close.size;
+    }
   }
 
   async close(): Promise<void> {
