@@ -51,12 +51,6 @@ const MAX_SLABS_IN_FLIGHT = 3;
 const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
 
 /**
- * The seal workers of a store whose options name none: BAZIL_SEAL_WORKERS
- * when set (a tuning knob: whether import is faster with one worker
- * depends on the machine's load, docs/ingest.md "Round 4: import"), else
- * DEFAULT_SEAL_WORKERS.
- */
-/**
  * Seal workers for a writer of whole files, `bazil import`: one per core
  * beside the writer's own thread (one on two cores), unless
  * BAZIL_SEAL_WORKERS says otherwise. Import never spreads one file over
@@ -71,6 +65,12 @@ export function fileImportSealWorkers(): number {
   return Math.max(0, availableParallelism() - 1);
 }
 
+/**
+ * The seal workers of a store whose options name none: BAZIL_SEAL_WORKERS
+ * when set (a tuning knob: whether import is faster with one worker
+ * depends on the machine's load, docs/ingest.md "Round 4: import"), else
+ * DEFAULT_SEAL_WORKERS.
+ */
 function defaultSealWorkers(): number {
   const env = process.env.BAZIL_SEAL_WORKERS;
   if (env === undefined || env === '') return DEFAULT_SEAL_WORKERS;

@@ -57,6 +57,8 @@ const OPENS = 3;
 const ARENA_FDS = 256;
 /** Export workers: two on two cores (the main thread is mostly idle once the workers read the records). */
 const LANES = 2;
+/** Bytes waiting in every lane before another lane (worker) is started. */
+const SPREAD_BYTES = 2 * SLAB_BYTES;
 
 export type { ErrorMessage, FileClose };
 
@@ -139,10 +141,9 @@ class ExportLane {
   }
 
   /**
-   * Writes a new local file at `path` (it must not exist) with the content
-   * `extents`, then, if `close` is given, its owner (where allowed), mode
-   * and times. Resolves once the file is written and closed. The chunks'
-   * sealed objects are read from `source` straight into the slabs.
+   * ExportPool.writeFile for a file the pool has created and opened as
+   * `fd`: from its first segment on, the worker owns the descriptor (this
+   * thread closes it only if the writer gives up before handing it over).
    */
   async writeFile(fd: number, path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto' | 'sealedSpan'>, close: FileClose, signal?: AbortSignal): Promise<void> {
     let resolve!: () => void;
@@ -403,9 +404,10 @@ interface PoolShared {
 }
 
 /**
- * Export's workers (export-worker.ts), LANES of them, each with its own
- * slabs and batches (ExportLane); a file goes to the lane with the fewest
- * bytes still to write, and all of it there. With the reads of the
+ * Export's workers (export-worker.ts), up to LANES of them, each with its
+ * own slabs and batches (ExportLane); a file goes to the lane with the
+ * fewest bytes still to write, and all of it there; a lane is added when
+ * every lane has SPREAD_BYTES waiting. With the reads of the
  * records in the worker (arenaRead) one worker was export's longest
  * thread; two share that work (docs/ingest.md, "Round 5").
  */
@@ -418,8 +420,8 @@ export class ExportPool implements PoolShared {
   private readonly arenaFds = new Map<string, number>();
   private closed = false;
 
-  constructor(lanes = LANES) {
-    for (let i = 0; i < lanes; i++) this.lanes.push(new ExportLane(this));
+  constructor() {
+    this.lanes.push(new ExportLane(this));
   }
 
   opening(): number {
@@ -439,6 +441,11 @@ export class ExportPool implements PoolShared {
     // Chosen once the file is open, and counted at once: the writers whose opens end together spread.
     let lane = this.lanes[0]!;
     for (const l of this.lanes) if (l.pendingBytes < lane.pendingBytes) lane = l;
+    // The second worker starts only once there is enough to share: a small export pays for one.
+    if (lane.pendingBytes >= SPREAD_BYTES && this.lanes.length < LANES) {
+      lane = new ExportLane(this);
+      this.lanes.push(lane);
+    }
     lane.pendingBytes += close.size;
     try {
       return await lane.writeFile(fd, path, extents, source, close, signal);
