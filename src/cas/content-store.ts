@@ -60,20 +60,18 @@ const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
  * (docs/ingest.md, "Round 5").
  */
 export function fileImportSealWorkers(): number {
-  const env = process.env.BAZIL_SEAL_WORKERS;
-  if (env !== undefined && env !== '') return defaultSealWorkers();
-  return Math.max(0, availableParallelism() - 1);
+  return defaultSealWorkers(Math.max(0, availableParallelism() - 1));
 }
 
 /**
  * The seal workers of a store whose options name none: BAZIL_SEAL_WORKERS
  * when set (a tuning knob: whether import is faster with one worker
  * depends on the machine's load, docs/ingest.md "Round 4: import"), else
- * DEFAULT_SEAL_WORKERS.
+ * `unset` (DEFAULT_SEAL_WORKERS unless the caller knows better).
  */
-function defaultSealWorkers(): number {
+function defaultSealWorkers(unset = DEFAULT_SEAL_WORKERS): number {
   const env = process.env.BAZIL_SEAL_WORKERS;
-  if (env === undefined || env === '') return DEFAULT_SEAL_WORKERS;
+  if (env === undefined || env === '') return unset;
   const n = /^[0-9]{1,3}$/.test(env) ? Number(env) : NaN;
   if (!(n <= 256)) {
     throw new BazilError(ErrorCodes.BAD_ARGUMENT, `BAZIL_SEAL_WORKERS must be a number of worker threads from 0 to 256, not '${env}'`, { sealWorkers: env });

@@ -436,7 +436,6 @@ export class ExportPool implements PoolShared {
    * by this thread into the slabs.
    */
   async writeFile(path: string, extents: Iterable<SealedExtent>, source: Pick<ContentStore, 'readSealedInto' | 'sealedSpan'>, close: FileClose, signal?: AbortSignal): Promise<void> {
-    if (this.closed) throw new BazilError(ErrorCodes.CLOSED, 'the export pool is closed');
     const fd = await this.openNew(path, close.attrs?.createMode === true ? close.attrs.mode : 0o600);
     // Chosen once the file is open, and counted at once: the writers whose opens end together spread.
     let lane = this.lanes[0]!;

@@ -1,8 +1,8 @@
 // Worker thread body of the export pool (export-pool.ts): takes batches,
 // each a shared slab holding segments of one or more files' sealed chunks
 // (or room for them, which it reads from the arena files first, checking
-// each record's checksum); decrypts each chunk where it lies (in place with the ingest addon,
-// open-in-place.ts), checking its tag and length, writes the plaintext with
+// each record's checksum); decrypts each chunk where it lies (in place
+// with the ingest addon, open-in-place.ts), checking its tag and length, writes the plaintext with
 // pwritev at the file's offset (holes are skipped, and the final size set
 // with ftruncate, so they stay holes), and on a file's last segment sets its
 // owner, mode and times through the descriptor and closes it; then answers
@@ -141,7 +141,8 @@ function part(req: Exclude<ExportRequest, { closeAll: true }>, seg: Segment): vo
  */
 function readRecord(req: Exclude<ExportRequest, { closeAll: true }>, slab: Buffer, fd: number, position: number, at: number, sealedLength: number): void {
   const length = sealedLength + FRAME_OVERHEAD;
-  const path = req.arenaPaths.find(([d]) => d === fd)?.[1] ?? `arena descriptor ${fd}`;
+  // Only messages name the file.
+  const pathOf = (): string => req.arenaPaths.find(([d]) => d === fd)?.[1] ?? `arena descriptor ${fd}`;
   let done = 0;
   try {
     while (done < length) {
@@ -150,13 +151,15 @@ function readRecord(req: Exclude<ExportRequest, { closeAll: true }>, slab: Buffe
       done += n;
     }
   } catch (err) {
-    throw ioError('read', path, err);
+    throw ioError('read', pathOf(), err);
   }
   if (done !== length) {
+    const path = pathOf();
     throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${path}: short read at ${position}`, { path, offset: position });
   }
   const payloadEnd = at + FRAME_HEAD_LENGTH + sealedLength;
   if (readPayloadLength(slab, at) !== sealedLength || !checksumMatches(slab, at, payloadEnd, payloadEnd)) {
+    const path = pathOf();
     throw new BazilError(ErrorCodes.CORRUPT_RECORD, `${path}: record at offset ${position} fails its checksum`, { path, offset: position });
   }
 }
