@@ -8,9 +8,10 @@
 
 import { BazilError, ErrorCodes } from '../errors/index.js';
 import type { ArenaFile, FileSystem } from './file-system.js';
+import { hash } from 'node:crypto';
 import {
-  type ArenaHeader, FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, MAX_DATA_END,
-  decodeHeader, encodeFrameUnchecked, encodeHeader, frameLength, readPayloadLength, tryParseFrame, validateRecord,
+  type ArenaHeader, DIGEST_LENGTH, FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, MAX_DATA_END,
+  decodeHeader, encodeFrameUnchecked, encodeHeader, frameLength, readPayloadLength, recordDigest, tryParseFrame, validateRecord,
 } from './format.js';
 import { checksumFrames, checksumMatches } from './checksum.js';
 import { writeFileDurably } from './dead-set.js';
@@ -76,8 +77,24 @@ function validFrameAfter(file: ArenaFile, from: number, end: number): boolean {
   return false;
 }
 
+/**
+ * What sealing needs from an active arena besides its file: the key table
+ * (key, then digest, per record, in record order) as far as this process
+ * knows it. The digests of the first `recovered` records, found by the scan
+ * at open, are not known (their entries hold only the key): sealing reads
+ * those records back to digest them.
+ */
+export interface SealingTable {
+  keytab: Buffer;
+  recovered: number;
+}
+
 export class ActiveArena {
   private offsets: Uint32Array<ArrayBuffer>;
+  /** The key table being built, KEYTAB_ENTRY_LENGTH bytes per record (see SealingTable). */
+  private keytab: Buffer;
+  /** Records found by the scan at open, whose digests are not in keytab. */
+  private readonly recovered: number;
   private countValue = 0;
   /** Bytes handed to the file so far (records below this offset are in the file). */
   private writtenEnd: number;
@@ -105,11 +122,14 @@ export class ActiveArena {
     readonly headerBytes: Buffer,
     dataEnd: number,
     offsets: Uint32Array<ArrayBuffer>,
+    keytab: Buffer,
     count: number,
     entryDurable: boolean,
     flushBytes: number,
   ) {
     this.offsets = offsets;
+    this.keytab = keytab;
+    this.recovered = count;
     this.countValue = count;
     this.writtenEnd = dataEnd;
     this.durableEnd = entryDurable ? dataEnd : 0;
@@ -131,7 +151,10 @@ export class ActiveArena {
       file.close();
       throw err;
     }
-    return new ActiveArena(fs, file, { ...header, lastSeq: null }, headerBytes, HEADER_LENGTH, new Uint32Array(1024), 0, false, flushBytes);
+    return new ActiveArena(
+      fs, file, { ...header, lastSeq: null }, headerBytes, HEADER_LENGTH, new Uint32Array(1024), Buffer.allocUnsafe(1024 * KEYTAB_ENTRY_LENGTH),
+      0, false, flushBytes,
+    );
   }
 
   /**
@@ -155,6 +178,7 @@ export class ActiveArena {
       header.lastSeq = null;
       const cleanHeader = encodeHeader(header);
       let offsets = new Uint32Array(1024);
+      let keytab: Buffer = Buffer.allocUnsafe(1024 * KEYTAB_ENTRY_LENGTH);
       let count = 0;
       let at = HEADER_LENGTH;
       let buf = Buffer.allocUnsafe(SCAN_CHUNK);
@@ -174,8 +198,12 @@ export class ActiveArena {
         }
         const frame = tryParseFrame(buf, rel, bufLen);
         if (frame === null) break;
-        if (count === offsets.length) offsets = grow(offsets);
+        if (count === offsets.length) {
+          offsets = grow(offsets);
+          keytab = growTable(keytab);
+        }
         offsets[count] = at;
+        keytab.set(frame.key, count * KEYTAB_ENTRY_LENGTH);
         onRecord?.(frame.key, count);
         count++;
         at += frame.length;
@@ -194,7 +222,7 @@ export class ActiveArena {
       }
       if (truncatedBytes > 0) file.truncate(at);
       if (!headerBytes.equals(cleanHeader)) file.write(cleanHeader, 0, HEADER_LENGTH, 0);
-      const arena = new ActiveArena(fs, file, header, cleanHeader, at, offsets, count, true, flushBytes);
+      const arena = new ActiveArena(fs, file, header, cleanHeader, at, offsets, keytab, count, true, flushBytes);
       // Whatever recovery cut or rewrote is not durable yet; the next sync covers it.
       if (truncatedBytes > 0 || !headerBytes.equals(cleanHeader)) arena.durableEnd = 0;
       return { arena, truncatedBytes, savedTail };
@@ -220,28 +248,43 @@ export class ActiveArena {
   /**
    * Appends a record and returns its ordinal (sequence number minus the
    * first); durable after sync(). Keys must be unique within the arena: the
-   * owner checks, through its locator.
+   * owner checks, through its locator. `payloadHash` is SHA-256(payload)
+   * when the caller has it (a content object's id), else it is computed
+   * here: the record's digest is taken now, from the bytes given, so
+   * sealing need not read them back. A wrong `payloadHash` is not checked
+   * here; verify() and fsck report the record as not matching its digest.
    */
-  append(type: number, key: Uint8Array, payload: Uint8Array): number {
+  append(type: number, key: Uint8Array, payload: Uint8Array, payloadHash?: Uint8Array): number {
     this.checkUsable();
     validateRecord(type, key, payload);
+    if (payloadHash !== undefined && payloadHash.length !== DIGEST_LENGTH) {
+      throw new BazilError(ErrorCodes.BAD_ARGUMENT, `a payload hash is ${DIGEST_LENGTH} bytes, not ${payloadHash.length}`);
+    }
+    const digestOf = payloadHash ?? hash('sha256', payload, 'buffer');
     const len = frameLength(payload.length);
     const at = this.dataEnd;
     if (at + len > MAX_DATA_END) {
       throw new BazilError(ErrorCodes.RECORD_TOO_LARGE, `${this.path}: record does not fit below 4 GiB; seal first`, { path: this.path });
     }
     if (len > this.pending.length - this.pendingLength) this.flush();
+    if (this.countValue === this.offsets.length) {
+      this.offsets = grow(this.offsets);
+      this.keytab = growTable(this.keytab);
+    }
+    const entry = this.countValue * KEYTAB_ENTRY_LENGTH;
     if (len > this.pending.length) {
       const big = Buffer.allocUnsafe(len);
       encodeFrameUnchecked(big, 0, type, key, payload);
+      this.keytab.set(recordDigest(big, 0, digestOf), entry + KEY_LENGTH);
       checksumFrames(big, 0, len);
       this.writeOut(big, len);
     } else {
       // The checksum is filled in later, for a whole buffer in one call.
       encodeFrameUnchecked(this.pending, this.pendingLength, type, key, payload);
+      this.keytab.set(recordDigest(this.pending, this.pendingLength, digestOf), entry + KEY_LENGTH);
       this.pendingLength += len;
     }
-    if (this.countValue === this.offsets.length) this.offsets = grow(this.offsets);
+    this.keytab.set(key, entry);
     this.offsets[this.countValue] = at;
     return this.countValue++;
   }
@@ -394,6 +437,11 @@ export class ActiveArena {
     return this.file;
   }
 
+  /** A copy of the key table as far as it is known (see SealingTable), for sealing. */
+  sealingTable(): SealingTable {
+    return { keytab: Buffer.from(this.keytab.subarray(0, this.countValue * KEYTAB_ENTRY_LENGTH)), recovered: this.recovered };
+  }
+
   /** Frame offsets of every record, in append order. */
   frameOffsets(): Uint32Array {
     return this.offsets.subarray(0, this.countValue);
@@ -421,6 +469,12 @@ export class ActiveArena {
       throw new BazilError(ErrorCodes.IO, `${this.path}: an earlier write or sync failed; reopen the arena set to recover`, { path: this.path }, this.failed);
     }
   }
+}
+
+function growTable(a: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(a.length * 2);
+  a.copy(b);
+  return b;
 }
 
 function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {

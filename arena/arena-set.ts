@@ -16,7 +16,9 @@ import { ActiveArena, DEFAULT_FLUSH_BYTES, type ArenaRecord, type SequencedRecor
 import { SealedArena, deadPathOf, type VerifyProblem } from './sealed-arena.js';
 import { prepareSeal, sealedName } from './seal.js';
 import { KeyTable } from './key-table.js';
-import { FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, ID_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, toHex, validateKind } from './format.js';
+import {
+  FORMAT_VERSION, FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, ID_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, toHex, validateKind,
+} from './format.js';
 import { writeFileDurably } from './dead-set.js';
 
 export const DEFAULT_SEAL_BYTES = 64 * 1024 * 1024;
@@ -302,7 +304,7 @@ export class ArenaSet {
     // it, once the predecessor's identity is known.
     const writer = Buffer.from(writerHex, 'hex');
     const path = `${this.dir}/${kind}.${writerHex}.${firstSeq}.active`;
-    const active = ActiveArena.create(this.fs, path, { version: 1, kind, writer, firstSeq, lastSeq: null, prev: ZERO_ID }, this.flushBytes);
+    const active = ActiveArena.create(this.fs, path, { version: FORMAT_VERSION, kind, writer, firstSeq, lastSeq: null, prev: ZERO_ID }, this.flushBytes);
     // No record here is acknowledged before all of the predecessor's are
     // durable, so the stream never has a gap after a crash.
     if (predecessor) active.predecessor = predecessor;
@@ -316,11 +318,15 @@ export class ArenaSet {
   /** The stream appended to last, while its arena takes appends. */
   private lastActive: Entry | null = null;
 
-  /** Appends a record to this writer's stream of `kind`; returns its sequence number. Durable after sync(). */
-  append(kind: string, type: number, key: Uint8Array, payload: Uint8Array): bigint {
+  /**
+   * Appends a record to this writer's stream of `kind`; returns its
+   * sequence number. Durable after sync(). `payloadHash`, SHA-256(payload),
+   * saves hashing the payload when the caller has it (ActiveArena.append).
+   */
+  append(kind: string, type: number, key: Uint8Array, payload: Uint8Array, payloadHash?: Uint8Array): bigint {
     this.checkOpen();
     const entry = this.activeFor(kind);
-    const ordinal = this.appendTo(entry, type, key, payload);
+    const ordinal = this.appendTo(entry, type, key, payload, payloadHash);
     return entry.firstSeq + BigInt(ordinal);
   }
 
@@ -329,13 +335,13 @@ export class ArenaSet {
    * in several arenas (compaction copies), but only once per arena: the
    * perfect hash needs distinct keys.
    */
-  private appendTo(entry: Entry, type: number, key: Uint8Array, payload: Uint8Array): number {
+  private appendTo(entry: Entry, type: number, key: Uint8Array, payload: Uint8Array, payloadHash?: Uint8Array): number {
     checkKey(key);
     const active = entry.active!;
     if (this.locate(key) === LIVE && this.hitEntry === entry) {
       throw new BazilError(ErrorCodes.DUPLICATE_KEY, `key ${toHex(key)} is already in arena ${active.path}`, { path: active.path });
     }
-    const ordinal = active.append(type, key, payload);
+    const ordinal = active.append(type, key, payload, payloadHash);
     this.appendCount++;
     // locate() left the key's hashes in the locator: no second hashing.
     this.locator.insertStarted(entry.number, ordinal);

@@ -7,7 +7,6 @@
 // feed the arena's identity and let an arena from an untrusted peer be
 // verified record by record.
 
-import { createHash } from 'node:crypto';
 import type { IHasher } from 'hash-wasm';
 import { loadNative } from './native.js';
 
@@ -85,9 +84,4 @@ export function checksumMatches(buf: Uint8Array, start: number, end: number, at:
     d[0] === buf[at] && d[1] === buf[at + 1] && d[2] === buf[at + 2] && d[3] === buf[at + 3] &&
     d[4] === buf[at + 4] && d[5] === buf[at + 5] && d[6] === buf[at + 6] && d[7] === buf[at + 7]
   );
-}
-
-/** SHA-256 of `buf[start, end)`, the per-record digest of a sealed arena. */
-export function digest(buf: Uint8Array, start: number, end: number): Buffer {
-  return createHash('sha256').update(buf.subarray(start, end)).digest();
 }

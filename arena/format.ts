@@ -1,12 +1,18 @@
-// The on-disk format of arena files, version 1. docs/formats.md gives the
-// same layout byte for byte; the two must change together, and a released
-// version is never changed: sealed arenas are read forever.
+// The on-disk format of arena files, versions 1 and 2. docs/formats.md
+// gives the same layout byte for byte; the two must change together, and a
+// released version is never changed: sealed arenas are read forever.
 
+import { createHash, hash } from 'node:crypto';
 import { BazilError, ErrorCodes } from '../errors/index.js';
 import { CHECKSUM_LENGTH, checksumInto, checksumMatches } from './checksum.js';
 import { copyBytes } from './shared-copy.js';
 
-export const FORMAT_VERSION = 1;
+/**
+ * The version new arenas are written in. Version 2 differs from 1 only in
+ * the key table's record digest (recordDigest), which lets an arena be
+ * sealed without reading its records back.
+ */
+export const FORMAT_VERSION = 2;
 
 export const HEADER_MAGIC = Buffer.from('BAZILARN', 'latin1');
 export const FOOTER_MAGIC = Buffer.from('BZSEALED', 'latin1');
@@ -27,8 +33,32 @@ export const FRAME_OVERHEAD = FRAME_HEAD_LENGTH + CHECKSUM_LENGTH;
 export const MAX_PAYLOAD_LENGTH = 256 * 1024 * 1024;
 export const MAX_DATA_END = 0xffff_ffff;
 
-/** Key table entry: the record's key, then SHA-256 of its whole frame. */
+/** Key table entry: the record's key, then its digest (recordDigest). */
 export const KEYTAB_ENTRY_LENGTH = KEY_LENGTH + 32;
+export const DIGEST_LENGTH = 32;
+
+/**
+ * The key table's digest of a record in a version-2 arena:
+ * SHA-256(frame head (len, type, key) ‖ SHA-256(payload)). Its input is
+ * 69 bytes once the payload's hash is known, and writers usually know it
+ * already (a content object's id is that hash), so sealing hashes no
+ * payload twice and reads nothing back. Version 1 digested the whole frame
+ * (frameDigestV1).
+ */
+export function recordDigest(head: Uint8Array, headAt: number, payloadHash: Uint8Array): Buffer {
+  return createHash('sha256').update(head.subarray(headAt, headAt + FRAME_HEAD_LENGTH)).update(payloadHash).digest();
+}
+
+/** The version-1 key table digest: SHA-256 of the record's whole frame, checksum included. */
+export function frameDigestV1(frame: Uint8Array, at: number, end: number): Buffer {
+  return hash('sha256', frame.subarray(at, end), 'buffer');
+}
+
+/** The key table digest of the whole frame frame[at, end) in an arena of `version`. */
+export function digestOfFrame(version: number, frame: Uint8Array, at: number, end: number): Buffer {
+  if (version === 1) return frameDigestV1(frame, at, end);
+  return recordDigest(frame, at, hash('sha256', frame.subarray(at + FRAME_HEAD_LENGTH, end - CHECKSUM_LENGTH), 'buffer'));
+}
 
 const OPEN_LAST_SEQ = 0xffff_ffff_ffff_ffffn;
 const KIND_LENGTH = 16;

@@ -1,12 +1,13 @@
-// One worker thread that computes seal sections (record digests, the
-// perfect hash, slot and fingerprint tables) off the main thread: on two
-// cores, sealing a 64 MiB arena no longer stalls appends for a quarter of a
-// second. The worker reads the records from the file itself, so nothing is
-// copied between threads but the small tables and the result.
+// One worker thread that computes seal sections (the perfect hash, slot and
+// fingerprint tables, and the digests of records an earlier process
+// appended) off the main thread: on two cores, sealing an arena of many
+// small records no longer stalls appends. The worker reads any records it
+// must digest from the file itself, so nothing is copied between threads
+// but the tables and the result.
 
 import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes } from '../errors/index.js';
-import type { SealSection } from './seal.js';
+import type { KnownDigests, SealSection } from './seal.js';
 
 export interface SealRequest {
   id: number;
@@ -14,6 +15,7 @@ export interface SealRequest {
   offsets: Uint32Array;
   dataEnd: number;
   header: Uint8Array;
+  known: KnownDigests;
 }
 
 export type SealReply =
@@ -56,13 +58,13 @@ function getWorker(): Worker {
   return w;
 }
 
-export function sealInWorker(path: string, offsets: Uint32Array, dataEnd: number, header: Uint8Array): Promise<SealSection> {
+export function sealInWorker(path: string, offsets: Uint32Array, dataEnd: number, header: Uint8Array, known: KnownDigests): Promise<SealSection> {
   const w = getWorker();
   const id = nextId++;
   return new Promise<SealSection>((resolve, reject) => {
     pending.set(id, { resolve, reject });
     w.ref();
-    const request: SealRequest = { id, path, offsets, dataEnd, header };
+    const request: SealRequest = { id, path, offsets, dataEnd, header, known };
     w.postMessage(request);
   });
 }

@@ -1,5 +1,6 @@
-// The sealing worker's thread (see seal-pool.ts): reads an active arena's
-// records from disk, a window at a time, and computes its seal section.
+// The sealing worker's thread (see seal-pool.ts): computes an active arena's
+// seal section, reading from disk, a window at a time, the records whose
+// digests the main thread does not know.
 
 import { openSync, readSync, closeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
@@ -12,6 +13,10 @@ import type { SealReply, SealRequest } from './seal-pool.js';
 const WINDOW_BYTES = 4 * 1024 * 1024;
 
 function sealSection(req: SealRequest): ReturnType<typeof computeSealSectionWindowed> {
+  const noRead = (): void => {
+    throw new Error(`${req.path}: nothing was to be read back`);
+  };
+  if (req.known.recovered === 0) return computeSealSectionWindowed(noRead, req.offsets, req.dataEnd, req.header, req.known, req.path, WINDOW_BYTES);
   const fd = openSync(req.path, 'r');
   try {
     const read = (buf: Buffer, position: number): void => {
@@ -21,7 +26,7 @@ function sealSection(req: SealRequest): ReturnType<typeof computeSealSectionWind
         done += n;
       }
     };
-    return computeSealSectionWindowed(read, req.offsets, req.dataEnd, req.header, req.path, WINDOW_BYTES);
+    return computeSealSectionWindowed(read, req.offsets, req.dataEnd, req.header, req.known, req.path, WINDOW_BYTES);
   } finally {
     closeSync(fd);
   }

@@ -12,10 +12,10 @@ import { BazilError, ErrorCodes } from '../errors/index.js';
 import type { ArenaFile, FileSystem } from './file-system.js';
 import {
   type ArenaFooter, type ArenaHeader, FOOTER_LENGTH, FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH,
-  KEYTAB_ENTRY_LENGTH, KEY_LENGTH, decodeFooter, decodeHeader, readPayloadLength, toHex,
+  KEYTAB_ENTRY_LENGTH, KEY_LENGTH, decodeFooter, decodeHeader, digestOfFrame, readPayloadLength, toHex,
 } from './format.js';
 import { Mph } from './mph.js';
-import { checksumMatches, digest } from './checksum.js';
+import { checksumMatches } from './checksum.js';
 import { hashKey, keyHash2 } from './key-table.js';
 import type { ArenaRecord, SequencedRecord } from './active-arena.js';
 import { DeadSet } from './dead-set.js';
@@ -403,7 +403,7 @@ export class SealedArena {
       }
       if (!checksumMatches(frame, 0, frameLen - 8, frameLen - 8)) {
         problems.push({ code: ErrorCodes.CORRUPT_RECORD, message: `record ${i} fails its checksum`, offset: at });
-      } else if (!digest(frame, 0, frameLen).equals(this.digestAt(i))) {
+      } else if (!digestOfFrame(this.header.version, frame, 0, frameLen).equals(this.digestAt(i))) {
         problems.push({ code: ErrorCodes.CORRUPT_RECORD, message: `record ${i} does not match its digest`, offset: at });
       }
     }

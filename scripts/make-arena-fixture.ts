@@ -1,6 +1,6 @@
-// Writes test/fixtures/arena-v1/: a small arena set in the first arena
-// format, frozen and read by the tests forever (sealed arenas are never
-// rewritten, so every released format must stay readable).
+// Writes test/fixtures/arena-vN/: a small arena set in the current arena
+// format (N = FORMAT_VERSION), frozen and read by the tests forever (sealed
+// arenas are never rewritten, so every released format must stay readable).
 //
 // Run once when a format version is released: `node dist/scripts/make-arena-fixture.js DIR`.
 // Never regenerate a committed fixture: its bytes are the point.
@@ -10,6 +10,7 @@ import { appendFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openArenaSet } from '../migrations/index.js';
 import { nodeFileSystem } from '../arena/node-fs.js';
+import { FORMAT_VERSION } from '../arena/format.js';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: make-arena-fixture DIR');
@@ -41,7 +42,7 @@ const torn = Buffer.from([0x40, 0, 0, 0, 1, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 
 appendFileSync(join(dir, active), torn);
 rmSync(join(dir, 'LOCK'), { force: true });
 writeFileSync(join(dir, 'expected.json'), JSON.stringify({
-  format: 1,
+  format: FORMAT_VERSION,
   writer: writer.toString('hex'),
   sealed: { file: sealedPath.slice(sealedPath.lastIndexOf('/') + 1), records: content, punched },
   active: { file: active, records: log, tornTailBytes: torn.length },

@@ -290,7 +290,8 @@ export class ContentStore {
   /** Appends an object sealed by this store (or its workers) unless held; returns the bytes added. */
   appendSealed(type: ObjectType, id: Buffer, sealed: Uint8Array): number {
     if (this.arenas.has(id)) return 0;
-    this.arenas.append(CONTENT_KIND, type, id, sealed);
+    // An object's id is SHA-256 of its sealed bytes: the arena need not hash them again.
+    this.arenas.append(CONTENT_KIND, type, id, sealed, id);
     return sealed.length;
   }
 
@@ -316,7 +317,7 @@ export class ContentStore {
       throw new BazilError(ErrorCodes.BAD_ARGUMENT, `unknown content object type ${String(type)}`);
     }
     if (this.arenas.has(id)) return false;
-    this.arenas.append(CONTENT_KIND, type, id, sealed);
+    this.arenas.append(CONTENT_KIND, type, id, sealed, id);
     return true;
   }
 

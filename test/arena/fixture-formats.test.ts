@@ -1,6 +1,6 @@
-// The first arena format, frozen: these bytes were written by the release
-// that introduced format 1 and must read back forever, through the memory
-// map and through plain reads alike.
+// Every arena format, frozen: the bytes under test/fixtures/arena-vN were
+// written by the release that introduced format N and must read back
+// forever, through the memory map and through plain reads alike.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,17 +13,20 @@ import { nodeFileSystem } from '../../arena/node-fs.js';
 import { withTempDir } from './helpers.js';
 
 interface Expected {
+  format: number;
   writer: string;
   sealed: { file: string; records: { key: string; type: number; sha256: string; length: number }[]; punched: string[] };
   active: { file: string; records: { key: string; seq: number; sha256: string }[]; tornTailBytes: number };
 }
 
-const fixture = fileURLToPath(new URL('../../../test/fixtures/arena-v1', import.meta.url));
+const fixtures = [1, 2].map((version) => ({ version, dir: fileURLToPath(new URL(`../../../test/fixtures/arena-v${version}`, import.meta.url)) }));
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-for (const native of [true, false]) {
-  test(`arena format 1 fixture reads back (${native ? 'memory map' : 'plain reads'})`, async () => {
+for (const { version, dir: fixture } of fixtures) for (const native of [true, false]) {
+  test(`arena format ${version} fixture reads back (${native ? 'memory map' : 'plain reads'})`, async () => {
     const expected = JSON.parse(readFileSync(join(fixture, 'expected.json'), 'utf8')) as Expected;
+    assert.equal(expected.format, version);
+    for (const file of [expected.sealed.file, expected.active.file]) assert.equal(readFileSync(join(fixture, file)).readUInt16LE(8), version);
     const before = process.env.BAZIL_NO_NATIVE;
     if (!native) process.env.BAZIL_NO_NATIVE = '1';
     try {
