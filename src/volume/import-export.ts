@@ -47,6 +47,12 @@ const XATTR_HOLDERS_LIMIT = 65_536;
 // pairs, docs/ingest.md, Round 6).
 const FILES_IN_FLIGHT = 16;
 const BYTES_IN_FLIGHT = 48 * 1024 * 1024;
+// Event steps (Importer.inOrder) queued and not yet run: the walk goes on
+// while they wait (behind a flush of the batch, say), as far as this.
+const STEPS_IN_FLIGHT = 4096;
+
+/** A directory's inode id, or the promise of it while the step that makes the directory waits its turn. */
+type IdSoon = Buffer | Promise<Buffer>;
 
 export interface TreeProgress {
   files: number;
@@ -143,6 +149,8 @@ class Importer {
   private readonly copyXattrs: boolean;
   /** The last of the event steps that must follow the files before them (inOrder). */
   private tail: Promise<void> = Promise.resolve();
+  /** Steps queued and not yet run, oldest first, each settled (never rejected); one leaves when it has run. */
+  private readonly steps: Promise<void>[] = [];
   /** The first failure of a pipelined step; the walk stops at it. */
   private failure: { err: unknown } | null = null;
   /** Content writes under way, oldest first, with their sizes. */
@@ -178,14 +186,39 @@ class Importer {
    * and a directory's mtime (set after its last entry) rely on.
    */
   private inOrder(step: () => Promise<void>): void {
-    this.tail = this.tail.then(async () => {
-      if (this.failure !== null) return;
+    void this.inOrderValue(step);
+  }
+
+  /**
+   * inOrder for a step whose result later steps need (a new directory's
+   * id): the promise settles once the step has run, and rejects when it,
+   * or a step before it, failed (it is then skipped). The walk does not
+   * wait for it: a directory's mkdir waits its turn behind a flush of the
+   * batch (its parent's files queued before it must go first), and the
+   * walk waited with it, up to 130 ms each time, the seal worker idle for
+   * want of files (docs/ingest.md, Round 6). Steps that name the directory
+   * come after it, so they find the id there.
+   */
+  private inOrderValue<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(async () => {
+      if (this.failure !== null) throw this.failure.err;
       try {
-        await step();
+        return await step();
       } catch (err) {
         this.failure ??= { err };
+        throw err;
       }
     });
+    // Marked handled: a failure is taken up by checkFailed, settle or abandon.
+    run.catch(() => {});
+    const settled = run.then(() => {}, () => {});
+    this.tail = settled;
+    this.steps.push(settled);
+    // Steps settle in order, so the one that leaves is the oldest.
+    void settled.then(() => {
+      this.steps.shift();
+    });
+    return run;
   }
 
   private checkFailed(): void {
@@ -214,6 +247,7 @@ class Importer {
       await oldest.done.catch(() => {});
       this.inFlightBytes -= oldest.bytes;
     }
+    while (this.steps.length > STEPS_IN_FLIGHT) await this.steps[0];
     this.checkFailed();
   }
 
@@ -244,7 +278,7 @@ class Importer {
    * directory as it was: entries are compared with its, and its own
    * mtime is set only when it differs or an entry came or went.
    */
-  async dir(dir: string, id: Buffer, st: BigIntStats, volPath: string, old: Attrs | null): Promise<void> {
+  async dir(dir: string, id: IdSoon, st: BigIntStats, volPath: string, old: Attrs | null): Promise<void> {
     this.result.dirs++;
     const names = await readNames(dir);
     // All of a directory's lstats at once: one after another, each waited a thread-pool round trip.
@@ -264,7 +298,7 @@ class Importer {
         continue;
       }
       if (prev !== null && !sameKind(prev, child)) {
-        this.result.removed += await updater!.remove(id, volPath, name, prev);
+        this.result.removed += await updater!.remove(await id, volPath, name, prev);
         entriesChanged = true;
         prev = null;
       }
@@ -275,9 +309,13 @@ class Importer {
           await this.dir(path, prev.id, child, childPath(volPath, name), prev);
           continue;
         }
-        const inode = await this.batch.create({ type: 'mkdir', parent: id, name, ...attrsOf(child) });
+        const xattrs = await this.xattrEvents(path, null);
+        const inode = this.inOrderValue(async () => {
+          const made = await this.batch.create({ type: 'mkdir', parent: await id, name, ...attrsOf(child) });
+          for (const body of xattrs(made)) await this.batch.append(body);
+          return made;
+        });
         entriesChanged = true;
-        await this.xattrs(path, inode, null);
         await this.dir(path, inode, child, childPath(volPath, name), null);
       } else if (child.isFile()) {
         if (await this.file(path, id, volPath, name, child, prev)) entriesChanged = true;
@@ -288,7 +326,7 @@ class Importer {
       }
     }
     for (const [name, gone] of before) {
-      this.result.removed += await updater!.remove(id, volPath, name, gone);
+      this.result.removed += await updater!.remove(await id, volPath, name, gone);
       entriesChanged = true;
     }
     if (old !== null && !entriesChanged && old.mtime === st.mtimeNs) {
@@ -296,12 +334,12 @@ class Importer {
       return;
     }
     this.inOrder(async () => {
-      await this.batch.append({ type: 'utimens', inode: id, atime: null, mtime: st.mtimeNs });
+      await this.batch.append({ type: 'utimens', inode: await id, atime: null, mtime: st.mtimeNs });
     });
   }
 
   /** Imports a symlink; with `update`, one with the same target and owner is kept. Returns whether a new entry was made. */
-  private async symlink(path: string, parent: Buffer, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
+  private async symlink(path: string, parent: IdSoon, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
     const target = await readlink(path).catch((err: unknown) => { throw ioError('readlink', path, err); });
     this.result.symlinks++;
     if (prev !== null) {
@@ -311,10 +349,14 @@ class Importer {
         if (events.length === 0) this.result.unchanged++;
         return false;
       }
-      this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
+      this.result.removed += await this.updater!.remove(await parent, volPath, name, prev);
     }
-    const inode = await this.batch.create({ type: 'symlink', parent, name, target, uid: Number(st.uid), gid: Number(st.gid), mtime: st.mtimeNs });
-    await this.xattrs(path, inode, null);
+    const xattrs = await this.xattrEvents(path, null);
+    // In turn, like a file's creation: the walk need not wait for it (see inOrderValue).
+    this.inOrder(async () => {
+      const inode = await this.batch.create({ type: 'symlink', parent: await parent, name, target, uid: Number(st.uid), gid: Number(st.gid), mtime: st.mtimeNs });
+      for (const body of xattrs(inode)) await this.batch.append(body);
+    });
     return true;
   }
 
@@ -324,7 +366,7 @@ class Importer {
    * the events for what differs (none when its manifest, size, mode, owner,
    * mtime and xattrs are the same). Returns whether a new entry was made.
    */
-  private async file(path: string, parent: Buffer, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
+  private async file(path: string, parent: IdSoon, volPath: string, name: string, st: BigIntStats, prev: Attrs | null): Promise<boolean> {
     const group = st.nlink > 1n ? `${st.dev}:${st.ino}` : null;
     const first = group === null ? undefined : this.linkGroups.get(group);
     if (first !== undefined) {
@@ -333,14 +375,15 @@ class Importer {
         this.result.unchanged++;
         return false;
       }
-      if (prev !== null) this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
+      if (prev !== null) this.result.removed += await this.updater!.remove(await parent, volPath, name, prev);
       this.inOrder(async () => {
+        const dir = await parent;
         if (first.id !== null) {
-          await this.batch.append({ type: 'link', inode: first.id, parent, name });
+          await this.batch.append({ type: 'link', inode: first.id, parent: dir, name });
         } else {
           // The group's first file still waits for its content to be
           // durable: the link follows it in the batch, once its id exists.
-          await this.batch.createFile({ create: null, parent, then: () => [{ type: 'link', inode: first.id!, parent, name }] });
+          await this.batch.createFile({ create: null, parent: dir, then: () => [{ type: 'link', inode: first.id!, parent: dir, name }] });
         }
         this.result.links++;
       });
@@ -348,11 +391,11 @@ class Importer {
     }
     // The old inode is kept only if it has the hard-link shape of the source: alone, or linked.
     const kept = prev !== null && (group === null ? prev.nlink === 1 : prev.nlink > 1) ? prev : null;
-    if (prev !== null && kept === null) this.result.removed += await this.updater!.remove(parent, volPath, name, prev);
+    if (prev !== null && kept === null) this.result.removed += await this.updater!.remove(await parent, volPath, name, prev);
     const ref: { id: Buffer | null } = { id: kept?.id ?? null };
     if (group !== null) this.linkGroups.set(group, ref);
     const xattrs = await this.xattrEvents(path, kept);
-    const create: CreateEvent = { type: 'create', parent, name, ...attrsOf(st) };
+    const create = (dir: Buffer): CreateEvent => ({ type: 'create', parent: dir, name, ...attrsOf(st) });
     const counted = (size: number, newBytes: number): void => {
       this.result.bytes += size;
       this.result.newBytes += newBytes;
@@ -361,10 +404,11 @@ class Importer {
     };
     if (st.size === 0n) {
       this.inOrder(async () => {
+        const dir = await parent;
         if (kept !== null) {
-          await this.update(kept, st, 0, null, parent, xattrs);
+          await this.update(kept, st, 0, null, dir, xattrs);
         } else {
-          ref.id = await this.batch.create(create);
+          ref.id = await this.batch.create(create(dir));
           for (const body of xattrs(ref.id)) await this.batch.append(body);
         }
         counted(0, 0);
@@ -388,16 +432,17 @@ class Importer {
     this.inFlightBytes += bytes;
     this.inOrder(async () => {
       const written = await writing;
+      const dir = await parent;
       if (kept !== null) {
-        await this.update(kept, st, written.size, manifestBytes(written.manifestRoot), parent, xattrs);
+        await this.update(kept, st, written.size, manifestBytes(written.manifestRoot), dir, xattrs);
         counted(written.size, written.newBytes);
         return;
       }
       // One event makes the file with its content and the source's mtime
       // (the create names content, so it waits for that content to be durable).
       await this.batch.createFile({
-        create: { ...create, size: written.size, manifest: manifestBytes(written.manifestRoot) },
-        parent,
+        create: { ...create(dir), size: written.size, manifest: manifestBytes(written.manifestRoot) },
+        parent: dir,
         then: (id) => {
           ref.id = id!;
           return xattrs(id!);
