@@ -247,7 +247,6 @@ class Importer {
       await oldest.done.catch(() => {});
       this.inFlightBytes -= oldest.bytes;
     }
-    while (this.steps.length > STEPS_IN_FLIGHT) await this.steps[0];
     this.checkFailed();
   }
 
@@ -287,6 +286,8 @@ class Importer {
     const before = updater === null ? new Map<string, Attrs>() : await updater.entries(volPath);
     let entriesChanged = false;
     for (const [i, name] of names.entries()) {
+      // Every kind of entry queues a step (an empty file or a symlink no content): the walk waits for the oldest past the bound.
+      while (this.steps.length > STEPS_IN_FLIGHT) await this.steps[0];
       this.checkFailed();
       const path = join(dir, name);
       const child = stats[i]!;

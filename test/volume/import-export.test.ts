@@ -293,3 +293,38 @@ test('export writes holes, sizes past the content, and big files through its wor
     }
   });
 });
+
+test('the walk goes ahead of the events across directories, as far as its bound: nested trees of empty files, symlinks and files import whole', async () => {
+  // More entries than steps may wait (4,096 in import-export.ts): the walk
+  // must wait for the oldest step and go on, never for its own.
+  await withTemp(async (dir) => {
+    const src = join(dir, 'src');
+    await mkdir(src);
+    const expected: string[] = [];
+    for (let d = 0; d < 3; d++) {
+      const sub = join(src, `d${d}`, 'inner');
+      await mkdir(sub, { recursive: true });
+      for (let i = 0; i < 1500; i++) {
+        await writeFile(join(sub, `e${i}`), '');
+        expected.push(`d${d}/inner/e${i}`);
+      }
+      await symlink(`inner/e${d}`, join(src, `d${d}`, 'to-e'));
+      await writeFile(join(src, `d${d}`, 'inner', 'data'), randomBytes(70_000));
+      expected.push(`d${d}/to-e`, `d${d}/inner/data`);
+    }
+    const homeDir = await newVolume(dir);
+    const volume = await Volume.open(homeDir, 'v');
+    try {
+      const result = await importTree(volume, src, '/t');
+      assert.equal(result.files, 4503);
+      assert.equal(result.symlinks, 3);
+      assert.equal(result.dirs, 7);
+      await exportTree(volume, '/t', join(dir, 'out'));
+    } finally {
+      await volume.close();
+    }
+    const got = (await walk(join(dir, 'out'))).map((p) => relative(join(dir, 'out'), p)).filter((p) => p !== '' && !/^d\d(\/inner)?$/.test(p));
+    assert.deepEqual(got.sort(), expected.sort());
+    execFileSync('diff', ['-r', '--no-dereference', src, join(dir, 'out')]);
+  });
+});
