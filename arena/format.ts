@@ -33,9 +33,9 @@ export const FRAME_OVERHEAD = FRAME_HEAD_LENGTH + CHECKSUM_LENGTH;
 export const MAX_PAYLOAD_LENGTH = 256 * 1024 * 1024;
 export const MAX_DATA_END = 0xffff_ffff;
 
-/** Key table entry: the record's key, then its digest (recordDigest). */
-export const KEYTAB_ENTRY_LENGTH = KEY_LENGTH + 32;
 export const DIGEST_LENGTH = 32;
+/** Key table entry: the record's key, then its digest (recordDigest). */
+export const KEYTAB_ENTRY_LENGTH = KEY_LENGTH + DIGEST_LENGTH;
 
 /**
  * The key table's digest of a record in a version-2 arena:
@@ -50,7 +50,7 @@ export function recordDigest(head: Uint8Array, headAt: number, payloadHash: Uint
 }
 
 /** The version-1 key table digest: SHA-256 of the record's whole frame, checksum included. */
-export function frameDigestV1(frame: Uint8Array, at: number, end: number): Buffer {
+function frameDigestV1(frame: Uint8Array, at: number, end: number): Buffer {
   return hash('sha256', frame.subarray(at, end), 'buffer');
 }
 
