@@ -6,9 +6,9 @@
 // Keys are indexed by the owning ArenaSet's locator, fed by the recovery
 // scan at open, which is also where a torn tail is found and cut off.
 
+import { hash } from 'node:crypto';
 import { BazilError, ErrorCodes } from '../errors/index.js';
 import type { ArenaFile, FileSystem } from './file-system.js';
-import { hash } from 'node:crypto';
 import {
   type ArenaHeader, DIGEST_LENGTH, FRAME_HEAD_LENGTH, FRAME_OVERHEAD, HEADER_LENGTH, KEYTAB_ENTRY_LENGTH, KEY_LENGTH, MAX_DATA_END,
   decodeHeader, encodeFrameUnchecked, encodeHeader, frameLength, readPayloadLength, recordDigest, tryParseFrame, validateRecord,

@@ -2,10 +2,11 @@
 // each a shared slab holding segments of one or more files' sealed chunks
 // (or room for them, which it reads from the arena files first, checking
 // each record's checksum); decrypts each chunk where it lies (in place
-// with the ingest addon, open-in-place.ts), checking its tag and length, writes the plaintext with
-// pwritev at the file's offset (holes are skipped, and the final size set
-// with ftruncate, so they stay holes), and on a file's last segment sets its
-// owner, mode and times through the descriptor and closes it; then answers
+// with the ingest addon, open-in-place.ts), checking its tag and length;
+// writes the plaintext with pwritev at the file's offset (holes are
+// skipped, and the final size set with ftruncate, so they stay holes); and
+// on a file's last segment sets its owner, mode and times through the
+// descriptor and closes it; then answers
 // once for the batch. Everything here is a plain system call on this
 // thread: no thread-pool round trips. The main thread opened the file; from
 // its first segment on, the descriptor is this thread's to close.
