@@ -9,12 +9,24 @@
 // duplicates of earlier files (whole copies, shifted copies, spliced copies).
 //
 // Each round, interleaved, with fresh repositories every round:
-//   1. bazil: fresh BAZIL_HOME, `init`, `volume create bench` (untimed), then
-//      `import SRC bench:/data` (timed);
-//   2. restic: fresh repo, `restic init` (untimed), `restic backup .` from
-//      inside SRC (timed);
-//   3. `bazil export bench:/data OUT` (timed), verified with `diff -rq`;
-//   4. `restic restore latest --target OUT` (timed), verified likewise.
+//   - bazil: fresh BAZIL_HOME, `init`, `volume create bench` (untimed), then
+//     `import SRC bench:/data` (timed);
+//   - restic: fresh repo, `restic init` (untimed), `restic backup .` from
+//     inside SRC (timed);
+//   - `bazil export bench:/data OUT` (timed), verified with `diff -rq`, and
+//     its output deleted;
+//   - `restic restore latest --target OUT` (timed), verified and deleted
+//     likewise.
+// Odd rounds run bazil first in each pair (import, backup, export,
+// restore), even rounds restic first (backup, import, restore, export), and
+// the default is 4 rounds, so each tool goes first equally often. Order
+// matters on these machines: a tool that writes right after the other's
+// output was deleted gets memory the guest has just freed, where memory
+// freed a while ago has gone back to the host (free page reporting) and
+// costs a fault to the host on first touch; and on an ext4 without a
+// journal every file created scans the inodes deleted in the last minute
+// (docs/ingest.md, "Round 7"). With a fixed order restore always came right
+// after export's deletion and import right after the last round's.
 // A mismatch fails the benchmark loudly.
 //
 // How things are measured:
@@ -36,7 +48,7 @@
 //     restore): the machines we measure on keep about 3 GB of page cache,
 //     less than a round writes, so otherwise the tool that reads second
 //     finds the input the first one warmed.
-// Every figure is the median of the rounds (>= 3). The last line of stdout is
+// Every figure is the median of the rounds (>= 3; 4 by default). The last line of stdout is
 // `RESULT {json}`.
 
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
@@ -74,7 +86,7 @@ function parseArgs(argv: string[]): Options {
     if (!Number.isSafeInteger(x) || x <= 0) throw new Error(`--${name} needs a positive integer, got ${v}`);
     return x;
   };
-  const runs = int('runs', 3);
+  const runs = int('runs', 4);
   return { quick, runs, bytes: int('mib', quick ? 128 : 1024) * MIB, seed: value('seed') ?? 'bazil-ingest-1', keep: argv.includes('--keep') };
 }
 
@@ -115,59 +127,72 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   const scratch = join(dir, 'scratch');
   mkdirSync(scratch);
   const mbs = (sec: number): number => dataBytes / 1e6 / sec;
-
-  // 1. bazil import
   const home = join(dir, 'bazil-home');
   const benv = { ...process.env, BAZIL_HOME: home };
-  run(process.execPath, [CLI, 'init', '--json'], benv);
-  run(process.execPath, [CLI, 'volume', 'create', 'bench', '--json'], benv);
-  warmTree(src);
-  const imp = await timed(process.execPath, [CLI, 'import', src, 'bench:/data', '--json'], { env: benv, scratch });
-  const impJson = JSON.parse(imp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
-  if (impJson.bytes !== undefined && impJson.bytes !== dataBytes) throw new Error(`bazil import reported ${impJson.bytes} bytes, dataset has ${dataBytes}`);
-  s.add('import', mbs(imp.seconds));
-  if (impJson.ms) s.add('import_inproc', dataBytes / 1e3 / impJson.ms);
-  s.add('import_rss', imp.maxRssKiB / 1024);
-  s.add('import_cpu', imp.cpuSeconds / (dataBytes / 1e9));
-  s.add('repo', duBytes(home));
-  log(`  round ${r}: bazil import ${imp.seconds.toFixed(2)} s (${fmtMBs(mbs(imp.seconds))}), ${(imp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
-
-  // 2. restic backup (from inside SRC so the snapshot's paths are relative)
   const repo = join(dir, 'restic-repo');
   const renv = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: join(dir, 'restic-cache') };
-  run(restic, ['init'], renv);
-  warmTree(src);
-  const bak = await timed(restic, ['backup', '.'], { env: renv, cwd: src, scratch });
-  s.add('backup', mbs(bak.seconds));
-  s.add('backup_rss', bak.maxRssKiB / 1024);
-  s.add('backup_cpu', bak.cpuSeconds / (dataBytes / 1e9));
-  s.add('restic_repo', duBytes(repo));
-  log(`  round ${r}: restic backup ${bak.seconds.toFixed(2)} s (${fmtMBs(mbs(bak.seconds))}), ${(bak.maxRssKiB / 1024).toFixed(0)} MiB peak`);
 
-  // 3. bazil export
-  const out = join(dir, 'bazil-out');
-  warmTree(home);
-  const exp = await timed(process.execPath, [CLI, 'export', 'bench:/data', out, '--json'], { env: benv, scratch });
-  const expJson = JSON.parse(exp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
-  s.add('export', mbs(exp.seconds));
-  if (expJson.ms) s.add('export_inproc', dataBytes / 1e3 / expJson.ms);
-  s.add('export_rss', exp.maxRssKiB / 1024);
-  s.add('export_cpu', exp.cpuSeconds / (dataBytes / 1e9));
-  log(`  round ${r}: bazil export ${exp.seconds.toFixed(2)} s (${fmtMBs(mbs(exp.seconds))}), ${(exp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
-  sameTree(src, out, `bazil export (round ${r})`);
-  rmSync(out, { recursive: true, force: true });
+  const bazilImport = async (): Promise<void> => {
+    run(process.execPath, [CLI, 'init', '--json'], benv);
+    run(process.execPath, [CLI, 'volume', 'create', 'bench', '--json'], benv);
+    warmTree(src);
+    const imp = await timed(process.execPath, [CLI, 'import', src, 'bench:/data', '--json'], { env: benv, scratch });
+    const impJson = JSON.parse(imp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
+    if (impJson.bytes !== undefined && impJson.bytes !== dataBytes) throw new Error(`bazil import reported ${impJson.bytes} bytes, dataset has ${dataBytes}`);
+    s.add('import', mbs(imp.seconds));
+    if (impJson.ms) s.add('import_inproc', dataBytes / 1e3 / impJson.ms);
+    s.add('import_rss', imp.maxRssKiB / 1024);
+    s.add('import_cpu', imp.cpuSeconds / (dataBytes / 1e9));
+    s.add('repo', duBytes(home));
+    log(`  round ${r}: bazil import ${imp.seconds.toFixed(2)} s (${fmtMBs(mbs(imp.seconds))}), ${(imp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+  };
 
-  // 4. restic restore
-  const target = join(dir, 'restic-out');
-  warmTree(repo);
-  const res = await timed(restic, ['restore', 'latest', '--target', target], { env: renv, scratch });
-  s.add('restore', mbs(res.seconds));
-  s.add('restore_rss', res.maxRssKiB / 1024);
-  s.add('restore_cpu', res.cpuSeconds / (dataBytes / 1e9));
-  log(`  round ${r}: restic restore ${res.seconds.toFixed(2)} s (${fmtMBs(mbs(res.seconds))}), ${(res.maxRssKiB / 1024).toFixed(0)} MiB peak`);
-  // With `backup .` the files sit at the snapshot's root; older resticts nest the absolute path.
-  const restored = existsSync(join(target, src)) ? join(target, src) : target;
-  sameTree(src, restored, `restic restore (round ${r})`);
+  // From inside SRC, so the snapshot's paths are relative.
+  const resticBackup = async (): Promise<void> => {
+    run(restic, ['init'], renv);
+    warmTree(src);
+    const bak = await timed(restic, ['backup', '.'], { env: renv, cwd: src, scratch });
+    s.add('backup', mbs(bak.seconds));
+    s.add('backup_rss', bak.maxRssKiB / 1024);
+    s.add('backup_cpu', bak.cpuSeconds / (dataBytes / 1e9));
+    s.add('restic_repo', duBytes(repo));
+    log(`  round ${r}: restic backup ${bak.seconds.toFixed(2)} s (${fmtMBs(mbs(bak.seconds))}), ${(bak.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+  };
+
+  const bazilExport = async (): Promise<void> => {
+    const out = join(dir, 'bazil-out');
+    warmTree(home);
+    const exp = await timed(process.execPath, [CLI, 'export', 'bench:/data', out, '--json'], { env: benv, scratch });
+    const expJson = JSON.parse(exp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
+    s.add('export', mbs(exp.seconds));
+    if (expJson.ms) s.add('export_inproc', dataBytes / 1e3 / expJson.ms);
+    s.add('export_rss', exp.maxRssKiB / 1024);
+    s.add('export_cpu', exp.cpuSeconds / (dataBytes / 1e9));
+    log(`  round ${r}: bazil export ${exp.seconds.toFixed(2)} s (${fmtMBs(mbs(exp.seconds))}), ${(exp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+    sameTree(src, out, `bazil export (round ${r})`);
+    rmSync(out, { recursive: true, force: true });
+  };
+
+  const resticRestore = async (): Promise<void> => {
+    const target = join(dir, 'restic-out');
+    warmTree(repo);
+    const res = await timed(restic, ['restore', 'latest', '--target', target], { env: renv, scratch });
+    s.add('restore', mbs(res.seconds));
+    s.add('restore_rss', res.maxRssKiB / 1024);
+    s.add('restore_cpu', res.cpuSeconds / (dataBytes / 1e9));
+    log(`  round ${r}: restic restore ${res.seconds.toFixed(2)} s (${fmtMBs(mbs(res.seconds))}), ${(res.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+    // With `backup .` the files sit at the snapshot's root; older restics nest the absolute path.
+    const restored = existsSync(join(target, src)) ? join(target, src) : target;
+    sameTree(src, restored, `restic restore (round ${r})`);
+    rmSync(target, { recursive: true, force: true });
+  };
+
+  // Which tool goes first alternates by round (see the top: the state the
+  // one before leaves behind is not the same for both).
+  const steps = r % 2 === 1
+    ? [bazilImport, resticBackup, bazilExport, resticRestore]
+    : [resticBackup, bazilImport, resticRestore, bazilExport];
+  for (const step of steps) await step();
 
   rmSync(dir, { recursive: true, force: true });
 }
@@ -254,7 +279,7 @@ async function main(): Promise<void> {
     });
   }
   lines.push({ note: `load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} cores): above ~1, compare CPU s/GB rather than MB/s` });
-  lines.push({ note: `${opts.runs} interleaved rounds, fresh repositories each; exports and restores verified with diff -rq; ${resticVersion}` });
+  lines.push({ note: `${opts.runs} interleaved rounds (bazil first in odd rounds, restic in even), fresh repositories each; exports and restores verified with diff -rq; ${resticVersion}` });
 
   console.log(machineLine(tempRoot));
   console.log(`dataset: seed ${opts.seed}, ${fmtInt(dataBytes)} bytes, ${fmtInt(ds.files)} files, ${((100 * ds.duplicateBytes) / dataBytes).toFixed(1)}% duplicate bytes; MB = 10^6 bytes, MiB = 2^20`);
