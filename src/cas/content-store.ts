@@ -39,13 +39,20 @@ const NODE_CACHE_ENTRIES = 64;
 const HOLE_PIECE = 1024 * 1024;
 // Chunking and sealing on worker threads (seal-pool.ts; docs/crypto.md,
 // "Worker threads", has the measurements). A file's bytes go to a worker in
-// slabs (2 MiB) large enough that a round trip (~0.1 ms) is noise, and its
-// last, partial slab goes too: the writer's thread has the arena appends
-// and the events to do, and on two cores it is the busier one, so it
-// chunks, seals (and, for a local file, reads) nothing itself. A write waits once
-// MAX_SLABS_IN_FLIGHT slabs of its file are queued, and all writers
-// together hold at most the pool's slabs.
-const MAX_SLABS_IN_FLIGHT = 3;
+// slabs (2 MiB by default) large enough that a round trip (~0.1 ms) is
+// noise, and its last, partial slab goes too: the writer's thread has the
+// arena appends and the events to do, and on two cores it is the busier
+// one, so it chunks, seals (and, for a local file, reads) nothing itself. A
+// write waits once its file has FILE_BYTES_IN_FLIGHT queued (at least
+// MIN_SLABS_IN_FLIGHT slabs), and all writers together hold at most the
+// pool's slabs.
+const FILE_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
+const MIN_SLABS_IN_FLIGHT = 3;
+
+/** Slabs of one file that may be queued for `pool`'s workers before its writer waits. */
+function slabsInFlight(pool: SealPool): number {
+  return Math.max(MIN_SLABS_IN_FLIGHT, Math.floor(FILE_BYTES_IN_FLIGHT / pool.slabBytes));
+}
 // Two workers even on two cores, so that one file's sealing can be spread
 // over both (WriteOptions.spreadSealing; the mount's writes use it).
 const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
@@ -62,6 +69,24 @@ const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
 export function fileImportSealWorkers(): number {
   return defaultSealWorkers(Math.max(0, availableParallelism() - 1));
 }
+
+/**
+ * The seal pool of `bazil import`: its seal workers (fileImportSealWorkers)
+ * and many small slabs rather than a few large ones. Each file in flight
+ * holds a slab of its own, and most files of a tree are far smaller than a
+ * slab (the benchmark's median is 94 KB), so six slabs of 2 MiB gave the
+ * worker a few hundred KB queued: whenever the main thread was busy with
+ * events for longer than a few ms the worker ran dry. Sixty-four of
+ * 512 KiB (with as many files in flight, import-export.ts) took the 1 GiB
+ * import 9% faster for 48 MiB more RSS (docs/ingest.md, "Round 7").
+ */
+export function fileImportSealing(): { sealWorkers: number; sealSlabs: number; sealSlabBytes: number } {
+  return { sealWorkers: fileImportSealWorkers(), sealSlabs: IMPORT_SEAL_SLABS, sealSlabBytes: IMPORT_SEAL_SLAB_BYTES };
+}
+
+/** Slabs of import's seal pool (fileImportSealing); import-export.ts keeps as many files in flight. */
+export const IMPORT_SEAL_SLABS = 64;
+const IMPORT_SEAL_SLAB_BYTES = 512 * 1024;
 
 /**
  * The seal workers of a store whose options name none: BAZIL_SEAL_WORKERS
@@ -90,7 +115,7 @@ export interface ContentStoreOptions {
   sealWorkers?: number;
   /** Slabs (2 MiB each, plus their output) that writers share on the way to the workers; 6 by default. */
   sealSlabs?: number;
-  /** Bytes of a slab (2 MiB); tests make them small to cross many slab boundaries. */
+  /** Bytes of a slab (2 MiB); import's are smaller (fileImportSealing), and tests make them small to cross many slab boundaries. */
   sealSlabBytes?: number;
 }
 
@@ -603,7 +628,7 @@ export class ContentWriter {
           this.used += n;
           at += n;
           if (this.used === pool.slabBytes) this.send(pool, false);
-          while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+          while (this.queue.length > slabsInFlight(pool)) await this.drainOne();
           checkAborted(this.signal);
         }
       }
@@ -640,7 +665,7 @@ export class ContentWriter {
           this.used += n;
           at += n;
           if (this.used === pool.slabBytes) this.send(pool, false);
-          while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+          while (this.queue.length > slabsInFlight(pool)) await this.drainOne();
           checkAborted(this.signal);
         }
       }
@@ -701,7 +726,7 @@ export class ContentWriter {
         position += n;
         this.size += n;
         if (this.used === pool.slabBytes) this.send(pool, false);
-        while (this.queue.length > MAX_SLABS_IN_FLIGHT) await this.drainOne();
+        while (this.queue.length > slabsInFlight(pool)) await this.drainOne();
         checkAborted(this.signal);
       }
     });

@@ -20,7 +20,7 @@ import { readFileSync, type BigIntStats } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes, ioError, isBazilError } from '../../errors/index.js';
-import { checkAborted, LocalFileSource } from '../cas/content-store.js';
+import { checkAborted, IMPORT_SEAL_SLABS, LocalFileSource } from '../cas/content-store.js';
 import { getXattr, listXattrs, setXattr, xattrsAvailable } from '../fs/xattr.js';
 import { joinPath, pathError, splitPath } from './paths.js';
 import { ExportPool } from './export-pool.js';
@@ -41,11 +41,13 @@ const XATTR_HOLDERS_LIMIT = 65_536;
 // Files whose content is being written at once, and the bytes they may
 // hold: enough to keep the seal worker fed across small files, few enough
 // that memory stays bounded whatever the tree (the slabs, not the files,
-// hold the bytes). A file waits for the oldest in flight, so with four a
-// run of files of a slab or less kept the worker at four slabs, each a
-// round trip; sixteen took 1 GiB imports from 4.16 to 3.78 s (median of six
-// pairs, docs/ingest.md, Round 6).
-const FILES_IN_FLIGHT = 16;
+// hold the bytes). A file waits for the oldest in flight, and each holds a
+// slab of the seal pool of its own: as many as `bazil import`'s pool has
+// (fileImportSealing). Four took a run of small files to four slabs of
+// work, each a round trip; sixteen took 1 GiB imports from 4.16 to 3.78 s
+// (Round 6), and 64, with as many smaller slabs, 9% off again (Round 7,
+// docs/ingest.md).
+const FILES_IN_FLIGHT = IMPORT_SEAL_SLABS;
 const BYTES_IN_FLIGHT = 48 * 1024 * 1024;
 // Event steps (Importer.inOrder) queued and not yet run: the walk goes on
 // while they wait (behind a flush of the batch, say), as far as this.

@@ -60,6 +60,9 @@ export interface RebuildResult {
 export interface ContentOption {
   /** Seal worker threads of the volume's content store (ContentStoreOptions.sealWorkers); its default when left out. */
   sealWorkers?: number;
+  /** Slabs of its seal pool, and their bytes (ContentStoreOptions.sealSlabs, sealSlabBytes); the pool's defaults when left out. */
+  sealSlabs?: number;
+  sealSlabBytes?: number;
 }
 
 export interface SharedHomeOption {
@@ -145,7 +148,7 @@ export class Volume extends VolumeReader {
       const opened = await openProjection(join(open.dir, PROJECTION_DIR), open.log, name, new ProjectionCipher(open.keys.projectionKey));
       projection = opened.store;
       const projector = opened.projector;
-      return new Volume(home, open, projection, projector, new ContentStore(open.arenas, options.sealWorkers === undefined ? { keys: open.keys } : { keys: open.keys, sealWorkers: options.sealWorkers }));
+      return new Volume(home, open, projection, projector, new ContentStore(open.arenas, { keys: open.keys, sealWorkers: options.sealWorkers, sealSlabs: options.sealSlabs, sealSlabBytes: options.sealSlabBytes }));
     } catch (err) {
       await projection?.close();
       await open?.close();

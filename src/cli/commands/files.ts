@@ -28,9 +28,9 @@ export function register(program: Command): void {
     .action(async (dir: string, spec: string, options: HomeOptions & { xattrs: boolean; update?: boolean }, cmd: Command) => {
       const { volume: name, path } = parseTarget(spec);
       const { importTree } = await import('../../volume/import-export.js');
-      const { fileImportSealWorkers } = await import('../../cas/content-store.js');
+      const { fileImportSealing } = await import('../../cas/content-store.js');
       const progress = progressLine(cmd);
-      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs, update: options.update === true, signal: commandSignal() }), { sealWorkers: fileImportSealWorkers() }).finally(progress.done);
+      const result = await withVolume(options, name, (v) => importTree(v, dir, path, { onProgress: progress.update, xattrs: options.xattrs, update: options.update === true, signal: commandSignal() }), fileImportSealing()).finally(progress.done);
       const summary = { ...summarize(result), newBytes: result.newBytes, events: result.events, unchanged: result.unchanged, removed: result.removed };
       printResult(cmd, summary, () => `imported ${describeTree(result)}, ${mb(result.newBytes)} MB new content, ${result.events} events\n`);
     });
