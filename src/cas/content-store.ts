@@ -53,6 +53,7 @@ const MIN_SLABS_IN_FLIGHT = 3;
 function slabsInFlight(pool: SealPool): number {
   return Math.max(MIN_SLABS_IN_FLIGHT, Math.floor(FILE_BYTES_IN_FLIGHT / pool.slabBytes));
 }
+
 // Two workers even on two cores, so that one file's sealing can be spread
 // over both (WriteOptions.spreadSealing; the mount's writes use it).
 const DEFAULT_SEAL_WORKERS = availableParallelism() < 2 ? 0 : 2;
@@ -70,6 +71,10 @@ export function fileImportSealWorkers(): number {
   return defaultSealWorkers(Math.max(0, availableParallelism() - 1));
 }
 
+/** Slabs of import's seal pool (fileImportSealing); import-export.ts keeps as many files in flight. */
+export const IMPORT_SEAL_SLABS = 64;
+const IMPORT_SEAL_SLAB_BYTES = 512 * 1024;
+
 /**
  * The seal pool of `bazil import`: its seal workers (fileImportSealWorkers)
  * and many small slabs rather than a few large ones. Each file in flight
@@ -78,15 +83,11 @@ export function fileImportSealWorkers(): number {
  * worker a few hundred KB queued: whenever the main thread was busy with
  * events for longer than a few ms the worker ran dry. Sixty-four of
  * 512 KiB (with as many files in flight, import-export.ts) took the 1 GiB
- * import 9% faster for 48 MiB more RSS (docs/ingest.md, "Round 7").
+ * import 9-11% faster for 48 MiB more RSS (docs/ingest.md, "Round 7").
  */
 export function fileImportSealing(): { sealWorkers: number; sealSlabs: number; sealSlabBytes: number } {
   return { sealWorkers: fileImportSealWorkers(), sealSlabs: IMPORT_SEAL_SLABS, sealSlabBytes: IMPORT_SEAL_SLAB_BYTES };
 }
-
-/** Slabs of import's seal pool (fileImportSealing); import-export.ts keeps as many files in flight. */
-export const IMPORT_SEAL_SLABS = 64;
-const IMPORT_SEAL_SLAB_BYTES = 512 * 1024;
 
 /**
  * The seal workers of a store whose options name none: BAZIL_SEAL_WORKERS
