@@ -56,7 +56,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateDataset } from './lib/dataset.js';
-import { GNU_TIME, duBytes, ensureDebianTool, killRunning, run, sameTree, timed, warmTree } from './lib/proc.js';
+import { GNU_TIME, duBytes, ensureDebianTool, killRunning, run, sameTree, timed, warmTree, type Timed } from './lib/proc.js';
 import {
   Samples, atLeast, atMost, fmtInt, fmtMBs, fmtRatio, machineLine, renderTable, sig, type TableLine,
 } from './lib/report.js';
@@ -127,6 +127,13 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
   const scratch = join(dir, 'scratch');
   mkdirSync(scratch);
   const mbs = (sec: number): number => dataBytes / 1e6 / sec;
+  // One timed command's figures under `key` (MB/s, peak RSS, CPU per GB) and its log line.
+  const record = (key: string, label: string, t: Timed): void => {
+    s.add(key, mbs(t.seconds));
+    s.add(`${key}_rss`, t.maxRssKiB / 1024);
+    s.add(`${key}_cpu`, t.cpuSeconds / (dataBytes / 1e9));
+    log(`  round ${r}: ${label} ${t.seconds.toFixed(2)} s (${fmtMBs(mbs(t.seconds))}), ${(t.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+  };
   const home = join(dir, 'bazil-home');
   const benv = { ...process.env, BAZIL_HOME: home };
   const repo = join(dir, 'restic-repo');
@@ -139,12 +146,9 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
     const imp = await timed(process.execPath, [CLI, 'import', src, 'bench:/data', '--json'], { env: benv, scratch });
     const impJson = JSON.parse(imp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
     if (impJson.bytes !== undefined && impJson.bytes !== dataBytes) throw new Error(`bazil import reported ${impJson.bytes} bytes, dataset has ${dataBytes}`);
-    s.add('import', mbs(imp.seconds));
+    record('import', 'bazil import', imp);
     if (impJson.ms) s.add('import_inproc', dataBytes / 1e3 / impJson.ms);
-    s.add('import_rss', imp.maxRssKiB / 1024);
-    s.add('import_cpu', imp.cpuSeconds / (dataBytes / 1e9));
     s.add('repo', duBytes(home));
-    log(`  round ${r}: bazil import ${imp.seconds.toFixed(2)} s (${fmtMBs(mbs(imp.seconds))}), ${(imp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
   };
 
   // From inside SRC, so the snapshot's paths are relative.
@@ -152,11 +156,8 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
     run(restic, ['init'], renv);
     warmTree(src);
     const bak = await timed(restic, ['backup', '.'], { env: renv, cwd: src, scratch });
-    s.add('backup', mbs(bak.seconds));
-    s.add('backup_rss', bak.maxRssKiB / 1024);
-    s.add('backup_cpu', bak.cpuSeconds / (dataBytes / 1e9));
+    record('backup', 'restic backup', bak);
     s.add('restic_repo', duBytes(repo));
-    log(`  round ${r}: restic backup ${bak.seconds.toFixed(2)} s (${fmtMBs(mbs(bak.seconds))}), ${(bak.maxRssKiB / 1024).toFixed(0)} MiB peak`);
   };
 
   const bazilExport = async (): Promise<void> => {
@@ -164,11 +165,8 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
     warmTree(home);
     const exp = await timed(process.execPath, [CLI, 'export', 'bench:/data', out, '--json'], { env: benv, scratch });
     const expJson = JSON.parse(exp.stdout.trim().split('\n').pop() ?? '{}') as BazilJson;
-    s.add('export', mbs(exp.seconds));
+    record('export', 'bazil export', exp);
     if (expJson.ms) s.add('export_inproc', dataBytes / 1e3 / expJson.ms);
-    s.add('export_rss', exp.maxRssKiB / 1024);
-    s.add('export_cpu', exp.cpuSeconds / (dataBytes / 1e9));
-    log(`  round ${r}: bazil export ${exp.seconds.toFixed(2)} s (${fmtMBs(mbs(exp.seconds))}), ${(exp.maxRssKiB / 1024).toFixed(0)} MiB peak`);
     sameTree(src, out, `bazil export (round ${r})`);
     rmSync(out, { recursive: true, force: true });
   };
@@ -177,10 +175,7 @@ async function round(r: number, src: string, dataBytes: number, work: string, re
     const target = join(dir, 'restic-out');
     warmTree(repo);
     const res = await timed(restic, ['restore', 'latest', '--target', target], { env: renv, scratch });
-    s.add('restore', mbs(res.seconds));
-    s.add('restore_rss', res.maxRssKiB / 1024);
-    s.add('restore_cpu', res.cpuSeconds / (dataBytes / 1e9));
-    log(`  round ${r}: restic restore ${res.seconds.toFixed(2)} s (${fmtMBs(mbs(res.seconds))}), ${(res.maxRssKiB / 1024).toFixed(0)} MiB peak`);
+    record('restore', 'restic restore', res);
     // With `backup .` the files sit at the snapshot's root; older restics nest the absolute path.
     const restored = existsSync(join(target, src)) ? join(target, src) : target;
     sameTree(src, restored, `restic restore (round ${r})`);

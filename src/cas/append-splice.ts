@@ -16,6 +16,7 @@
 // chunks around each change and then re-synchronise with the old
 // boundaries, which needs the chunker's state at every step).
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { NODE_TYPE, type ContentStore } from './content-store.js';
 import { ManifestBuilder, extentsIn, type ExtentSpan } from './manifest.js';
@@ -96,7 +97,7 @@ export async function spliceAppend(store: ContentStore, input: AppendSpliceInput
         await writer.write(data);
       }
       fed += n;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
   };
   let tail;

@@ -18,6 +18,7 @@
 // write past the end, an old hole) become holes, never chunked bytes: a
 // write at 1 TiB into an empty file stores one chunk.
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { CHUNK_TYPE, NODE_TYPE, checkAborted, type ContentStore } from './content-store.js';
 import { loadIngestNative } from './ingest-native.js';
@@ -88,7 +89,7 @@ export async function spliceManifestAsync(store: ContentStore, input: SpliceInpu
   const steps = spliceSteps(store, input);
   for (let r = steps.next(); ; r = steps.next()) {
     if (r.done === true) return r.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTurn();
     checkAborted(signal);
   }
 }

@@ -3,6 +3,7 @@
 // volume is idle, and the exact walk that past-state views use (their
 // projections are replayed in memory and keep no aggregate tables).
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ProjectionStore } from '../projection/index.js';
 import type { VolumeReader } from './reader.js';
 
@@ -130,7 +131,7 @@ export class BackgroundSettler {
           }
           before = left;
           // Let queued writes and reads in before the next slice.
-          await new Promise((resolve) => setImmediate(resolve));
+          await nextTurn();
         }
       } catch (err) {
         // A failed slice leaves its directories dirty (reads say inexact, an exact read retries); report it and go on.

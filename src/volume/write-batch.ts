@@ -31,6 +31,7 @@
 // the sync began and finished before it ended: its create went to the log
 // with its last chunks still in memory. docs/volume.md, "The content rule".)
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ArenaSet } from '../../arena/arena-set.js';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { checkAborted, type ContentSource, type ContentStore, type WriteResult } from '../cas/content-store.js';
@@ -218,7 +219,7 @@ export class WriteBatch {
       if ('then' in item) this.appendDeferred(item, marks[i]!);
       else this.appendNow(item, marks[i]!);
       if (performance.now() - sliceStart >= FLUSH_SLICE_MS) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await nextTurn();
         sliceStart = performance.now();
       }
     }
