@@ -3,6 +3,8 @@
 // lives in program.ts; this file only wires it to the process. While the
 // home's daemon runs, the command line goes to it (forward.ts).
 
+// First: V8's settings must hold before the rest is loaded.
+import './v8-tuning.js';
 import { BazilError } from '../../errors/index.js';
 import { forwardToDaemon } from './forward.js';
 import { EXIT_FAILURE, run } from './program.js';
