@@ -37,6 +37,10 @@
 
 #include "napi-util.h"
 
+#ifdef BAZIL_HAVE_BLAKE3
+#include "blake3.h"
+#endif
+
 // OpenSSL here is the one inside the node binary, which exports its
 // symbols for addons: the addon links against nothing, so the same library
 // (and its CPU dispatch) does the work as for node:crypto.
@@ -245,6 +249,42 @@ static napi_value chunk_key_into(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#ifdef BAZIL_HAVE_BLAKE3
+// blake3KeyedInto(secret, src, start, end, dst, at): dst[at, at + 32) =
+// BLAKE3 keyed with the 32-byte secret over src[start, end): a chunk's key
+// in content format 2 (src/cas/chunk-keys.ts). BLAKE3's C code picks its
+// SSE4.1, AVX2 or AVX-512 kernel by the CPU at run time.
+static napi_value blake3_keyed_into(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "blake3KeyedInto takes 6 arguments");
+    return NULL;
+  }
+  void* secret;
+  size_t secret_length;
+  uint8_t* src;
+  uint8_t* slot;
+  int64_t start, end;
+  if (!typed_bytes(env, argv[0], napi_uint8_array, &secret, &secret_length) ||
+      !get_range(env, argv + 1, &src, &start, &end) ||
+      !get_slot(env, argv[4], argv[5], 32, &slot)) {
+    return NULL;
+  }
+  if (secret_length != BLAKE3_KEY_LEN) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "a BLAKE3 key is 32 bytes");
+    return NULL;
+  }
+  blake3_hasher hasher;
+  blake3_hasher_init_keyed(&hasher, (const uint8_t*)secret);
+  blake3_hasher_update(&hasher, src + start, (size_t)(end - start));
+  blake3_hasher_finalize(&hasher, slot, BLAKE3_OUT_LEN);
+  return NULL;
+}
+
+#endif
+
 // sealInto(key, src, start, end, out, outAt, id, idAt): out[outAt, ...) =
 // AES-256-GCM(key, zero nonce, src[start, end)) followed by its 16-byte tag;
 // id[idAt, idAt + 32) = SHA-256 of those bytes.
@@ -348,6 +388,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"chunkKeyInto", NULL, chunk_key_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sealInto", NULL, seal_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openInto", NULL, open_into, NULL, NULL, NULL, napi_enumerable, NULL},
+#ifdef BAZIL_HAVE_BLAKE3
+      {"blake3KeyedInto", NULL, blake3_keyed_into, NULL, NULL, NULL, napi_enumerable, NULL},
+#endif
   };
   NAPI_CALL(env, napi_define_properties(env, exports,
                                         sizeof properties / sizeof properties[0],

@@ -15,6 +15,10 @@ APT_PACKAGES=(
   g++
   python3
   libxxhash-dev
+  # BLAKE3's official C sources (under /usr/share/cargo/registry), compiled
+  # into the ingest addon for new volumes' chunk keys (binding.gyp,
+  # scripts/blake3-sources.mjs, docs/crypto.md "Content formats").
+  librust-blake3-dev
   # FUSE: the patched fuse-native (scripts/build-fuse.sh) builds against
   # libfuse 2 and mounts/unmounts with fusermount (docs/fuse.md).
   libfuse-dev

@@ -20,6 +20,7 @@ import type { VolumeKeys } from '../crypto/volume-keys.js';
 import { Chunker, chunkerParams, type ChunkerParams } from './chunker.js';
 import { checkObjectId, openObject, OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
 import { gearTable } from './gear.js';
+import { hmacChunkKeyer, type ChunkKeyer } from './chunk-keys.js';
 import { sealObjectQuick } from './ingest-native.js';
 import { LruCache } from './lru-cache.js';
 import { SealPool, type SealStream, type SealedSlab, type Slab } from './seal-pool.js';
@@ -107,6 +108,11 @@ function defaultSealWorkers(unset = DEFAULT_SEAL_WORKERS): number {
 
 export interface ContentStoreOptions {
   keys: Pick<VolumeKeys, 'chunkKey' | 'gearKey'>;
+  /**
+   * How chunk keys are taken: the volume's content format, under
+   * `keys.chunkKey` (chunk-keys.ts, `chunkKeyer`). Format 1 by default.
+   */
+  keyer?: ChunkKeyer;
   chunking?: Partial<ChunkerParams>;
   /** Entries per manifest node before it splits into a tree (4,096). */
   maxNodeEntries?: number;
@@ -208,6 +214,7 @@ function checkRange(offset: number, length: number): void {
 
 export class ContentStore {
   private readonly chunkKey: Buffer;
+  private readonly keyer: ChunkKeyer;
   private readonly gear: Int32Array;
   private readonly chunking: ChunkerParams;
   readonly maxNodeEntries: number;
@@ -230,6 +237,7 @@ export class ContentStore {
 
   constructor(readonly arenas: ArenaSet, options: ContentStoreOptions) {
     this.chunkKey = Buffer.from(options.keys.chunkKey);
+    this.keyer = options.keyer ?? hmacChunkKeyer(this.chunkKey);
     this.gear = gearTable(options.keys.gearKey);
     this.chunking = chunkerParams(options.chunking);
     this.maxNodeEntries = options.maxNodeEntries ?? DEFAULT_MAX_NODE_ENTRIES;
@@ -262,7 +270,7 @@ export class ContentStore {
   /** The seal workers, started on first need. */
   private sealPool(): SealPool {
     return this.pool ??= new SealPool({
-      chunkKey: this.chunkKey, gear: this.gear, chunking: this.chunking, workers: this.sealWorkers, slabs: this.sealSlabs, slabBytes: this.sealSlabBytes,
+      chunkKey: this.chunkKey, contentFormat: this.keyer.format, gear: this.gear, chunking: this.chunking, workers: this.sealWorkers, slabs: this.sealSlabs, slabBytes: this.sealSlabBytes,
     });
   }
 
@@ -309,7 +317,7 @@ export class ContentStore {
    * reference and how many bytes were appended (0 for a duplicate).
    */
   storeObject(type: ObjectType, plaintext: Uint8Array): { id: Buffer; key: Buffer; added: number } {
-    const { id, key, sealed } = sealObjectQuick(this.chunkKey, plaintext);
+    const { id, key, sealed } = sealObjectQuick(this.keyer, plaintext);
     return { id, key, added: this.appendSealed(type, id, sealed) };
   }
 
@@ -502,7 +510,7 @@ export class ContentStore {
   /**
    * Tells the seal workers the chunks of `manifest`, which is held: a
    * writer about to write much the same content (import --update of a
-   * file seen before) then finds them with one HMAC each, without sealing
+   * file seen before) then finds them with one chunk key each, without sealing
    * them again. Nothing without seal workers.
    */
   knowChunks(manifest: Manifest | null): void {

@@ -2,6 +2,7 @@
 //
 // For a plaintext P (a chunk, or an encoded manifest node):
 //   key k      = HMAC-SHA256(Kc, P)            Kc: the volume's convergence secret
+//                (content format 1; format 2 keys with BLAKE3: chunk-keys.ts)
 //   object     = AES-256-GCM(k, iv = 0^96, P) ‖ tag(16)
 //   object id  = SHA-256(object)
 // Equal plaintexts in one volume give equal objects, so they dedup; the id
@@ -39,10 +40,15 @@ function checkLength(name: string, value: Uint8Array, length: number): void {
   }
 }
 
-/** Encrypts `plaintext` convergently under the convergence secret `chunkKey`. */
+/** Encrypts `plaintext` convergently under the convergence secret `chunkKey`, its key taken as content format 1 does. */
 export function sealObject(chunkKey: Uint8Array, plaintext: Uint8Array): SealedObject {
   checkLength('a convergence secret', chunkKey, 32);
-  const key = createHmac('sha256', chunkKey).update(plaintext).digest();
+  return sealWithKey(createHmac('sha256', chunkKey).update(plaintext).digest(), plaintext);
+}
+
+/** Encrypts `plaintext` under its chunk key `key` (chunk-keys.ts: the key depends on the volume's content format). */
+export function sealWithKey(key: Buffer, plaintext: Uint8Array): SealedObject {
+  checkLength('an object key', key, OBJECT_KEY_LENGTH);
   const cipher = createCipheriv('aes-256-gcm', key, ZERO_IV);
   const sealed = Buffer.allocUnsafe(plaintext.length + TAG_LENGTH);
   // GCM is a stream mode: update() returns exactly as many bytes as it is given.

@@ -5,7 +5,8 @@
 
 import { createRequire } from 'node:module';
 import { findAddon } from '../../arena/native.js';
-import { sealObject, type SealedObject } from './convergent.js';
+import { chunkKeyOf, type ChunkKeyer } from './chunk-keys.js';
+import { sealWithKey, type SealedObject } from './convergent.js';
 
 export interface IngestBindings {
   /**
@@ -17,7 +18,7 @@ export interface IngestBindings {
   gearScan(gear: Int32Array, data: Uint8Array, from: number, end: number, length: number, state: Int32Array): number;
   /** memmove of src[start, end) to dst[at, ...): no relaxed-atomic copy when either is shared memory. RangeError past either end. */
   copyInto(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): void;
-  /** dst[at, at + 32) = HMAC-SHA256(secret, src[start, end)): a chunk's key (convergent.ts). */
+  /** dst[at, at + 32) = HMAC-SHA256(secret, src[start, end)): a chunk's key in content format 1 (chunk-keys.ts). */
   chunkKeyInto(secret: Uint8Array, src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void;
   /**
    * out[outAt, ...) = AES-256-GCM(key, zero nonce, src[start, end)) ‖ tag
@@ -33,6 +34,12 @@ export interface IngestBindings {
    * node:crypto).
    */
   openInto?(key: Uint8Array, src: Uint8Array, start: number, end: number, out: Uint8Array, outAt: number): boolean;
+  /**
+   * dst[at, at + 32) = BLAKE3 keyed with `secret` (32 bytes) over
+   * src[start, end): a chunk's key in content format 2 (chunk-keys.ts).
+   * Absent where the addon was built without BLAKE3's sources.
+   */
+  blake3KeyedInto?(secret: Uint8Array, src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void;
 }
 
 // undefined until the first attempt; null once it found no usable addon.
@@ -61,16 +68,15 @@ function load(): IngestBindings | null {
 }
 
 /**
- * convergent.ts sealObject through the addon where it is loaded: the same
- * key, object and id (tested), without the Hmac, Cipheriv and Hash objects
- * node:crypto makes per call, which cost more than the sealing itself for
- * a small file's one chunk.
+ * Seals `plaintext` as convergent.ts sealObject does, under `keyer`'s key,
+ * through the addon where it is loaded: the same object and id (tested),
+ * without the Cipheriv and Hash objects node:crypto makes per call, which
+ * cost more than the sealing itself for a small file's one chunk.
  */
-export function sealObjectQuick(chunkKey: Uint8Array, plaintext: Uint8Array): SealedObject {
+export function sealObjectQuick(keyer: ChunkKeyer, plaintext: Uint8Array): SealedObject {
+  const key = chunkKeyOf(keyer, plaintext);
   const native = loadIngestNative();
-  if (native === null || chunkKey.length !== 32) return sealObject(chunkKey, plaintext);
-  const key = Buffer.allocUnsafe(32);
-  native.chunkKeyInto(chunkKey, plaintext, 0, plaintext.length, key, 0);
+  if (native === null) return sealWithKey(key, plaintext);
   const sealed = Buffer.allocUnsafe(plaintext.length + 16);
   const id = Buffer.allocUnsafe(32);
   native.sealInto(key, plaintext, 0, plaintext.length, sealed, 0, id, 0);

@@ -10,15 +10,17 @@
 // when the worker had sealed that very chunk before, only its plaintext.
 //
 // Why the plaintext: a worker remembers the ids of chunks it sealed, by
-// chunk key (KnownChunks). The key is an HMAC of the plaintext, so a chunk
-// seen again costs one HMAC instead of HMAC, AES-GCM and SHA-256: on a
+// chunk key (KnownChunks). The key is a keyed hash of the plaintext
+// (chunk-keys.ts), so a chunk seen again costs one key instead of the key,
+// AES-GCM and SHA-256: on a
 // dataset that is half duplicates, a third of the sealing work. The writer
 // needs no object for such a chunk when it is held already; in the rare
 // case it is not (the writer that sealed it first was abandoned before
 // appending, or the object was deleted since) the writer seals it itself,
 // from the plaintext.
 
-import { createCipheriv, createHmac, hash } from 'node:crypto';
+import { createCipheriv, hash } from 'node:crypto';
+import type { ChunkKeyer } from './chunk-keys.js';
 import { Chunker } from './chunker.js';
 import { OBJECT_ID_LENGTH, OBJECT_KEY_LENGTH, TAG_LENGTH } from './convergent.js';
 import { loadIngestNative } from './ingest-native.js';
@@ -66,7 +68,7 @@ export class SlabSealer {
   private readonly known: KnownChunks;
 
   constructor(
-    private readonly chunkKey: Buffer,
+    private readonly keyer: ChunkKeyer,
     private readonly newChunker: () => Chunker,
     maxChunk: number,
     knownChunks: number,
@@ -187,13 +189,8 @@ export class SlabSealer {
   private sealOne(chunk: Uint8Array, out: Buffer, outAt: number, parts: SealedParts, input: Uint8Array): number {
     const length = chunk.length;
     const native = loadIngestNative();
-    let key: Buffer;
-    if (native === null) {
-      key = createHmac('sha256', this.chunkKey).update(chunk).digest();
-    } else {
-      key = Buffer.allocUnsafe(OBJECT_KEY_LENGTH);
-      native.chunkKeyInto(this.chunkKey, chunk, 0, length, key, 0);
-    }
+    const key = Buffer.allocUnsafe(OBJECT_KEY_LENGTH);
+    this.keyer.keyInto(chunk, 0, length, key, 0);
     parts.keys.push(key);
     const seen = this.known.get(key);
     if (seen !== undefined) {
@@ -244,7 +241,7 @@ export class SlabSealer {
     this.streams.delete(stream);
   }
 
-  /** Learns chunk key → id pairs (32 bytes each, back to back) that a writer knows to be held: those chunks then cost one HMAC. */
+  /** Learns chunk key → id pairs (32 bytes each, back to back) that a writer knows to be held: those chunks then cost one chunk key. */
   know(keys: Uint8Array, ids: Uint8Array): void {
     for (let at = 0; at + OBJECT_KEY_LENGTH <= keys.length && at + OBJECT_ID_LENGTH <= ids.length; at += OBJECT_KEY_LENGTH) {
       this.known.add(Buffer.from(keys.subarray(at, at + OBJECT_KEY_LENGTH)), Buffer.from(ids.subarray(at, at + OBJECT_ID_LENGTH)));

@@ -1,5 +1,5 @@
 // Worker threads that chunk and seal file content, so that this work (the
-// gear hash, HMAC, AES-GCM and SHA-256: nearly all the CPU time of ingest)
+// gear hash, the chunk key, AES-GCM and SHA-256: nearly all the CPU time of ingest)
 // runs beside the reading, the arena appends and the events of the main
 // thread instead of after them. docs/crypto.md has the measurements.
 //
@@ -20,6 +20,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { DEFAULT_CONTENT_FORMAT, type ContentFormat } from './chunk-keys.js';
 import type { ChunkerParams } from './chunker.js';
 import { TAG_LENGTH } from './convergent.js';
 import type { SealReply, SealRequest, SealWorkerData, SlabRead } from './seal-worker.js';
@@ -69,6 +70,8 @@ interface Slot {
 
 export interface SealPoolOptions {
   chunkKey: Uint8Array;
+  /** How chunk keys are taken (chunk-keys.ts); format 1 by default. */
+  contentFormat?: ContentFormat;
   gear: Int32Array;
   chunking: ChunkerParams;
   workers: number;
@@ -122,7 +125,7 @@ export class SealPool {
     for (let i = 0; i < workers; i++) {
       const done = new Int32Array(new SharedArrayBuffer(4));
       const workerData: SealWorkerData = {
-        chunkKey: Uint8Array.from(options.chunkKey), gear: Int32Array.from(options.gear), chunking: { ...options.chunking },
+        chunkKey: Uint8Array.from(options.chunkKey), contentFormat: options.contentFormat ?? DEFAULT_CONTENT_FORMAT, gear: Int32Array.from(options.gear), chunking: { ...options.chunking },
         done, inputs: this.inputs, outputs: this.outputs,
       };
       const worker = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData });
@@ -154,7 +157,7 @@ export class SealPool {
   /**
    * Tells every worker chunk key → id pairs (32 bytes each, back to back)
    * of objects that are held, so that those chunks, met again, cost one
-   * HMAC instead of being sealed. Cheap to get wrong: a writer appends
+   * chunk key instead of being sealed. Cheap to get wrong: a writer appends
    * nothing for a known chunk without checking that its object is held.
    */
   know(keys: Uint8Array, ids: Uint8Array): void {

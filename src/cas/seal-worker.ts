@@ -13,11 +13,14 @@
 
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { chunkKeyer, type ContentFormat } from './chunk-keys.js';
 import { Chunker, type ChunkerParams } from './chunker.js';
 import { SlabSealer } from './seal-batch.js';
 
 export interface SealWorkerData {
   chunkKey: Uint8Array;
+  /** The volume's content format: how chunk keys are taken (chunk-keys.ts). */
+  contentFormat: ContentFormat;
   gear: Int32Array;
   chunking: ChunkerParams;
   done: Int32Array;
@@ -75,7 +78,8 @@ const KNOWN_CHUNKS = 65_536;
 const data = workerData as SealWorkerData;
 const inputs = data.inputs.map((b) => new Uint8Array(b));
 const outputs = data.outputs.map((b) => new Uint8Array(b));
-const sealer = new SlabSealer(Buffer.from(data.chunkKey), () => new Chunker(data.gear, data.chunking), data.chunking.maxSize, KNOWN_CHUNKS);
+// Top-level await: without the addon, format 2's hash-wasm instance is made asynchronously, before any request is read.
+const sealer = new SlabSealer(await chunkKeyer(data.contentFormat, data.chunkKey), () => new Chunker(data.gear, data.chunking), data.chunking.maxSize, KNOWN_CHUNKS);
 const port = parentPort!;
 /**
  * Streams whose file ended before the size its writer asked for: later

@@ -81,7 +81,7 @@ export function summarize(entry: LogEntry, pathOf: (id: Uint8Array) => string | 
   };
   const mode = (m: number): string => m.toString(8).padStart(4, '0');
   switch (b.type) {
-    case 'create-volume': return `create volume${b.label === '' ? '' : ` '${b.label}'`} (root ${mode(b.mode)})`;
+    case 'create-volume': return `create volume${b.label === '' ? '' : ` '${b.label}'`} (root ${mode(b.mode)}${b.content === undefined ? '' : `, content format ${b.content}`})`;
     case 'mkdir': return `mkdir ${inDir(b.parent, b.name)}`;
     case 'create': return `create ${inDir(b.parent, b.name)}${b.size === undefined ? '' : ` (${b.size} bytes)`}`;
     case 'symlink': return `symlink ${inDir(b.parent, b.name)} -> ${b.target}`;

@@ -16,6 +16,7 @@ import type { FileSystem } from '../../arena/file-system.js';
 import { nodeFileSystem } from '../../arena/node-fs.js';
 import { BazilError, ErrorCodes, ioError } from '../../errors/index.js';
 import { openArenaSet } from '../../migrations/index.js';
+import { DEFAULT_CONTENT_FORMAT, NEW_VOLUME_CONTENT_FORMAT, type ContentFormat } from '../cas/content-format.js';
 import { deriveVolumeKeys, SECRET_LENGTH, VOLUME_ID_LENGTH, type VolumeKeys } from '../crypto/volume-keys.js';
 import { LOG_KIND, LogStore } from '../log/stream.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -69,8 +70,10 @@ function exclusive<T>(home: Home, work: () => Promise<T>): Promise<T> {
  * otherwise): a random id and secret, and a log whose first event is
  * create-volume, labelled with the name (encrypted, like every body).
  * `now` is the caller's clock: the creation time and the event's clock.
+ * `contentFormat`: how its chunk keys are taken (src/cas/content-format.ts);
+ * the newest by default.
  */
-export async function createVolume(home: Home, name: string, options: { now?: Date } = {}): Promise<VolumeEntry> {
+export async function createVolume(home: Home, name: string, options: { now?: Date; contentFormat?: ContentFormat } = {}): Promise<VolumeEntry> {
   checkVolumeName(name);
   return await exclusive(home, async () => {
     const entries = await settledIndex(home);
@@ -90,7 +93,10 @@ export async function createVolume(home: Home, name: string, options: { now?: Da
     try {
       const log = LogStore.open({ arenas, volume: id, eventKey: keys.eventKey, signer: home.signer });
       log.append(
-        { type: 'create-volume', label: name, mode: ROOT_MODE, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+        {
+          type: 'create-volume', label: name, mode: ROOT_MODE, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0,
+          content: options.contentFormat ?? NEW_VOLUME_CONTENT_FORMAT,
+        },
         { wallMs: now.getTime() },
       );
       await log.sync();
@@ -169,6 +175,24 @@ export function openVolumeByName(home: Home, name: string, options: OpenVolumeOp
     open.set(entry.id, volume);
     return volume;
   });
+}
+
+/**
+ * The content format the volume's create-volume event names: the first
+ * event of the log in merge order. Format 1 where it names none (created
+ * before formats were named) and where that event cannot be read (a log
+ * whose first record was damaged has no root either; new content then
+ * only misses dedup against the old, nothing is lost).
+ */
+export function contentFormatOf(log: LogStore): ContentFormat {
+  try {
+    const first = log.merged().next();
+    if (first.done === true) return DEFAULT_CONTENT_FORMAT;
+    const body = log.open(first.value).body;
+    return body.type === 'create-volume' ? body.content ?? DEFAULT_CONTENT_FORMAT : DEFAULT_CONTENT_FORMAT;
+  } catch {
+    return DEFAULT_CONTENT_FORMAT;
+  }
 }
 
 function volumeDir(home: Home, idHex: string): string {

@@ -21,6 +21,7 @@
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import { decodeCanonical, encodeCanonical, type DecodedValue, type EncodableValue } from './canonical-cbor.js';
 import { textProblem, type TextRule } from './names.js';
+import { isContentFormat, type ContentFormat } from '../cas/content-format.js';
 
 /** An event id (SHA-256 of its signed part): also the id of the inode it created. */
 export type EventId = Uint8Array;
@@ -36,7 +37,8 @@ export const MAX_STORES = 64;
 /** An explicit time in ns since the epoch, 'now' for the event's own clock, or null to leave it alone. */
 export type TimeSpec = bigint | 'now' | null;
 
-export interface CreateVolumeEvent { type: 'create-volume'; label: string; mode: number; uid: number; gid: number }
+/** `content`: the volume's content format (src/cas/content-format.ts); absent in volumes created before formats were named: format 1. */
+export interface CreateVolumeEvent { type: 'create-volume'; label: string; mode: number; uid: number; gid: number; content?: ContentFormat }
 export interface MkdirEvent { type: 'mkdir'; parent: EventId; name: string; mode: number; uid: number; gid: number; mtime?: bigint }
 /**
  * A new regular file; with `size` and `manifest` it is born with its content
@@ -86,7 +88,7 @@ export type EventType = EventBody['type'];
 
 type FieldKind =
   | 'id' | 'mode' | 'uint32' | 'uint32-or-null' | 'size' | 'time' | 'time-spec'
-  | 'xattr-value' | 'manifest' | 'node-kind' | 'stores' | TextRule;
+  | 'xattr-value' | 'manifest' | 'node-kind' | 'stores' | 'content-format' | TextRule;
 
 interface FieldSpec {
   name: string;
@@ -103,7 +105,10 @@ const nodeAttrs = [
 ] as const;
 
 const SCHEMAS: Schemas = {
-  'create-volume': [{ name: 'label', kind: 'label' }, { name: 'mode', kind: 'mode' }, { name: 'uid', kind: 'uint32' }, { name: 'gid', kind: 'uint32' }],
+  'create-volume': [
+    { name: 'label', kind: 'label' }, { name: 'mode', kind: 'mode' }, { name: 'uid', kind: 'uint32' }, { name: 'gid', kind: 'uint32' },
+    { name: 'content', kind: 'content-format', optional: true },
+  ],
   mkdir: [{ name: 'parent', kind: 'id' }, { name: 'name', kind: 'name' }, ...nodeAttrs],
   create: [
     { name: 'parent', kind: 'id' }, { name: 'name', kind: 'name' }, ...nodeAttrs,
@@ -170,6 +175,8 @@ function fieldProblem(kind: FieldKind, value: unknown): string | Omit<Problem, '
       return value === null || (value instanceof Uint8Array && value.length > 0 && value.length <= MANIFEST_MAX_BYTES) ? null : `is neither null nor a byte string of 1..${MANIFEST_MAX_BYTES} bytes`;
     case 'node-kind':
       return value === 'fifo' || value === 'socket' ? null : "is neither 'fifo' nor 'socket'";
+    case 'content-format':
+      return isContentFormat(typeof value === 'bigint' ? Number(value) : value) ? null : 'is not a content format (1 or 2)';
     case 'stores': {
       if (!Array.isArray(value) || value.length > MAX_STORES) return `is not an array of at most ${MAX_STORES} store names`;
       for (let i = 0; i < value.length; i++) {
@@ -280,7 +287,7 @@ export function decodeBody(bytes: Uint8Array): EventBody {
 /** Decoded integers come back as the CBOR reader's numbers or bigints; the API types fix one of them. */
 function toApi(kind: FieldKind, v: DecodedValue): unknown {
   if (kind === 'time' || (kind === 'time-spec' && v !== null && v !== 'now')) return BigInt(v as number | bigint);
-  if (kind === 'mode' || kind === 'uint32' || kind === 'size' || (kind === 'uint32-or-null' && v !== null)) return Number(v);
+  if (kind === 'mode' || kind === 'uint32' || kind === 'size' || kind === 'content-format' || (kind === 'uint32-or-null' && v !== null)) return Number(v);
   return v;
 }
 

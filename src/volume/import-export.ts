@@ -423,7 +423,7 @@ class Importer {
     const bytes = Number(st.size);
     await this.room(bytes);
     // A file seen before is mostly the same chunks: the seal workers learn
-    // them from its manifest and find them with one HMAC each.
+    // them from its manifest and find them with one chunk key each.
     if (kept !== null) {
       const { manifest, content } = this.updater!.sealedContent(kept);
       content.knowChunks(manifest);

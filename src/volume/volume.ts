@@ -11,10 +11,11 @@
 import { statfs as fsStatfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
+import { chunkKeyer } from '../cas/chunk-keys.js';
 import { checkAborted, ContentStore, type ContentSource } from '../cas/content-store.js';
 import { encodeManifest, type Manifest } from '../cas/manifest.js';
 import { openHome, type Home } from '../home/home.js';
-import { openVolumeByName, type OpenVolume, type OpenVolumeOptions } from '../home/volumes.js';
+import { contentFormatOf, openVolumeByName, type OpenVolume, type OpenVolumeOptions } from '../home/volumes.js';
 import type { EventBody, TimeSpec } from '../log/event.js';
 import type { LogStore } from '../log/stream.js';
 import { NAME_MAX_BYTES } from '../log/names.js';
@@ -148,7 +149,10 @@ export class Volume extends VolumeReader {
       const opened = await openProjection(join(open.dir, PROJECTION_DIR), open.log, name, new ProjectionCipher(open.keys.projectionKey));
       projection = opened.store;
       const projector = opened.projector;
-      return new Volume(home, open, projection, projector, new ContentStore(open.arenas, { keys: open.keys, sealWorkers: options.sealWorkers, sealSlabs: options.sealSlabs, sealSlabBytes: options.sealSlabBytes }));
+      // Chunk keys as the volume's create-volume event says (src/cas/chunk-keys.ts).
+      const keyer = await chunkKeyer(contentFormatOf(open.log), open.keys.chunkKey);
+      const content = new ContentStore(open.arenas, { keys: open.keys, keyer, sealWorkers: options.sealWorkers, sealSlabs: options.sealSlabs, sealSlabBytes: options.sealSlabBytes });
+      return new Volume(home, open, projection, projector, content);
     } catch (err) {
       await projection?.close();
       await open?.close();

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { closeSync, openSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { ContentStore, CHUNK_TYPE, CONTENT_KIND, LocalFileSource } from '../../src/cas/content-store.js';
+import { hmacChunkKeyer } from '../../src/cas/chunk-keys.js';
 import { sealObject } from '../../src/cas/convergent.js';
 import type { Manifest } from '../../src/cas/manifest.js';
 import { ErrorCodes, isBazilError, type ErrorCode } from '../../errors/index.js';
@@ -394,7 +395,7 @@ test('a slab sealer told chunk key → id pairs returns those chunks as known (p
   const params = chunkerParams(SMALL_CHUNKS);
   const gear = gearTable(keys.gearKey);
   const data = randomData(64 * 1024, 13);
-  const sealerOf = (): InstanceType<typeof SlabSealer> => new SlabSealer(Buffer.from(keys.chunkKey), () => new Chunker(gear, params), params.maxSize, 1000);
+  const sealerOf = (): InstanceType<typeof SlabSealer> => new SlabSealer(hmacChunkKeyer(keys.chunkKey), () => new Chunker(gear, params), params.maxSize, 1000);
   const output = new Uint8Array(2 * data.length);
   const sealed = sealerOf().run(0, data, true, output);
   assert.ok(sealed.fresh.every((f) => f === 1));

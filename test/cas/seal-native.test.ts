@@ -3,6 +3,7 @@
 // and bad arguments refused instead of writing past a buffer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { hmacChunkKeyer } from '../../src/cas/chunk-keys.js';
 import { Chunker, chunkerParams } from '../../src/cas/chunker.js';
 import { openObject, sealObject } from '../../src/cas/convergent.js';
 import { gearTable } from '../../src/cas/gear.js';
@@ -27,7 +28,7 @@ test('chunkKeyInto and sealInto give the bytes of sealObject, in shared memory t
     assert.ok(sealed.equals(expected.sealed), `object of ${length} bytes`);
     assert.ok(id.equals(expected.id), `id of ${length} bytes`);
     assert.ok(openObject(sealed, expected.key, { verifyId: id }).equals(plaintext));
-    const quick = sealObjectQuick(chunkKey, plaintext);
+    const quick = sealObjectQuick(hmacChunkKeyer(chunkKey), plaintext);
     assert.ok(quick.key.equals(expected.key) && quick.sealed.equals(expected.sealed) && quick.id.equals(expected.id), `sealObjectQuick, ${length} bytes`);
   }
 });
@@ -42,7 +43,7 @@ test('a slab sealed with the addon equals one sealed by node:crypto', { skip: na
     // The sealer asks for the addon on every slab; the chunker once, at its creation.
     process.env['BAZIL_NO_NATIVE'] = useNative ? '0' : '1';
     try {
-      const sealer = new SlabSealer(Buffer.from(keys.chunkKey), () => new Chunker(gear, params), params.maxSize, 100);
+      const sealer = new SlabSealer(hmacChunkKeyer(keys.chunkKey), () => new Chunker(gear, params), params.maxSize, 100);
       const r = sealer.run(0, data, true, new Uint8Array(new SharedArrayBuffer(2 * data.length)));
       return { ...r, output: Buffer.from(r.output) };
     } finally {

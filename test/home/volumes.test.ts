@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCodes, isBazilError } from '../../errors/index.js';
 import { deriveVolumeKeys } from '../../src/crypto/volume-keys.js';
 import { initHome, openHome, type Home } from '../../src/home/home.js';
 import { VOLUME_INDEX_FILE } from '../../src/home/volume-index.js';
-import { createVolume, listVolumes, openVolumeByName, SECRET_FILE, VOLUME_FILE } from '../../src/home/volumes.js';
+import { contentFormatOf, createVolume, listVolumes, openVolumeByName, SECRET_FILE, VOLUME_FILE } from '../../src/home/volumes.js';
+import { chunkKeyer, chunkKeyOf } from '../../src/cas/chunk-keys.js';
+import { Volume } from '../../src/volume/volume.js';
 import { openBody } from '../../src/log/codec.js';
 import { withHomeDir } from './helpers.js';
 
@@ -91,6 +94,36 @@ test('the create-volume event verifies and its body decrypts with the keys deriv
       assert.equal(event.seq, 1n);
     } finally {
       await v.close();
+    }
+  });
+});
+
+test('a new volume names content format 2 in its create-volume event; one made as format 1 keeps HMAC chunk keys', async () => {
+  await withHome(async (home, dir) => {
+    const data = randomBytes(300_000);
+    for (const [name, format] of [['new', 2], ['old', 1]] as const) {
+      const entry = await createVolume(home, name, format === 2 ? {} : { contentFormat: format });
+      const v = await openVolumeByName(home, name);
+      try {
+        const event = v.log.open([...v.log.read(home.peerId)][0]!);
+        assert.equal(event.body.type === 'create-volume' && event.body.content, format);
+        assert.equal(contentFormatOf(v.log), format);
+      } finally {
+        await v.close();
+      }
+      // Written through the volume, the first chunk's key is the format's PRF of its plaintext.
+      const volume = await Volume.open(dir, name, { home, sealWorkers: 0 });
+      try {
+        await volume.writeFile('/f', data);
+        const first = volume.sealedContent(await volume.stat('/f')).manifest!.entries[0]!;
+        assert.equal(first.kind, 'chunk');
+        const secret = deriveVolumeKeys(await readFile(join(dir, 'volumes', entry.id, SECRET_FILE)), Buffer.from(entry.id, 'hex')).chunkKey;
+        const expected = chunkKeyOf(await chunkKeyer(format, secret), data.subarray(0, first.length));
+        assert.ok(first.kind === 'chunk' && first.key.equals(expected), `format ${format}: the chunk's key`);
+        assert.ok((await volume.readFile('/f')).equals(data));
+      } finally {
+        await volume.close();
+      }
     }
   });
 });

@@ -50,6 +50,8 @@ test('invalid bodies are refused before encoding', () => {
     [{ type: 'mkdir', parent: id, name: 'a', mode: 0, uid: -1, gid: 0 }, ErrorCodes.BAD_ARGUMENT],
     [{ type: 'mkdir', parent: id, name: 'a', mode: 0, uid: 0, gid: 0, extra: 1 }, ErrorCodes.BAD_ARGUMENT],
     [{ type: 'create', parent: id, name: 'a', mode: 0, uid: 0, gid: 0, mtime: 1n << 63n }, ErrorCodes.BAD_ARGUMENT],
+    [{ type: 'create-volume', label: 'v', mode: 0o755, uid: 0, gid: 0, content: 3 }, ErrorCodes.BAD_ARGUMENT],
+    [{ type: 'create-volume', label: 'v', mode: 0o755, uid: 0, gid: 0, content: '2' }, ErrorCodes.BAD_ARGUMENT],
     [{ type: 'truncate', inode: id, size: 1.5 }, ErrorCodes.BAD_ARGUMENT],
     [{ type: 'truncate', inode: id, size: Number.MAX_SAFE_INTEGER + 1 }, ErrorCodes.BAD_ARGUMENT],
     [{ type: 'set-content', inode: id, size: 1, manifest: Buffer.alloc(0) }, ErrorCodes.BAD_ARGUMENT],

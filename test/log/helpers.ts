@@ -35,6 +35,7 @@ export function sampleBodies(): EventBody[] {
   return [
     { type: 'create-volume', label: 'Photos ☀', mode: 0o755, uid: 1000, gid: 1000 },
     { type: 'create-volume', label: '', mode: 0, uid: 0, gid: 0 },
+    { type: 'create-volume', label: 'new', mode: 0o755, uid: 0, gid: 0, content: 2 },
     { type: 'mkdir', parent: A, name: 'dir', mode: 0o750, uid: 0xffff_ffff, gid: 0 },
     { type: 'mkdir', parent: A, name: 'é'.repeat(127), mode: 0o7777, uid: 1, gid: 2, mtime: 1_700_000_000_123_456_789n },
     { type: 'create', parent: B, name: 'file.txt', mode: 0o644, uid: 1000, gid: 100 },
@@ -84,7 +85,10 @@ const withMtime = <T extends object>(a: fc.Arbitrary<T>): fc.Arbitrary<T & { mti
 /** Any valid body (as a plain object: fast-check's records may lack a prototype, which deepEqual notices). */
 export function arbBody(): fc.Arbitrary<EventBody> {
   return fc.oneof<fc.Arbitrary<EventBody>[]>(
-    fc.record({ type: fc.constant('create-volume' as const), label: text('label', 20), mode: mode(), uid: u32(), gid: u32() }),
+    fc.record(
+      { type: fc.constant('create-volume' as const), label: text('label', 20), mode: mode(), uid: u32(), gid: u32(), content: fc.constantFrom(1 as const, 2 as const) },
+      { requiredKeys: ['type', 'label', 'mode', 'uid', 'gid'] },
+    ),
     withMtime(fc.record({ type: fc.constant('mkdir' as const), parent: id(), name: name(), mode: mode(), uid: u32(), gid: u32() })),
     withMtime(fc.record({ type: fc.constant('create' as const), parent: id(), name: name(), mode: mode(), uid: u32(), gid: u32() })),
     fc.record({ type: fc.constant('set-content' as const), inode: id(), size: size(), manifest: fc.option(fc.uint8Array({ minLength: 1, maxLength: 200 }).map((b) => Buffer.from(b)), { nil: null }) }),
