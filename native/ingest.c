@@ -220,26 +220,34 @@ static bool crypto_failed(napi_env env) {
   return false;
 }
 
-// chunkKeyInto(secret, src, start, end, dst, at): dst[at, at + 32) =
-// HMAC-SHA256(secret, src[start, end)).
-static napi_value chunk_key_into(napi_env env, napi_callback_info info) {
+// The arguments (secret, src, start, end, dst, at) of chunkKeyInto and
+// blake3KeyedInto, checked: a range of src, and 32 bytes of dst from `at`.
+static bool get_key_args(napi_env env, napi_callback_info info, const char* usage, void** secret, size_t* secret_length,
+                         uint8_t** src, int64_t* start, int64_t* end, uint8_t** slot) {
   size_t argc = 6;
   napi_value argv[6];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "chunkKeyInto takes 6 arguments");
-    return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_last_napi_error(env);
+    return false;
   }
+  if (argc < 6) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
+    return false;
+  }
+  return typed_bytes(env, argv[0], napi_uint8_array, secret, secret_length) &&
+         get_range(env, argv + 1, src, start, end) &&
+         get_slot(env, argv[4], argv[5], 32, slot);
+}
+
+// chunkKeyInto(secret, src, start, end, dst, at): dst[at, at + 32) =
+// HMAC-SHA256(secret, src[start, end)): a chunk's key in content format 1.
+static napi_value chunk_key_into(napi_env env, napi_callback_info info) {
   void* secret;
   size_t secret_length;
   uint8_t* src;
   uint8_t* slot;
   int64_t start, end;
-  if (!typed_bytes(env, argv[0], napi_uint8_array, &secret, &secret_length) ||
-      !get_range(env, argv + 1, &src, &start, &end) ||
-      !get_slot(env, argv[4], argv[5], 32, &slot)) {
-    return NULL;
-  }
+  if (!get_key_args(env, info, "chunkKeyInto takes 6 arguments", &secret, &secret_length, &src, &start, &end, &slot)) return NULL;
   unsigned int out_length = 0;
   if (end - start > INT32_MAX ||
       HMAC(EVP_sha256(), secret, (int)secret_length, src + start, (size_t)(end - start), slot, &out_length) == NULL ||
@@ -255,23 +263,12 @@ static napi_value chunk_key_into(napi_env env, napi_callback_info info) {
 // in content format 2 (src/cas/chunk-keys.ts). BLAKE3's C code picks its
 // SSE4.1, AVX2 or AVX-512 kernel by the CPU at run time.
 static napi_value blake3_keyed_into(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "blake3KeyedInto takes 6 arguments");
-    return NULL;
-  }
   void* secret;
   size_t secret_length;
   uint8_t* src;
   uint8_t* slot;
   int64_t start, end;
-  if (!typed_bytes(env, argv[0], napi_uint8_array, &secret, &secret_length) ||
-      !get_range(env, argv + 1, &src, &start, &end) ||
-      !get_slot(env, argv[4], argv[5], 32, &slot)) {
-    return NULL;
-  }
+  if (!get_key_args(env, info, "blake3KeyedInto takes 6 arguments", &secret, &secret_length, &src, &start, &end, &slot)) return NULL;
   if (secret_length != BLAKE3_KEY_LEN) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "a BLAKE3 key is 32 bytes");
     return NULL;

@@ -5,7 +5,7 @@
 
 import { createRequire } from 'node:module';
 import { findAddon } from '../../arena/native.js';
-import { chunkKeyOf, type ChunkKeyer } from './chunk-keys.js';
+import type { ChunkKeyer } from './chunk-keys.js';
 import { sealWithKey, type SealedObject } from './convergent.js';
 
 export interface IngestBindings {
@@ -74,7 +74,8 @@ function load(): IngestBindings | null {
  * cost more than the sealing itself for a small file's one chunk.
  */
 export function sealObjectQuick(keyer: ChunkKeyer, plaintext: Uint8Array): SealedObject {
-  const key = chunkKeyOf(keyer, plaintext);
+  const key = Buffer.allocUnsafe(32);
+  keyer.keyInto(plaintext, 0, plaintext.length, key, 0);
   const native = loadIngestNative();
   if (native === null) return sealWithKey(key, plaintext);
   const sealed = Buffer.allocUnsafe(plaintext.length + 16);
