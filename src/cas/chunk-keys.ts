@@ -18,7 +18,6 @@
 // through the addon or node:crypto. Same bytes either way (tested).
 
 import { createHmac } from 'node:crypto';
-import { createBLAKE3 } from 'hash-wasm';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { ContentFormat } from './content-format.js';
 import { loadIngestNative } from './ingest-native.js';
@@ -72,6 +71,8 @@ export async function chunkKeyer(format: ContentFormat, secret: Uint8Array): Pro
   if (native !== null && keyedInto !== undefined) {
     return { format: 2, keyInto: (src, start, end, dst, at) => keyedInto.call(native, key, src, start, end, dst, at) };
   }
+  // Loaded only here: hash-wasm's module (every algorithm's wasm inline) costs each thread that loads it.
+  const { createBLAKE3 } = await import('hash-wasm');
   const hasher = await createBLAKE3(256, key);
   return {
     format: 2,
