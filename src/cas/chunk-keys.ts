@@ -22,8 +22,6 @@ import { BazilError, ErrorCodes } from '../../errors/index.js';
 import type { ContentFormat } from './content-format.js';
 import { loadIngestNative } from './ingest-native.js';
 
-export { DEFAULT_CONTENT_FORMAT, NEW_VOLUME_CONTENT_FORMAT, isContentFormat, type ContentFormat } from './content-format.js';
-
 const KEY_LENGTH = 32;
 
 export interface ChunkKeyer {

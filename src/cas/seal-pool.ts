@@ -20,7 +20,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { BazilError, ErrorCodes } from '../../errors/index.js';
-import { DEFAULT_CONTENT_FORMAT, type ContentFormat } from './chunk-keys.js';
+import { DEFAULT_CONTENT_FORMAT, type ContentFormat } from './content-format.js';
 import type { ChunkerParams } from './chunker.js';
 import { TAG_LENGTH } from './convergent.js';
 import type { SealReply, SealRequest, SealWorkerData, SlabRead } from './seal-worker.js';

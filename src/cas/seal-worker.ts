@@ -13,7 +13,8 @@
 
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { chunkKeyer, type ContentFormat } from './chunk-keys.js';
+import { chunkKeyer } from './chunk-keys.js';
+import type { ContentFormat } from './content-format.js';
 import { Chunker, type ChunkerParams } from './chunker.js';
 import { SlabSealer } from './seal-batch.js';
 
